@@ -1,0 +1,159 @@
+"""Shared fixtures: the real server as a subprocess on free loopback ports, and real audio.
+
+Every test that transcribes runs the real model from its PyPI pack; nothing here is mocked.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+AUDIO_DIR = Path(os.environ.get("WHISPER_TEST_AUDIO", REPO.parent / "shared" / "audio"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Clip:
+    path: Path
+    language: str
+    duration: float
+    reference: str
+
+
+def load_manifest() -> list[Clip]:
+    manifest = AUDIO_DIR / "MANIFEST.tsv"
+    if not manifest.exists():
+        return []
+    with open(manifest, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    return [
+        Clip(AUDIO_DIR / r["relpath"], r["language"], float(r["duration_seconds"]),
+             r["reference_text"])
+        for r in rows
+    ]
+
+
+def clip(relpath: str) -> Path:
+    path = AUDIO_DIR / relpath
+    if not path.exists():
+        pytest.skip(f"test audio {path} is missing")
+    return path
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words without punctuation, for comparing transcripts."""
+    cleaned = "".join(c.lower() if c.isalnum() or c.isspace() else " " for c in text)
+    return cleaned.split()
+
+
+@dataclass
+class ServerProcess:
+    """``python -m wyoming_whisper`` running on loopback; stop() sends SIGTERM."""
+
+    args: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    wyoming_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, log_dir: Path, wait: bool = True, timeout: float = 120.0) -> ServerProcess:
+        self.log_path = log_dir / f"server-{self.port}.log"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        cmd = [
+            sys.executable, "-m", "wyoming_whisper", "--host", "127.0.0.1",
+            "--port", str(self.port), "--wyoming-port", str(self.wyoming_port), *self.args,
+        ]
+        self.proc = subprocess.Popen(
+            cmd, env=env, stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT
+        )
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def health(self) -> dict:
+        with urllib.request.urlopen(self.url + "/health", timeout=5) as resp:
+            return json.loads(resp.read())
+
+    def wait_ready(self, timeout: float = 120.0, *, loaded: bool = True) -> dict:
+        """Wait until /health answers (and, with ``loaded``, every model is loaded)."""
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited {self.proc.returncode}:\n{self.log()}")
+            try:
+                status = self.health()
+                if not loaded or all(m["state"] == "loaded" for m in status["models"]):
+                    return status
+            except OSError as err:
+                last = err
+            time.sleep(0.1)
+        raise TimeoutError(f"server not ready: {last}\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="session")
+def server(log_dir: Path) -> Iterator[ServerProcess]:
+    """One shared server: tiny.en (default) and base, preloaded, zeroconf off."""
+    srv = ServerProcess(["-m", "tiny.en", "-m", "base", "--preload", "--no-zeroconf"])
+    srv.start(log_dir)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def start_server(log_dir: Path) -> Iterator:
+    """Factory for a private server with its own flags; stopped after the test."""
+    started: list[ServerProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, wait: bool = True) -> ServerProcess:
+        srv = ServerProcess(list(args), env=env or {})
+        started.append(srv)
+        return srv.start(log_dir, wait=wait)
+
+    yield start
+    for srv in started:
+        if srv.proc and srv.proc.poll() is None:
+            srv.stop()

@@ -1,0 +1,124 @@
+"""Any audio in, 16 kHz mono float32 out: raw PCM of any rate/width/channels, or any container.
+
+Containers are decoded with PyAV (FFmpeg's libraries, already a faster-whisper dependency), so no
+ffmpeg process is spawned and nothing is left behind. All functions here block: the engine calls
+them from its worker pool.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .backends.base import SAMPLE_RATE
+from .errors import BadAudio
+
+_PCM_DTYPES = {1: np.uint8, 2: np.int16, 4: np.int32}
+
+
+def pcm_to_float(data: bytes, width: int, channels: int) -> np.ndarray:
+    """Little-endian PCM bytes (whole frames) -> mono float32 in [-1, 1]."""
+    if width == 3:
+        raw = np.frombuffer(data, dtype=np.uint8).reshape(-1, 3)
+        wide = (
+            raw[:, 0].astype(np.int32)
+            | (raw[:, 1].astype(np.int32) << 8)
+            | (raw[:, 2].astype(np.int32) << 16)
+        )
+        samples = ((wide << 8) >> 8).astype(np.float32) / float(1 << 23)
+    else:
+        dtype = _PCM_DTYPES[width]
+        ints = np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<"))
+        if width == 1:
+            samples = (ints.astype(np.float32) - 128.0) / 128.0
+        else:
+            samples = ints.astype(np.float32) / float(1 << (8 * width - 1))
+    if channels > 1:
+        samples = samples.reshape(-1, channels).mean(axis=1, dtype=np.float32)
+    return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def float_to_pcm16(samples: np.ndarray) -> bytes:
+    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+class PcmConverter:
+    """Streams raw PCM of one format into 16 kHz mono float32, chunk by chunk.
+
+    Keeps a partial frame between chunks and the resampler's state, so chunk boundaries change
+    nothing in the output.
+    """
+
+    def __init__(self, rate: int, width: int, channels: int) -> None:
+        if not 1000 <= rate <= 384000:
+            raise BadAudio(f"unsupported sample rate {rate}")
+        if width not in (1, 2, 3, 4):
+            raise BadAudio(f"unsupported sample width {width} (use 1, 2, 3 or 4 bytes)")
+        if not 1 <= channels <= 32:
+            raise BadAudio(f"unsupported channel count {channels}")
+        self.rate, self.width, self.channels = rate, width, channels
+        self._frame = width * channels
+        self._rest = b""
+        self._resampler = None
+        if rate != SAMPLE_RATE:
+            import av
+
+            self._resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        self._pts = 0
+
+    def feed(self, data: bytes) -> np.ndarray:
+        data = self._rest + data
+        usable = len(data) - len(data) % self._frame
+        self._rest = data[usable:]
+        if not usable:
+            return np.zeros(0, dtype=np.float32)
+        return self._resample(pcm_to_float(data[:usable], self.width, self.channels))
+
+    def flush(self) -> np.ndarray:
+        """The resampler's tail; call once at the end of the stream."""
+        if self._resampler is None:
+            return np.zeros(0, dtype=np.float32)
+        return _frames_to_array(self._resampler.resample(None))
+
+    def _resample(self, mono: np.ndarray) -> np.ndarray:
+        if self._resampler is None:
+            return mono
+        import av
+
+        frame = av.AudioFrame.from_ndarray(mono.reshape(1, -1), format="flt", layout="mono")
+        frame.sample_rate = self.rate
+        frame.pts = self._pts
+        self._pts += mono.shape[0]
+        return _frames_to_array(self._resampler.resample(frame))
+
+
+def _frames_to_array(frames: list) -> np.ndarray:
+    if not frames:
+        return np.zeros(0, dtype=np.float32)
+    return np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(np.float32)
+
+
+def convert_pcm(data: bytes, rate: int, width: int, channels: int) -> np.ndarray:
+    """A whole PCM buffer -> 16 kHz mono float32."""
+    conv = PcmConverter(rate, width, channels)
+    head = conv.feed(data)
+    return np.concatenate([head, conv.flush()])
+
+
+def decode_file(path: str) -> np.ndarray:
+    """Decode any container FFmpeg reads into 16 kHz mono float32; BadAudio if it cannot."""
+    import av
+
+    try:
+        from faster_whisper.audio import decode_audio
+
+        audio = decode_audio(path, sampling_rate=SAMPLE_RATE)
+    except (av.error.FFmpegError, ValueError, IndexError, StopIteration, OSError) as err:
+        raise BadAudio(f"could not decode the audio file: {_describe(err)}", param="file") from err
+    if not isinstance(audio, np.ndarray) or audio.size == 0:
+        raise BadAudio("the audio file holds no audio samples", param="file")
+    return audio.astype(np.float32, copy=False)
+
+
+def _describe(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else err.__class__.__name__

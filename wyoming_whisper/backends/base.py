@@ -1,0 +1,130 @@
+"""The backend interface and the plain result types every front door formats at its edge.
+
+Backends never import aiohttp or wyoming; front doors never import a backend.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+# Whisper's temperature fallback schedule, as in the reference implementation and faster-whisper.
+FALLBACK_TEMPERATURES: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+@dataclass(frozen=True)
+class Word:
+    word: str
+    start: float
+    end: float
+    probability: float = 0.0
+
+
+@dataclass(frozen=True)
+class Segment:
+    id: int
+    seek: int
+    start: float
+    end: float
+    text: str
+    tokens: tuple[int, ...] = ()
+    temperature: float = 0.0
+    avg_logprob: float = 0.0
+    compression_ratio: float = 0.0
+    no_speech_prob: float = 0.0
+    words: tuple[Word, ...] = ()
+
+
+@dataclass(frozen=True)
+class Result:
+    """A finished transcription: the text is the segments' texts joined and stripped."""
+
+    text: str
+    language: str
+    duration: float
+    segments: tuple[Segment, ...] = ()
+    language_probability: float = 0.0
+    task: Literal["transcribe", "translate"] = "transcribe"
+
+    @property
+    def words(self) -> list[Word]:
+        return [w for s in self.segments for w in s.words]
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    """What a client may ask of one decode; defaults match faster-whisper's own."""
+
+    language: str | None = None
+    task: Literal["transcribe", "translate"] = "transcribe"
+    initial_prompt: str | None = None
+    hotwords: tuple[str, ...] = ()  # phrases to bias towards, most important first
+    temperature: tuple[float, ...] = FALLBACK_TEMPERATURES
+    beam_size: int = 5
+    word_timestamps: bool = False
+    vad_filter: bool = False
+    condition_on_previous_text: bool = True
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    word_timestamps: bool = True
+    translation: bool = True
+    hotwords: bool = True
+
+
+OnSegment = Callable[[Segment], None]
+
+
+@dataclass
+class CancelToken:
+    """Set by the engine when the client is gone; a backend checks it between segments."""
+
+    event: threading.Event = field(default_factory=threading.Event)
+
+    def cancel(self) -> None:
+        self.event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.event.is_set()
+
+
+class LoadedModel(Protocol):
+    """A model in memory. ``transcribe`` blocks and is only ever called from the worker pool."""
+
+    @property
+    def is_multilingual(self) -> bool: ...
+
+    @property
+    def languages(self) -> list[str]: ...
+
+    def transcribe(
+        self,
+        audio: np.ndarray,
+        options: TranscribeOptions,
+        on_segment: OnSegment | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Result:
+        """Decode 16 kHz mono float32 audio; call ``on_segment`` as each segment is final."""
+        ...
+
+    def unload(self) -> None:
+        """Free the model's memory (host and device)."""
+        ...
+
+
+class Backend(Protocol):
+    """Loads models of one kind (faster-whisper, mlx)."""
+
+    name: str
+    capabilities: Capabilities
+
+    def load(self, model_path: str) -> LoadedModel:
+        """Load a resolved model (a directory or a repository id); blocks, runs in a thread."""
+        ...

@@ -1,0 +1,155 @@
+"""faster-whisper (CTranslate2) backend, on CPU or CUDA."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import logging
+import sys
+from typing import Any
+
+import numpy as np
+
+from .base import (
+    CancelToken,
+    Capabilities,
+    OnSegment,
+    Result,
+    Segment,
+    TranscribeOptions,
+    Word,
+)
+
+_LOGGER = logging.getLogger(__name__)
+# Whisper's decoder holds 448 tokens; faster-whisper gives the prompt (hotwords) half of that.
+PROMPT_TOKEN_BUDGET = 448 // 2 - 1
+
+
+def release_freed_memory() -> None:
+    """Hand freed heap pages back to the OS so an unload shows up in RSS (glibc keeps them)."""
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # musl: nothing to trim
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+class FasterWhisperModel:
+    """One CTranslate2 Whisper model in memory."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+
+    @property
+    def is_multilingual(self) -> bool:
+        return bool(self._model.model.is_multilingual)
+
+    @property
+    def languages(self) -> list[str]:
+        return list(self._model.supported_languages)
+
+    def _hotwords(self, phrases: tuple[str, ...]) -> str | None:
+        """Keep whole phrases, in priority order, while they fit the prompt's token budget."""
+        if not phrases:
+            return None
+        kept: list[str] = []
+        used = 0
+        tokenizer = self._model.hf_tokenizer
+        for phrase in (p.strip() for p in phrases):
+            if not phrase:
+                continue
+            cost = len(tokenizer.encode(" " + phrase, add_special_tokens=False).ids)
+            if used + cost > PROMPT_TOKEN_BUDGET:
+                break
+            kept.append(phrase)
+            used += cost
+        return ", ".join(kept) or None
+
+    def transcribe(
+        self,
+        audio: np.ndarray,
+        options: TranscribeOptions,
+        on_segment: OnSegment | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Result:
+        language = options.language
+        if not self.is_multilingual:
+            language = "en"
+        segments_iter, info = self._model.transcribe(
+            audio,
+            language=language,
+            task=options.task,
+            beam_size=options.beam_size,
+            temperature=list(options.temperature),
+            initial_prompt=options.initial_prompt or None,
+            hotwords=self._hotwords(options.hotwords),
+            word_timestamps=options.word_timestamps,
+            vad_filter=options.vad_filter,
+            condition_on_previous_text=options.condition_on_previous_text,
+        )
+        segments: list[Segment] = []
+        for index, seg in enumerate(segments_iter):
+            words = tuple(
+                Word(w.word, round(w.start, 3), round(w.end, 3), round(w.probability, 4))
+                for w in (seg.words or ())
+            )
+            segment = Segment(
+                id=index,
+                seek=int(seg.seek),
+                start=round(float(seg.start), 3),
+                end=round(float(seg.end), 3),
+                text=seg.text,
+                tokens=tuple(int(t) for t in seg.tokens),
+                temperature=float(seg.temperature or 0.0),
+                avg_logprob=float(seg.avg_logprob),
+                compression_ratio=float(seg.compression_ratio),
+                no_speech_prob=float(seg.no_speech_prob),
+                words=words,
+            )
+            segments.append(segment)
+            if on_segment is not None:
+                on_segment(segment)
+            if cancel is not None and cancel.cancelled:
+                break
+        return Result(
+            text="".join(s.text for s in segments).strip(),
+            language=info.language,
+            duration=float(info.duration),
+            segments=tuple(segments),
+            language_probability=float(info.language_probability),
+            task=options.task,
+        )
+
+    def unload(self) -> None:
+        model, self._model = self._model, None
+        # Older CTranslate2 lacks unload_model: dropping the object frees the memory too.
+        with contextlib.suppress(Exception):
+            model.model.unload_model()
+        del model
+        release_freed_memory()
+
+
+class FasterWhisperBackend:
+    name = "faster-whisper"
+    capabilities = Capabilities(word_timestamps=True, translation=True, hotwords=True)
+
+    def __init__(
+        self, device: str, device_index: int, compute_type: str, num_workers: int = 1
+    ) -> None:
+        self.device = device
+        self.device_index = device_index
+        self.compute_type = compute_type
+        self.num_workers = num_workers
+
+    def load(self, model_path: str) -> FasterWhisperModel:
+        from faster_whisper import WhisperModel
+
+        model = WhisperModel(
+            model_path,
+            device=self.device,
+            device_index=self.device_index,
+            compute_type=self.compute_type,
+            num_workers=self.num_workers,
+            local_files_only=True,
+        )
+        return FasterWhisperModel(model)

@@ -1,0 +1,184 @@
+"""The one path every front door takes: admit, decode, run on the worker pool, cancel.
+
+Wyoming, the OpenAI HTTP API and the WebSocket all call ``Engine``; it alone owns the inference
+thread pool, so nothing blocking ever runs on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+import numpy as np
+
+from . import audio as audio_mod
+from .backends.base import SAMPLE_RATE, CancelToken, Result, Segment, TranscribeOptions
+from .backends.select import Selection
+from .config import Config
+from .errors import Busy, ModelNotFound, TooLarge, Unsupported
+from .models.manager import ModelManager
+
+_LOGGER = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# OpenAI's model names: clients written for OpenAI send these; they mean "the default model".
+OPENAI_MODEL_ALIASES = frozenset(
+    {
+        "whisper-1",
+        "gpt-4o-transcribe",
+        "gpt-4o-mini-transcribe",
+        "gpt-4o-mini-transcribe-2025-03-20",
+        "gpt-4o-transcribe-diarize",
+    }
+)
+
+
+@dataclass
+class EngineStats:
+    """Counters read by /health and /metrics."""
+
+    requests: int = 0
+    rejected: int = 0
+    audio_seconds: float = 0.0
+    inference_seconds: float = 0.0
+
+
+class Engine:
+    def __init__(self, config: Config, manager: ModelManager, selection: Selection) -> None:
+        self.config = config
+        self.manager = manager
+        self.selection = selection
+        self._pool = ThreadPoolExecutor(config.max_concurrency, thread_name_prefix="inference")
+        self._in_flight: dict[str, int] = dict.fromkeys(manager.models, 0)
+        self.stats = EngineStats()
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def model_name(self, requested: str | None) -> str:
+        """Map a client's model name onto a served model; ModelNotFound for anything else."""
+        if not requested or requested in OPENAI_MODEL_ALIASES:
+            return self.config.default_model
+        if requested in self.manager:
+            return requested
+        served = ", ".join(self.manager.models)
+        raise ModelNotFound(
+            f"The model '{requested}' does not exist or is not served here; served models: "
+            f"{served} (or 'whisper-1' for the default)",
+            param="model",
+        )
+
+    def options(self, **overrides: Any) -> TranscribeOptions:
+        """Decoding options with the server's defaults (beam size, default language) applied."""
+        base = TranscribeOptions(beam_size=self.config.beam_size, language=self.config.language)
+        values = {k: v for k, v in overrides.items() if v is not None}
+        return replace(base, **values)
+
+    @property
+    def busy(self) -> bool:
+        """True while any request is admitted and not yet answered."""
+        return any(self._in_flight.values())
+
+    def queue_depth(self, model: str) -> int:
+        return self._in_flight.get(model, 0)
+
+    @property
+    def capacity(self) -> int:
+        """Requests one model may have in flight: the running ones plus the waiting queue."""
+        return self.config.max_concurrency + self.config.max_queue
+
+    @contextmanager
+    def admit(self, model: str) -> Iterator[None]:
+        """Hold a place in the model's queue; Busy at once when it is full."""
+        if self._in_flight[model] >= self.capacity:
+            self.stats.rejected += 1
+            raise Busy(
+                f"model {model!r} has {self._in_flight[model]} requests in flight; retry shortly",
+                retry_after=1,
+            )
+        self._in_flight[model] += 1
+        self.stats.requests += 1
+        try:
+            yield
+        finally:
+            self._in_flight[model] -= 1
+
+    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking work (decoding audio) on the worker pool."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def decode_file(self, path: str) -> np.ndarray:
+        samples = await self.run_blocking(audio_mod.decode_file, path)
+        self.check_duration(samples)
+        return samples
+
+    def check_duration(self, samples: np.ndarray) -> None:
+        seconds = samples.shape[0] / SAMPLE_RATE
+        if seconds > self.config.max_audio_seconds:
+            raise TooLarge(
+                f"audio is {seconds:.0f} s long; this server accepts at most "
+                f"{self.config.max_audio_seconds:.0f} s",
+                param="file",
+            )
+
+    async def transcribe(
+        self,
+        samples: np.ndarray,
+        options: TranscribeOptions,
+        model: str,
+        on_segment: Callable[[Segment], None] | None = None,
+    ) -> Result:
+        """Decode 16 kHz mono float32 with a served model; call inside ``admit``.
+
+        ``on_segment`` is called on the event loop as each segment is final. If the caller is
+        cancelled (its client went away), the decode stops at the next segment.
+        """
+        loop = asyncio.get_running_loop()
+        token = CancelToken()
+        relay: Callable[[Segment], None] | None = None
+        if on_segment is not None:
+            callback = on_segment
+
+            def relay(segment: Segment) -> None:
+                loop.call_soon_threadsafe(callback, segment)
+
+        async with self.manager.use(model) as loaded:
+            if options.task == "translate" and not loaded.is_multilingual:
+                raise Unsupported(
+                    f"model {model!r} is English-only and cannot translate; "
+                    "use a multilingual model",
+                    param="model",
+                )
+            started = time.monotonic()
+            future = loop.run_in_executor(
+                self._pool, loaded.transcribe, samples, options, relay, token
+            )
+            try:
+                result = await asyncio.shield(future)
+            except asyncio.CancelledError:
+                token.cancel()
+                # The model must stay loaded until the worker lets go of it.
+                await asyncio.wait([future])
+                raise
+        elapsed = time.monotonic() - started
+        self.stats.audio_seconds += result.duration
+        self.stats.inference_seconds += elapsed
+        _LOGGER.debug(
+            "Transcribed %.2f s of audio with %s in %.3f s: %r",
+            result.duration,
+            model,
+            elapsed,
+            result.text,
+        )
+        return result
+
+    async def close(self) -> None:
+        """Wait for running decodes, then stop the worker threads."""
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: self._pool.shutdown(wait=True, cancel_futures=True)
+        )

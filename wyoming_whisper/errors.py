@@ -1,0 +1,82 @@
+"""One error type per kind of fault, raised deep and turned into a reply at each front door.
+
+HTTP maps ``status``/``type``/``code``/``param`` onto OpenAI's error body, Wyoming sends an
+``error`` event with ``code`` and the message, the WebSocket sends ``{"type": "error"}``.
+"""
+
+from __future__ import annotations
+
+
+class WhisperError(Exception):
+    """A fault with a message that is safe and useful to show the client."""
+
+    status = 500
+    type = "server_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+
+class InvalidRequest(WhisperError):
+    """The client asked for something malformed or out of range."""
+
+    status = 400
+    type = "invalid_request_error"
+
+
+class BadAudio(InvalidRequest):
+    """The audio could not be decoded, or holds no samples."""
+
+    code = "invalid_audio"
+
+
+class ModelNotFound(InvalidRequest):
+    """The client named a model that this server does not serve."""
+
+    code = "model_not_found"
+
+
+class Unsupported(InvalidRequest):
+    """The model cannot do what was asked (translation with an English-only model)."""
+
+    code = "unsupported"
+
+
+class TooLarge(WhisperError):
+    """The upload or audio is larger than the configured limit."""
+
+    status = 413
+    type = "invalid_request_error"
+    code = "too_large"
+
+
+class Busy(WhisperError):
+    """The queue for this model is full; the client should retry after ``retry_after`` seconds."""
+
+    status = 503
+    type = "server_error"
+    code = "server_busy"
+
+    def __init__(self, message: str, *, retry_after: int = 1):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ModelLoadError(WhisperError):
+    """A model could not be found or loaded; the next request tries again."""
+
+    status = 503
+    type = "server_error"
+    code = "model_unavailable"
+
+
+class Cancelled(WhisperError):
+    """The client went away; the work was stopped."""
+
+    status = 499
+    code = "cancelled"

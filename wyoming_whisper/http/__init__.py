@@ -1,0 +1,1 @@
+"""The aiohttp app: OpenAI-compatible API, WebSocket streaming, health and docs."""

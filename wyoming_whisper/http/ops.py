@@ -1,0 +1,32 @@
+"""Operational routes: health (open even when an API key is set)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .. import __version__
+from .state import ENGINE
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/health")
+async def health(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    models = engine.manager.status()
+    for model in models:
+        model["queue_depth"] = engine.queue_depth(model["name"])
+    states = {m["state"] for m in models}
+    status = "loading" if "loading" in states else "degraded" if "error" in states else "ok"
+    sel = engine.selection
+    return web.json_response(
+        {
+            "status": status,
+            "version": __version__,
+            "backend": sel.backend,
+            "device": sel.device_label,
+            "compute_type": sel.compute_type,
+            "default_model": engine.config.default_model,
+            "models": models,
+        }
+    )

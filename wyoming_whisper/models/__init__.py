@@ -1,0 +1,1 @@
+"""Model resolution (name -> files on disk) and the model manager (load, TTL, unload)."""

@@ -1,0 +1,95 @@
+"""Start-up and shutdown: build the engine, open the ports, advertise, wait for a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from functools import partial
+
+from aiohttp import web
+from wyoming.server import AsyncTcpServer
+
+from .backends.select import Selection, create_backend
+from .config import Config
+from .discovery import ZeroconfAdvertiser
+from .engine import Engine
+from .http.app import create_app
+from .models.manager import ModelManager
+from .wyoming_handler import WhisperEventHandler
+
+_LOGGER = logging.getLogger(__name__)
+DRAIN_SECONDS = 10.0
+
+
+class Server:
+    """Everything one process runs; ``serve`` returns when a stop signal has been handled."""
+
+    def __init__(self, config: Config, selection: Selection) -> None:
+        self.config = config
+        backend = create_backend(selection, config.max_concurrency)
+        self.manager = ModelManager(
+            config.models, backend, ttl=config.ttl, cache_dir=config.cache_dir
+        )
+        self.engine = Engine(config, self.manager, selection)
+        self._stop = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._wyoming: AsyncTcpServer | None = None
+        self._zeroconf: ZeroconfAdvertiser | None = None
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def start(self) -> None:
+        cfg = self.config
+        await self.manager.start(wait=cfg.preload)
+        self._runner = web.AppRunner(create_app(self.engine), access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, cfg.host, cfg.port).start()
+        _LOGGER.info("HTTP API on http://%s:%d", cfg.host, cfg.port)
+        if not cfg.no_wyoming:
+            self._wyoming = AsyncTcpServer(cfg.host, cfg.wyoming_port)
+            await self._wyoming.start(partial(WhisperEventHandler, self.engine))
+            _LOGGER.info("Wyoming on tcp://%s:%d", cfg.host, cfg.wyoming_port)
+            if not cfg.no_zeroconf:
+                self._zeroconf = ZeroconfAdvertiser(cfg.wyoming_port, cfg.host, cfg.zeroconf_name)
+                await self._zeroconf.start()
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+        try:
+            await self.start()
+            _LOGGER.info("Ready")
+            await self._stop.wait()
+            _LOGGER.info("Stopping")
+        finally:
+            await self.shutdown()
+
+    async def shutdown(self) -> None:
+        """Stop accepting, let in-flight work finish (bounded), then release everything."""
+        if self._zeroconf is not None:
+            await self._zeroconf.stop()
+        wyoming_listener = getattr(self._wyoming, "_server", None)
+        if wyoming_listener is not None:
+            wyoming_listener.close()
+        if self._runner is not None:
+            for site in list(self._runner.sites):
+                await site.stop()
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while self.engine.busy and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self._wyoming is not None:
+            await self._wyoming.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.manager.close()
+        await self.engine.close()
+
+
+async def run_server(config: Config, selection: Selection) -> None:
+    await Server(config, selection).serve()
