@@ -45,8 +45,12 @@ def load_manifest() -> list[Clip]:
     with open(manifest, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     return [
-        Clip(AUDIO_DIR / r["relpath"], r["language"], float(r["duration_seconds"]),
-             r["reference_text"])
+        Clip(
+            AUDIO_DIR / r["relpath"],
+            r["language"],
+            float(r["duration_seconds"]),
+            r["reference_text"],
+        )
         for r in rows
     ]
 
@@ -81,13 +85,23 @@ class ServerProcess:
 
     def start(self, log_dir: Path, wait: bool = True, timeout: float = 120.0) -> ServerProcess:
         self.log_path = log_dir / f"server-{self.port}.log"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        # Run this checkout's package even where another copy is installed (git worktrees).
+        pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": pythonpath, **self.env}
         cmd = [
-            sys.executable, "-m", "wyoming_whisper", "--host", "127.0.0.1",
-            "--port", str(self.port), "--wyoming-port", str(self.wyoming_port), *self.args,
+            sys.executable,
+            "-m",
+            "wyoming_whisper",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--wyoming-port",
+            str(self.wyoming_port),
+            *self.args,
         ]
         self.proc = subprocess.Popen(
-            cmd, env=env, stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT
+            cmd, env=env, cwd=REPO, stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT
         )
         if wait:
             self.wait_ready(timeout)

@@ -41,7 +41,9 @@ async def send_audio(
     await client.write_event((transcribe or Transcribe()).event())
     await client.write_event(AudioStart(rate=rate, width=width, channels=channels).event())
     for i in range(0, len(pcm), chunk_bytes):
-        chunk = AudioChunk(rate=rate, width=width, channels=channels, audio=pcm[i : i + chunk_bytes])
+        chunk = AudioChunk(
+            rate=rate, width=width, channels=channels, audio=pcm[i : i + chunk_bytes]
+        )
         await client.write_event(chunk.event())
     await client.write_event(AudioStop().event())
 
@@ -60,7 +62,12 @@ async def read_until(client: AsyncTcpClient, *types: str, timeout: float = 120.0
 
 
 async def transcribe(
-    host: str, port: int, pcm: bytes, rate: int = 16000, width: int = 2, channels: int = 1,
+    host: str,
+    port: int,
+    pcm: bytes,
+    rate: int = 16000,
+    width: int = 2,
+    channels: int = 1,
     **kwargs: object,
 ) -> Event:
     async with AsyncTcpClient(host, port) as client:
