@@ -196,11 +196,12 @@ async def _save_file(part: BodyPartReader, form: AudioForm, limit: int) -> None:
 
 
 async def read_form(
-    request: web.Request, engine: Engine, task: Task, admission: contextlib.ExitStack
-) -> AudioForm:
-    """Stream the multipart body; take the model's queue place before the audio when possible.
+    request: web.Request, engine: Engine, form: AudioForm, admission: contextlib.ExitStack
+) -> None:
+    """Stream the multipart body into ``form``; take the model's queue place before the audio
+    when the model field comes first.
 
-    The caller deletes ``form.path`` (set as soon as a temporary file exists).
+    The caller deletes ``form.path``, which is set as soon as a temporary file exists.
     """
     if request.content_type != "multipart/form-data":
         raise web.HTTPUnsupportedMediaType(
@@ -209,7 +210,6 @@ async def read_form(
     limit = _limit_bytes(engine)
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(engine)
-    form = AudioForm()
     try:
         reader = await request.multipart()
         async for part in _parts(reader):
@@ -240,7 +240,6 @@ async def read_form(
         )
     if form.size == 0:
         raise BadAudio("the uploaded file is empty", param="file")
-    return form
 
 
 async def _parts(reader: MultipartReader) -> AsyncIterator[BodyPartReader]:
@@ -269,17 +268,17 @@ async def translations(request: web.Request) -> web.StreamResponse:
 
 async def _handle(request: web.Request, task: Task) -> web.StreamResponse:
     engine = request.app[ENGINE]
-    form: AudioForm | None = None
+    form = AudioForm()
     with contextlib.ExitStack() as admission:
         try:
-            form = await read_form(request, engine, task, admission)
+            await read_form(request, engine, form, admission)
             req = validate(engine, form, task)
             if not form.admitted:  # the file came before the model field
                 admission.enter_context(engine.admit(req.model))
             assert form.path is not None
             samples = await engine.decode_file(form.path)
         finally:
-            if form is not None and form.path is not None:
+            if form.path is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(form.path)
         options = engine.options(
