@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ..backends.base import FALLBACK_TEMPERATURES, Segment
 from ..engine import Engine
@@ -230,8 +231,9 @@ async def read_form(
         raise _too_large(engine) from None
     except web.HTTPRequestEntityTooLarge:
         raise _too_large(engine) from None
-    except (ValueError, AssertionError, LookupError) as err:
-        raise InvalidRequest(f"malformed multipart body: {err}", code="invalid_body") from None
+    except (ValueError, AssertionError, LookupError, HttpProcessingError) as err:
+        detail = getattr(err, "message", None) or str(err) or err.__class__.__name__
+        raise InvalidRequest(f"malformed multipart body: {detail}", code="invalid_body") from None
     if form.path is None:
         raise InvalidRequest(
             "you must provide a 'file' part with the audio",
@@ -408,7 +410,10 @@ async def unload(request: web.Request) -> web.Response:
             if not isinstance(body, dict):
                 raise InvalidRequest("the body must be a JSON object", code="invalid_body")
         elif request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-            body = await request.post()
+            try:
+                body = await request.post()
+            except (ValueError, AssertionError, LookupError, HttpProcessingError):
+                raise InvalidRequest("malformed form body", code="invalid_body") from None
         else:
             raise web.HTTPUnsupportedMediaType(
                 text='send the model as JSON {"model": ...}, a form field or ?model='
