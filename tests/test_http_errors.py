@@ -22,9 +22,10 @@ import psutil
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import ServerProcess, clip
 
 from wyoming_whisper.http.app import error_middleware
+
+from .conftest import ServerProcess, clip
 
 JFK = "openai_whisper/jfk.flac"
 API_KEY = "sekret-key-123"

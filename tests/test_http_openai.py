@@ -12,8 +12,9 @@ from pathlib import Path
 
 import openai
 import pytest
-from audio_files import encode, read_mono
-from conftest import ServerProcess, clip, words
+
+from .audio_files import encode, read_mono
+from .conftest import ServerProcess, clip, words
 
 JFK = "openai_whisper/jfk.flac"
 JFK_WORDS = words(
@@ -287,3 +288,19 @@ def test_health_answers_fast_while_a_long_file_transcribes(
     assert len(latencies) >= 10, latencies
     print(f"/health during a transcription: {len(latencies)} polls, max {max(latencies):.4f} s")
     assert max(latencies) < 0.1, sorted(latencies)[-5:]
+
+
+def test_stream_client_leaving_early_cancels_cleanly(
+    client: openai.OpenAI, server: ServerProcess
+) -> None:
+    with open(clip("faster_whisper/multilingual.mp3"), "rb") as f:
+        stream = client.audio.transcriptions.create(file=f, model="whisper-1", stream=True)
+        first = next(iter(stream))
+        stream.close()
+    assert first.type == "transcript.text.delta"
+    deadline = time.monotonic() + 30
+    while any(m["active_requests"] for m in server.health()["models"]):
+        assert time.monotonic() < deadline, "the abandoned decode never stopped"
+        time.sleep(0.1)
+    assert overlap(transcribe(client, clip(JFK)).text, JFK_WORDS) >= 0.9
+    assert "Unhandled error" not in server.log()

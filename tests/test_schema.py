@@ -11,10 +11,11 @@ import urllib.request
 
 import pytest
 import schemathesis
-from conftest import ServerProcess
 from hypothesis import HealthCheck, settings
 from openapi_spec_validator import validate
 from schemathesis import checks
+
+from .conftest import ServerProcess
 
 
 def _spec(server: ServerProcess) -> dict:

@@ -303,51 +303,72 @@ def _sse(data: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
+class _EventStream:
+    """A text/event-stream answer, started by its first event; a vanished client ends it."""
+
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+        self.response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        self.gone = False
+
+    @property
+    def started(self) -> bool:
+        return self.response.prepared
+
+    async def send(self, data: dict[str, Any]) -> bool:
+        """Write one event; False once the client has gone away."""
+        try:
+            if not self.started:
+                await self.response.prepare(self.request)
+            await self.response.write(_sse(data))
+        except ConnectionError:
+            self.gone = True
+        return not self.gone
+
+
 async def _stream(
     request: web.Request, engine: Engine, samples: Any, options: Any, model: str
 ) -> web.StreamResponse:
     """transcript.text.delta per decoded segment, then transcript.text.done with the full text.
 
     The response starts with the first segment, so a fault before it (an English-only model asked
-    to translate, a model that will not load) is still an ordinary error response.
+    to translate, a model that will not load) is still an ordinary error response. If the client
+    goes away, the decode is cancelled.
     """
     queue: asyncio.Queue[Segment | None] = asyncio.Queue()
     job = asyncio.ensure_future(engine.transcribe(samples, options, model, queue.put_nowait))
     job.add_done_callback(lambda _: queue.put_nowait(None))
-    response: web.StreamResponse | None = None
+    stream = _EventStream(request)
     sent = ""
     try:
         while (segment := await queue.get()) is not None:
-            if response is None:
-                response = web.StreamResponse(
-                    headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-                )
-                await response.prepare(request)
             delta = segment.text if sent else segment.text.lstrip()
-            if delta:
-                sent += delta
-                await response.write(_sse({"type": "transcript.text.delta", "delta": delta}))
-        if response is None:  # no segment: either silence or an error before any output
+            if not delta:
+                continue
+            sent += delta
+            if not await stream.send({"type": "transcript.text.delta", "delta": delta}):
+                return stream.response
+        try:
             result = job.result()
-            response = web.StreamResponse(
-                headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        except WhisperError as err:
+            if not stream.started:
+                raise
+            # Mid-stream the status line is gone: say it in-band, in OpenAI's error shape.
+            await stream.send(_stream_error(err.message, err.type, err.code))
+            return stream.response
+        except Exception:
+            if not stream.started:
+                raise
+            _LOGGER.exception("Transcription failed mid-stream")
+            await stream.send(
+                _stream_error("Internal server error; see the server log", "server_error")
             )
-            await response.prepare(request)
-        else:
-            try:
-                result = job.result()
-            except WhisperError as err:  # mid-stream: the status line is gone, say it in-band
-                await response.write(_sse(_stream_error(err.message, err.type, err.code)))
-                return response
-            except Exception:
-                _LOGGER.exception("Transcription failed mid-stream")
-                await response.write(
-                    _sse(_stream_error("Internal server error; see the server log", "server_error"))
-                )
-                return response
-        await response.write(_sse({"type": "transcript.text.done", "text": result.text}))
-        await response.write_eof()
-        return response
+            return stream.response
+        if await stream.send({"type": "transcript.text.done", "text": result.text}):
+            await stream.response.write_eof()
+        return stream.response
     finally:
         if not job.done():
             job.cancel()
