@@ -24,7 +24,7 @@ import voluptuous as vol
 
 from .config import COMPUTE_TYPES, LOG_LEVELS, build_parser
 from .languages import LANGUAGES, model_languages
-from .models.resolve import MODEL_FILES, is_model_dir, looks_like_path
+from .models.resolve import MODEL_FILES, PACKS, hub_models, is_model_dir, looks_like_path
 
 OPTIONS_PATH = Path("/data/options.json")
 PROG = "wyoming-whisper-addon"
@@ -53,7 +53,9 @@ DEFAULTS: dict[str, Any] = {
     "device": "auto",
     "compute_type": "int8",
     "beam_size": 1,
+    "api_key": "",
     "log_level": "info",
+    "extra_args": "",
 }
 
 # The Supervisor's element grammar (supervisor/addons/options.py), for the types used here.
@@ -125,10 +127,10 @@ def element(typ: str) -> tuple[Callable[[Any], Any], bool]:
 
 
 def _or_none(validator: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """An optional option may be missing or null; both mean "left empty"."""
+    """An optional option may be missing, null or blank: all mean "left empty"."""
 
     def check(value: Any) -> Any:
-        return None if value is None else validator(value)
+        return None if _empty(value) else validator(value)
 
     return check
 
@@ -188,6 +190,8 @@ class _ExtraArgsError(Exception):
 
 def _check_extra_args(extra: list[str]) -> None:
     """Parse the extra arguments alone, so a mistake there is reported as that option's."""
+    if {"-h", "--help", "--version"} & set(extra):  # they print and exit: no way to start
+        raise AddonError("option 'extra_args': --help and --version start no server")
     parser = build_parser()
 
     def error(message: str) -> NoReturn:
@@ -198,8 +202,24 @@ def _check_extra_args(extra: list[str]) -> None:
         parser.parse_args(extra)
     except _ExtraArgsError as err:
         raise AddonError(f"option 'extra_args': {err}") from None
-    except SystemExit:  # --help or --version: they print and exit, which is no way to start
+    except SystemExit:  # an abbreviation of --help or --version
         raise AddonError("option 'extra_args': --help and --version start no server") from None
+
+
+def _check_model(name: str) -> None:
+    """Catch a misspelt name or a wrong path now, not as a failed load after start-up."""
+    if looks_like_path(name) or Path(name).is_dir():
+        if not is_model_dir(Path(name)):
+            raise AddonError(
+                f"option 'model': {name} is not a CTranslate2 Whisper model directory "
+                f"(it needs {' and '.join(MODEL_FILES)}; put custom models under /share/whisper)"
+            )
+    elif "/" not in name and name not in PACKS and name not in hub_models():
+        known = ", ".join(sorted({*PACKS, *hub_models()}))
+        raise AddonError(
+            f"option 'model': {name!r} is unknown; use one of {known}, a Hugging Face id "
+            "(org/name) or a model directory under /share/whisper"
+        )
 
 
 def to_argv(options: dict[str, Any], cache_dir: Path) -> list[str]:
@@ -208,11 +228,7 @@ def to_argv(options: dict[str, Any], cache_dir: Path) -> list[str]:
     if not models:
         raise AddonError("option 'model': name at least one model, e.g. tiny.en")
     for name in models:
-        if looks_like_path(name) and not is_model_dir(Path(name)):
-            raise AddonError(
-                f"option 'model': {name} is not a CTranslate2 Whisper model directory "
-                f"(it needs {' and '.join(MODEL_FILES)}; put custom models under /share/whisper)"
-            )
+        _check_model(name)
     argv: list[str] = []
     for name in models:
         argv += ["--model", name]
