@@ -24,6 +24,7 @@ from wyoming.client import AsyncTcpClient
 from wyoming.info import Describe
 
 from wyoming_whisper import addon
+from wyoming_whisper.discovery import SupervisorDiscovery
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
 TRANSLATIONS = yaml.safe_load((REPO / "translations" / "en.yaml").read_text())
@@ -408,3 +409,52 @@ def test_an_unreadable_options_file_is_one_line(
         (tmp_path / "options.json").write_text(content)
     line = _one_error_line(_run_addon(tmp_path / "options.json"))
     assert says in line, line
+
+
+# --- SupervisorDiscovery against a stand-in answering in turn ------------------------------------
+
+
+async def _answering(statuses: list[int]) -> tuple[web.AppRunner, int, list[str]]:
+    seen: list[str] = []
+
+    async def discovery(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization", ""))
+        status = statuses[min(len(seen), len(statuses)) - 1]
+        return web.json_response({"result": "error" if status >= 300 else "ok"}, status=status)
+
+    app = web.Application()
+    app.router.add_post("/discovery", discovery)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, port, seen
+
+
+async def test_discovery_retries_a_supervisor_that_is_not_ready() -> None:
+    runner, port, seen = await _answering([502, 503, 200])
+    try:
+        sender = SupervisorDiscovery(f"http://127.0.0.1:{port}", "t", 10300, "h", first_delay=0.05)
+        assert await asyncio.wait_for(sender.send(), 10) is True
+        assert seen == ["Bearer t"] * 3
+    finally:
+        await runner.cleanup()
+
+
+async def test_discovery_gives_up_once_when_refused(caplog: pytest.LogCaptureFixture) -> None:
+    runner, port, seen = await _answering([401])
+    try:
+        sender = SupervisorDiscovery(f"http://127.0.0.1:{port}", "t", 10300, "h", first_delay=0.05)
+        assert await asyncio.wait_for(sender.send(), 10) is False
+        assert len(seen) == 1 and "refused discovery (HTTP 401" in caplog.text
+    finally:
+        await runner.cleanup()
+
+
+async def test_discovery_stops_retrying_on_shutdown() -> None:
+    sender = SupervisorDiscovery(f"http://127.0.0.1:{free_port()}", "t", 10300, "h")
+    sender.start()
+    await asyncio.sleep(0.2)  # first attempt failed; now waiting out the back-off
+    started = time.monotonic()
+    await sender.stop()
+    assert time.monotonic() - started < 1
