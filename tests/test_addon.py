@@ -19,12 +19,13 @@ from typing import Any
 import pytest
 import yaml
 from aiohttp import web
-from conftest import REPO, ServerProcess, free_port
 from wyoming.client import AsyncTcpClient
 from wyoming.info import Describe
 
 from wyoming_whisper import addon
 from wyoming_whisper.discovery import SupervisorDiscovery
+
+from .conftest import REPO, ServerProcess, free_port
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
 TRANSLATIONS = yaml.safe_load((REPO / "translations" / "en.yaml").read_text())

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
 
 from wyoming_whisper.config import load_config
+
+from .conftest import REPO
 
 DOCKERFILE = REPO / "Dockerfile"
 
