@@ -47,6 +47,9 @@ class EngineStats:
     rejected: int = 0
     audio_seconds: float = 0.0
     inference_seconds: float = 0.0
+    early_decodes: int = 0  # streaming: decodes started during a pause
+    early_hits: int = 0  # ... whose result answered the utterance at once
+    partials: int = 0  # WebSocket partial results sent
 
 
 class Engine:

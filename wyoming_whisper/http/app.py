@@ -9,7 +9,7 @@ from aiohttp import web
 
 from ..engine import Engine
 from ..errors import Busy, WhisperError
-from . import ops
+from . import ops, stream
 from .state import CONFIG, ENGINE
 
 _LOGGER = logging.getLogger(__name__)
@@ -80,4 +80,5 @@ def create_app(engine: Engine) -> web.Application:
     app[ENGINE] = engine
     app[CONFIG] = engine.config
     app.add_routes(ops.routes)
+    app.add_routes(stream.routes)
     return app
