@@ -87,6 +87,15 @@ class Engine:
         """True while any request is admitted and not yet answered."""
         return any(self._in_flight.values())
 
+    @property
+    def has_idle_worker(self) -> bool:
+        """True when a new decode would start at once instead of waiting in the queue.
+
+        Optional work (streaming's early decodes and partials) starts only then, so it never
+        delays a request that someone is waiting for.
+        """
+        return sum(self._in_flight.values()) < self.config.max_concurrency
+
     def queue_depth(self, model: str) -> int:
         return self._in_flight.get(model, 0)
 

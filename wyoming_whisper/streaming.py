@@ -286,7 +286,10 @@ class Stream:
         if self.settings.early_decoding and self._early is None:
             pause = max(self.settings.early_pause, self.settings.trail) * SAMPLE_RATE
             silence = self.tracker.silence_after_speech(self.tracker.position)
-            if silence >= pause and target <= EARLY_MAX_SECONDS * SAMPLE_RATE:
+            short = target <= EARLY_MAX_SECONDS * SAMPLE_RATE
+            own_partial = self._partial is not None and not self._partial.done()
+            free = self.engine.has_idle_worker or own_partial
+            if silence >= pause and short and free:
                 self._cancel_partial()  # the early decode is worth more than a partial
                 task = asyncio.create_task(self._decode(target))
                 task.add_done_callback(_quiet)
@@ -319,6 +322,8 @@ class Stream:
         if self._partial is not None and not self._partial.done():
             return  # never queue behind a running partial: skip this one
         if self._early is not None and not self._early.task.done():
+            return
+        if not self.engine.has_idle_worker:
             return
         end = self._len
         new_speech = self.tracker.heard_speech and self.tracker.speech_end > self._partial_mark

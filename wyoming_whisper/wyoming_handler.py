@@ -241,8 +241,15 @@ class WhisperEventHandler(AsyncEventHandler):
     def _start_utterance(self, *, follows_answer: bool = False) -> Utterance:
         """A new utterance using the last transcribe request (or the defaults)."""
         req = self._pending or Transcribe()
-        model = self.engine.model_name(req.name)
-        language = normalize_language(req.language)
+        try:
+            model = self.engine.model_name(req.name)
+            language = normalize_language(req.language)
+        except WhisperError:
+            # Keep a failed placeholder: the rest of this utterance's audio is ignored quietly.
+            model = self.config.default_model
+            stream = Stream(self.engine, model, self.engine.options(), StreamSettings())
+            self._utterance = Utterance(model, stream, failed=True)
+            raise
         names = [str(n) for n in (req.transcript_names or []) if str(n).strip()]
         terms = [str(t) for t in (req.transcript_terms or []) if str(t).strip()]
         options = self.engine.options(
