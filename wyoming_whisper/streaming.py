@@ -23,6 +23,10 @@ from itertools import takewhile
 
 import numpy as np
 
+# Imported here, on the main thread at start-up: importing faster_whisper for the first time in
+# two threads at once (a model load and a stream's VAD) can fail half-way.
+from faster_whisper.vad import get_vad_model
+
 from .backends.base import SAMPLE_RATE, Result, Segment, TranscribeOptions
 from .engine import Engine
 from .errors import TooLarge, WhisperError
@@ -53,8 +57,6 @@ class SileroStream:
     """
 
     def __init__(self) -> None:
-        from faster_whisper.vad import get_vad_model
-
         self._session = get_vad_model().session
         self._h = np.zeros((1, 1, 128), dtype=np.float32)
         self._c = np.zeros((1, 1, 128), dtype=np.float32)
