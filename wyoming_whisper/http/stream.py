@@ -19,23 +19,18 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..audio import PcmConverter
 from ..backends.base import Result
-from ..errors import InvalidRequest, TooLarge, WhisperError
+from ..errors import InvalidRequest, TooLarge, Unauthorized, WhisperError
 from ..languages import normalize_language
 from ..streaming import Stream, StreamSettings
 from .state import ENGINE
 
 _LOGGER = logging.getLogger(__name__)
 routes = web.RouteTableDef()
+PATH = "/v1/audio/transcriptions/stream"
 EOS = b"EOS"
 MAX_PROMPT_CHARS = 2000
 MAX_MESSAGE_BYTES = 4 << 20  # one binary message (about 2 min of audio)
 CLOSE_POLICY = 1008  # RFC 6455: policy violation (bad key, bad request)
-
-
-class _Unauthorized(WhisperError):
-    status = 401
-    type = "invalid_request_error"
-    code = "invalid_api_key"
 
 
 def _authorized(request: web.Request, key: str) -> bool:
@@ -63,7 +58,7 @@ def final_message(result: Result, seconds: float) -> dict[str, Any]:
     }
 
 
-@routes.get("/v1/audio/transcriptions/stream")
+@routes.get(PATH)
 async def stream(request: web.Request) -> web.StreamResponse:
     engine = request.app[ENGINE]
     config = engine.config
@@ -72,7 +67,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     utterance: Stream | None = None
     try:
         if config.api_key and not _authorized(request, config.api_key):
-            raise _Unauthorized("Invalid or missing API key (use ?token= or Authorization)")
+            raise Unauthorized("Invalid or missing API key (use ?token= or Authorization)")
         query = request.query
         model = engine.model_name(query.get("model"))
         language = normalize_language(query.get("language"))
