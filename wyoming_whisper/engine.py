@@ -47,6 +47,9 @@ class EngineStats:
     rejected: int = 0
     audio_seconds: float = 0.0
     inference_seconds: float = 0.0
+    early_decodes: int = 0  # streaming: decodes started during a pause
+    early_hits: int = 0  # ... whose result answered the utterance at once
+    partials: int = 0  # WebSocket partial results sent
 
 
 class Engine:
@@ -83,6 +86,15 @@ class Engine:
     def busy(self) -> bool:
         """True while any request is admitted and not yet answered."""
         return any(self._in_flight.values())
+
+    @property
+    def has_idle_worker(self) -> bool:
+        """True when a new decode would start at once instead of waiting in the queue.
+
+        Optional work (streaming's early decodes and partials) starts only then, so it never
+        delays a request that someone is waiting for.
+        """
+        return sum(self._in_flight.values()) < self.config.max_concurrency
 
     def queue_depth(self, model: str) -> int:
         return self._in_flight.get(model, 0)

@@ -1,5 +1,10 @@
 """Wyoming events <-> the engine: describe/info, transcribe + audio-start/chunk/stop -> transcript.
 
+Audio goes into a ``streaming.Stream`` as it arrives, so a pause lets the decode start before
+audio-stop (early decoding). The answer is transcript-start, transcript-chunk..., transcript,
+transcript-stop, in the order the wyoming library documents; clients that only know ``transcript``
+ignore the others. With --vad-endpointing the server ends utterances itself.
+
 Events are read with our own bounded reader rather than the library's, so a malformed line, an
 oversized declared length or a stalled client gets an ``error`` event instead of a silent hang-up,
 and never touches other connections.
@@ -10,10 +15,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import numpy as np
-from wyoming.asr import Transcribe, Transcript
+from wyoming.asr import Transcribe, Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event, async_write_event
@@ -23,10 +27,11 @@ from wyoming.server import AsyncEventHandler
 
 from . import __version__
 from .audio import PcmConverter
-from .backends.base import SAMPLE_RATE
+from .backends.base import Segment
 from .engine import Engine
-from .errors import BadAudio, TooLarge, WhisperError
+from .errors import BadAudio, WhisperError
 from .languages import model_languages, normalize_language
+from .streaming import ENDPOINT_SECONDS, ChunkText, Stream, StreamSettings
 
 _LOGGER = logging.getLogger(__name__)
 MAX_HEADER_BYTES = 64 * 1024
@@ -114,7 +119,8 @@ def build_info(engine: Engine) -> Info:
         installed=True,
         version=__version__,
         models=models,
-        supports_transcript_streaming=False,
+        supports_transcript_streaming=True,
+        requires_external_vad=not engine.config.vad_endpointing,
     )
     return Info(asr=[program])
 
@@ -124,12 +130,11 @@ class Utterance:
     """What one transcribe ... audio-stop exchange has gathered so far."""
 
     model: str
+    stream: Stream
     language: str | None = None
-    hotwords: tuple[str, ...] = ()
     converter: PcmConverter | None = None
-    chunks: list[np.ndarray] = field(default_factory=list)
-    samples: int = 0
     failed: bool = False  # an error was already sent; ignore audio until audio-stop
+    follows_answer: bool = False  # opened by VAD endpointing right after an answered one
 
 
 class WhisperEventHandler(AsyncEventHandler):
@@ -153,7 +158,7 @@ class WhisperEventHandler(AsyncEventHandler):
                 try:
                     event = await asyncio.wait_for(read_event(self.reader), timeout)
                 except asyncio.TimeoutError:
-                    self._utterance = None
+                    await self._drop_utterance()
                     await self._error(
                         "no audio received for too long; utterance dropped", "timeout"
                     )
@@ -168,6 +173,7 @@ class WhisperEventHandler(AsyncEventHandler):
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            await self._drop_utterance()
             await self.disconnect()
             self.writer.close()
 
@@ -181,18 +187,25 @@ class WhisperEventHandler(AsyncEventHandler):
         _LOGGER.warning("Wyoming client error: %s", text)
         await self.write_event(Error(text=text, code=code).event())
 
+    async def _drop_utterance(self) -> None:
+        """Forget the open utterance and cancel its background decodes."""
+        utt, self._utterance = self._utterance, None
+        if utt is not None:
+            await utt.stream.close()
+
     async def handle_event(self, event: Event) -> bool:
         try:
             await self._dispatch(event)
         except WhisperError as err:
             if self._utterance is not None:
                 self._utterance.failed = True
+                await self._utterance.stream.close()
             await self._error(err.message, err.code or "error")
         except (KeyError, TypeError, ValueError) as err:
             await self._error(f"malformed {event.type} event: {err}", "bad-event")
         except Exception:
             _LOGGER.exception("Unexpected error handling %s", event.type)
-            self._utterance = None
+            await self._drop_utterance()
             await self._error("internal server error; see the server log", "internal-error")
         return self._is_running
 
@@ -203,7 +216,7 @@ class WhisperEventHandler(AsyncEventHandler):
             await self.write_event(Pong(text=Ping.from_event(event).text).event())
         elif Transcribe.is_type(event.type):
             self._pending = Transcribe.from_event(event)
-            self._utterance = None
+            await self._drop_utterance()
             self._start_utterance()
         elif AudioStart.is_type(event.type):
             start = AudioStart.from_event(event)
@@ -211,30 +224,58 @@ class WhisperEventHandler(AsyncEventHandler):
             if not current.failed:
                 current.converter = PcmConverter(start.rate, start.width, start.channels)
         elif AudioChunk.is_type(event.type):
-            self._on_chunk(AudioChunk.from_event(event))
+            await self._on_chunk(AudioChunk.from_event(event))
         elif AudioStop.is_type(event.type):
             done, self._utterance, self._pending = self._utterance, None, None
             if done is None:
                 raise BadAudio("audio-stop without any audio")
-            if not done.failed:
-                await self._finish(done)
+            if done.failed:
+                return
+            if done.converter is not None:
+                await done.stream.append(done.converter.flush())
+            if done.follows_answer and not done.stream.heard_speech:
+                await done.stream.close()  # only the tail of an utterance already answered
+                return
+            await self._finish(done)
 
-    def _start_utterance(self) -> Utterance:
+    def _start_utterance(self, *, follows_answer: bool = False) -> Utterance:
         """A new utterance using the last transcribe request (or the defaults)."""
         req = self._pending or Transcribe()
-        utt = Utterance(model=self.config.default_model)
-        self._utterance = utt
-        utt.model = self.engine.model_name(req.name)
-        utt.language = normalize_language(req.language)
+        try:
+            model = self.engine.model_name(req.name)
+            language = normalize_language(req.language)
+        except WhisperError:
+            # Keep a failed placeholder: the rest of this utterance's audio is ignored quietly.
+            model = self.config.default_model
+            stream = Stream(self.engine, model, self.engine.options(), StreamSettings())
+            self._utterance = Utterance(model, stream, failed=True)
+            raise
         names = [str(n) for n in (req.transcript_names or []) if str(n).strip()]
         terms = [str(t) for t in (req.transcript_terms or []) if str(t).strip()]
-        utt.hotwords = tuple(dict.fromkeys([*names, *terms]))
+        options = self.engine.options(
+            language=language,
+            hotwords=tuple(dict.fromkeys([*names, *terms])),
+            vad_filter=self.config.vad_filter,
+        )
+        endpoint: float | None = None
+        if self.config.vad_endpointing:
+            sensitivity = getattr(req.vad_sensitivity, "value", req.vad_sensitivity)
+            endpoint = ENDPOINT_SECONDS.get(str(sensitivity), ENDPOINT_SECONDS["default"])
+        settings = StreamSettings(
+            early_decoding=not self.config.no_early_decoding,
+            early_pause=self.config.early_decoding_pause,
+            endpoint_silence=endpoint,
+            max_seconds=self.config.max_audio_seconds,
+        )
+        stream = Stream(self.engine, model, options, settings)
+        utt = Utterance(model, stream, language, follows_answer=follows_answer)
+        self._utterance = utt
         return utt
 
-    def _on_chunk(self, chunk: AudioChunk) -> None:
+    async def _on_chunk(self, chunk: AudioChunk) -> None:
         utt = self._utterance
         if utt is None:
-            utt = self._utterance = self._start_utterance()
+            utt = self._start_utterance()
         if utt.failed:
             return
         if utt.converter is None:  # audio-chunk without audio-start: take the chunk's format
@@ -242,28 +283,48 @@ class WhisperEventHandler(AsyncEventHandler):
         conv = utt.converter
         if (chunk.rate, chunk.width, chunk.channels) != (conv.rate, conv.width, conv.channels):
             raise BadAudio("audio-chunk format differs from audio-start")
-        samples = conv.feed(chunk.audio or b"")
-        utt.samples += samples.shape[0]
-        if utt.samples > self.config.max_audio_seconds * SAMPLE_RATE:
-            raise TooLarge(
-                f"utterance longer than {self.config.max_audio_seconds:.0f} s; audio dropped"
-            )
-        utt.chunks.append(samples)
+        await utt.stream.append(conv.feed(chunk.audio or b""))
+        if utt.stream.endpoint_reached:
+            # --vad-endpointing: answer now; what follows is the next utterance.
+            _LOGGER.debug("VAD endpoint after %.2f s", utt.stream.seconds)
+            self._utterance = None
+            try:
+                await self._finish(utt)
+            except WhisperError as err:
+                await self._error(err.message, err.code or "error")
+            nxt = self._start_utterance(follows_answer=True)
+            nxt.converter = PcmConverter(conv.rate, conv.width, conv.channels)
 
     async def _finish(self, utt: Utterance) -> None:
-        if utt.converter is not None:
-            utt.chunks.append(utt.converter.flush())
-        samples = np.concatenate(utt.chunks) if utt.chunks else np.zeros(0, np.float32)
-        utt.chunks.clear()
-        text, language = "", utt.language or ""
-        if samples.shape[0] > 0:
-            options = self.engine.options(
-                language=utt.language,
-                hotwords=utt.hotwords,
-                vad_filter=self.config.vad_filter,
-            )
-            with self.engine.admit(utt.model):
-                result = await self.engine.transcribe(samples, options, utt.model)
-            text, language = result.text, result.language
-        _LOGGER.info("Transcript (%s, %.2f s): %s", utt.model, samples.shape[0] / SAMPLE_RATE, text)
+        """Answer one utterance: transcript-start, chunks as text firms up, transcript, stop."""
+        await self.write_event(TranscriptStart(language=utt.language).event())
+        cutter = ChunkText()
+        pieces: asyncio.Queue[str | None] = asyncio.Queue()
+
+        def on_segment(segment: Segment) -> None:
+            pieces.put_nowait(cutter.feed(segment.text))
+
+        async def relay() -> None:
+            while (piece := await pieces.get()) is not None:
+                if piece:
+                    await self.write_event(TranscriptChunk(text=piece).event())
+
+        relaying = asyncio.create_task(relay())
+        try:
+            result = await utt.stream.finish(on_segment)
+            if utt.stream.early_used:
+                for segment in result.segments:
+                    on_segment(segment)
+        finally:
+            pieces.put_nowait(None)
+            await relaying
+        text, language = result.text, result.language or utt.language
+        _LOGGER.info(
+            "Transcript (%s, %.2f s%s): %s",
+            utt.model,
+            utt.stream.seconds,
+            ", early" if utt.stream.early_used else "",
+            text,
+        )
         await self.write_event(Transcript(text=text, language=language or None).event())
+        await self.write_event(TranscriptStop().event())

@@ -72,6 +72,8 @@ class FasterWhisperModel:
         on_segment: OnSegment | None = None,
         cancel: CancelToken | None = None,
     ) -> Result:
+        if cancel is not None and cancel.cancelled:  # cancelled while waiting for a worker
+            return Result(text="", language=options.language or "", duration=0.0)
         language = options.language
         if not self.is_multilingual:
             language = "en"

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from ..engine import Engine
 from ..errors import Busy, Unauthorized, WhisperError
-from . import docs, openai, ops
+from . import docs, openai, ops, stream
 from .state import CONFIG, ENGINE
 
 _LOGGER = logging.getLogger(__name__)
@@ -79,7 +79,10 @@ def auth_middleware(api_key: str) -> Callable:
 
     @web.middleware
     async def check_key(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith("/v1/") and request.method != "OPTIONS":
+        # The WebSocket checks its key itself: browsers cannot set headers, so it also takes a
+        # ``token`` query parameter, and its errors are WebSocket messages.
+        guarded = request.path.startswith("/v1/") and request.path != stream.PATH
+        if guarded and request.method != "OPTIONS":
             header = request.headers.get("Authorization", "")
             scheme, _, given = header.partition(" ")
             if scheme.lower() != "bearer" or not given.strip():
@@ -161,4 +164,5 @@ def create_app(engine: Engine) -> web.Application:
     app.add_routes(ops.routes)
     app.add_routes(openai.routes)
     app.add_routes(docs.routes)
+    app.add_routes(stream.routes)
     return app

@@ -28,5 +28,10 @@ async def health(request: web.Request) -> web.Response:
             "compute_type": sel.compute_type,
             "default_model": engine.config.default_model,
             "models": models,
+            "streaming": {
+                "early_decodes": engine.stats.early_decodes,
+                "early_hits": engine.stats.early_hits,
+                "partials": engine.stats.partials,
+            },
         }
     )

@@ -1,0 +1,105 @@
+"""The pure parts of streaming.py: speech tracking, the final end point, chunk text, settling.
+
+The incremental VAD is checked against faster-whisper's own one-shot Silero run on a real clip.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wyoming_whisper.backends.base import Segment
+from wyoming_whisper.streaming import (
+    WINDOW,
+    ChunkText,
+    SileroStream,
+    SpeechTracker,
+    final_end,
+    settled_count,
+)
+
+from .conftest import clip
+
+
+def test_tracker_hysteresis_and_silence() -> None:
+    t = SpeechTracker()
+    t.update([0.1, 0.2])
+    assert not t.heard_speech and t.silence_after_speech(t.position) == 0
+    t.update([0.6, 0.4])  # 0.4 continues speech already under way
+    assert t.heard_speech and t.speech_start == 2 * WINDOW and t.speech_end == 4 * WINDOW
+    t.update([0.3, 0.45])  # 0.3 ends it; 0.45 does not start it again
+    assert not t.voiced and t.speech_end == 4 * WINDOW
+    assert t.silence_after_speech(t.position) == 2 * WINDOW
+    t.update([0.9])
+    assert t.voiced and t.speech_end == 7 * WINDOW
+    assert t.silence_after_speech(t.position) == 0
+
+
+def test_final_end_is_speech_end_plus_trail_capped_by_audio() -> None:
+    t = SpeechTracker()
+    assert final_end(t, 10_000, 4800) == 10_000  # no speech: everything
+    t.update([0.9, 0.1, 0.1])
+    assert final_end(t, 100_000, 4800) == WINDOW + 4800
+    assert final_end(t, WINDOW + 100, 4800) == WINDOW + 100
+    # More silence never moves the end point: this is what makes early decodes final.
+    t.update([0.0] * 50)
+    assert final_end(t, 1_000_000, 4800) == WINDOW + 4800
+
+
+def test_preroll_shift() -> None:
+    t = SpeechTracker()
+    t.update([0.0] * 10)
+    t.shift(4 * WINDOW)
+    assert t.position == 6 * WINDOW
+    t.update([0.8])
+    assert t.speech_start == 6 * WINDOW
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        [" Hello there.", " How are you?"],
+        ["  ", " Hi", "", " you ", " all. "],
+        [" one,", "   ", " two."],
+        [""],
+    ],
+)
+def test_chunks_join_to_the_transcript(texts: list[str]) -> None:
+    cutter = ChunkText()
+    pieces = [cutter.feed(t) for t in texts]
+    assert "".join(pieces) == "".join(texts).strip()
+    assert all(p == "" or p.strip() for p in pieces)
+
+
+def seg(start: float, end: float, text: str = " x") -> Segment:
+    return Segment(id=0, seek=0, start=start, end=end, text=text)
+
+
+def test_settled_count() -> None:
+    segs = [seg(0, 2), seg(2, 4.5), seg(4.5, 6)]
+    assert settled_count(segs, 5.9) == 1  # 4.5 is within 1.5 s of the edge
+    assert settled_count(segs, 7.0) == 2
+    assert settled_count(segs[:1], 30.0) == 0  # the last segment always stays open
+    assert settled_count([seg(0, 1), seg(1, 20.5), seg(20.5, 21)], 21.0) == 2  # long tail
+    assert settled_count([], 5.0) == 0
+
+
+def test_silero_stream_matches_one_shot_run() -> None:
+    from faster_whisper.audio import decode_audio
+    from faster_whisper.vad import get_vad_model
+
+    audio = decode_audio(str(clip("whisper_cpp/jfk.wav")), sampling_rate=16000)
+    whole = audio.shape[0] - audio.shape[0] % WINDOW
+    expected = get_vad_model()(audio[:whole]).reshape(-1)
+    vad = SileroStream()
+    rng = np.random.default_rng(0)
+    got: list[np.ndarray] = []
+    pos = 0
+    while pos < audio.shape[0]:
+        step = int(rng.integers(1, 3000))
+        got.append(vad.process(audio[pos : pos + step]))
+        pos += step
+    probs = np.concatenate(got)
+    assert probs.shape == expected.shape
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
+    assert (probs > 0.5).mean() > 0.5  # the clip is mostly speech

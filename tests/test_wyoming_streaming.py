@@ -1,0 +1,102 @@
+"""Wyoming transcript streaming and --vad-endpointing, with the wyoming library's client."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+from wyoming.asr import Transcribe, Transcript, TranscriptChunk
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.client import AsyncTcpClient
+from wyoming.info import Describe, Info
+from wyoming.ping import Ping
+
+from .conftest import ServerProcess, clip, words
+from .wyoming_client import load_pcm16, read_until, send_audio
+
+
+async def describe(port: int) -> Info:
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        await client.write_event(Describe().event())
+        event = (await read_until(client, "info"))[-1]
+    return Info.from_event(event)
+
+
+async def test_info_advertises_streaming(server: ServerProcess) -> None:
+    program = (await describe(server.wyoming_port)).asr[0]
+    assert program.supports_transcript_streaming is True
+    assert program.requires_external_vad is True  # no --vad-endpointing here
+
+
+async def test_events_in_order_and_chunks_join_to_the_transcript(server: ServerProcess) -> None:
+    # Two sentences with a pause between them: several segments, so several chunks.
+    gap = np.zeros(16000, dtype="<i2").tobytes()
+    pcm = load_pcm16(clip("whisper_cpp/jfk.wav")) + gap + load_pcm16(clip("deepspeech/LDC93S1.wav"))
+    async with AsyncTcpClient("127.0.0.1", server.wyoming_port) as client:
+        await send_audio(client, pcm)
+        events = await read_until(client, "transcript-stop")
+    types = [e.type for e in events]
+    assert types[0] == "transcript-start", types
+    assert types[-2:] == ["transcript", "transcript-stop"], types
+    assert set(types[1:-2]) == {"transcript-chunk"}, types
+    chunks = [TranscriptChunk.from_event(e).text for e in events[1:-2]]
+    transcript = Transcript.from_event(events[-2])
+    assert chunks and "".join(chunks) == transcript.text
+    assert transcript.language == "en"
+    got = words(transcript.text)
+    assert got[:4] == ["and", "so", "my", "fellow"] and "water" in got, transcript.text
+
+    # A client that reads only up to `transcript` gets the same text (the plain transcript).
+    async with AsyncTcpClient("127.0.0.1", server.wyoming_port) as client:
+        await send_audio(client, pcm)
+        plain = (await read_until(client, "transcript"))[-1]
+    assert plain.data["text"] == transcript.text
+
+
+async def test_vad_endpointing(start_server) -> None:
+    srv: ServerProcess = start_server(
+        "-m", "tiny.en", "--preload", "--no-zeroconf", "--vad-endpointing"
+    )
+    program = (await describe(srv.wyoming_port)).asr[0]
+    assert program.requires_external_vad is False
+
+    silence = np.zeros(int(1.5 * 16000), dtype="<i2").tobytes()
+    first = load_pcm16(clip("deepspeech/LDC93S1.wav"))
+    second = load_pcm16(clip("speech_recognition/english.wav"))
+    async with AsyncTcpClient("127.0.0.1", srv.wyoming_port) as client:
+        await client.write_event(Transcribe().event())
+        await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+        texts: list[str] = []
+        # Two commands, no audio-stop: the server ends each one on its own VAD.
+        for pcm in (silence + first + silence, second + silence):
+            for i in range(0, len(pcm), 3200):
+                chunk = AudioChunk(rate=16000, width=2, channels=1, audio=pcm[i : i + 3200])
+                await client.write_event(chunk.event())
+            events = await read_until(client, "transcript-stop", timeout=60)
+            texts.append(next(e.data["text"] for e in events if e.type == "transcript"))
+        assert "water" in words(texts[0]), texts
+        assert words(texts[1]) in (["1", "2", "3"], ["one", "two", "three"]), texts
+        # audio-stop after an answered utterance is ignored (nothing new was said) ...
+        await client.write_event(AudioStop().event())
+        await client.write_event(Ping(text="after").event())
+        after = await read_until(client, "pong", timeout=30)
+        assert [e.type for e in after] == ["pong"], after
+        # ... and the connection takes the next utterance the classic way.
+        await send_audio(client, first)
+        events = await read_until(client, "transcript", timeout=60)
+    assert "water" in words(events[-1].data["text"])
+
+
+async def test_no_endpointing_without_the_flag(server: ServerProcess) -> None:
+    """Without --vad-endpointing, silence never ends the utterance: only audio-stop does."""
+    silence = np.zeros(int(1.5 * 16000), dtype="<i2").tobytes()
+    pcm = load_pcm16(clip("deepspeech/LDC93S1.wav")) + silence
+    async with AsyncTcpClient("127.0.0.1", server.wyoming_port) as client:
+        await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+        await client.write_event(AudioChunk(rate=16000, width=2, channels=1, audio=pcm).event())
+        await client.write_event(Ping(text="x").event())
+        assert [e.type for e in await read_until(client, "pong")] == ["pong"]
+        await asyncio.sleep(0.5)
+        await client.write_event(AudioStop().event())
+        events = await read_until(client, "transcript")
+    assert "water" in words(events[-1].data["text"])

@@ -1,0 +1,138 @@
+"""WebSocket /v1/audio/transcriptions/stream: PCM in, partials while it arrives, one final.
+
+Protocol (see docs/streaming.md): the client sends binary messages of 16 kHz 16-bit mono PCM and
+then the 3 bytes ``EOS``; the server sends ``{"type": "partial", ...}`` while audio arrives and
+``{"type": "final", ...}`` after EOS, then closes. Any fault is one ``{"type": "error"}`` message
+followed by a close frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from dataclasses import asdict
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from ..audio import PcmConverter
+from ..backends.base import Result
+from ..errors import InvalidRequest, TooLarge, Unauthorized, WhisperError
+from ..languages import normalize_language
+from ..streaming import Stream, StreamSettings
+from .state import ENGINE
+
+_LOGGER = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+PATH = "/v1/audio/transcriptions/stream"
+EOS = b"EOS"
+MAX_PROMPT_CHARS = 2000
+MAX_MESSAGE_BYTES = 4 << 20  # one binary message (about 2 min of audio)
+CLOSE_POLICY = 1008  # RFC 6455: policy violation (bad key, bad request)
+
+
+def _authorized(request: web.Request, key: str) -> bool:
+    """A ``token`` query parameter (browsers cannot set headers) or ``Authorization: Bearer``."""
+    header = request.headers.get("Authorization", "")
+    given = request.query.get("token") or (header[7:] if header[:7].lower() == "bearer " else "")
+    return hmac.compare_digest(given.strip().encode(), key.encode())
+
+
+def final_message(result: Result, seconds: float) -> dict[str, Any]:
+    segments = []
+    for seg in result.segments:
+        item = asdict(seg)
+        item["tokens"] = list(seg.tokens)
+        if not seg.words:
+            item.pop("words")
+        segments.append(item)
+    return {
+        "type": "final",
+        "text": result.text,
+        "is_final": True,
+        "language": result.language,
+        "duration": round(seconds, 3),
+        "segments": segments,
+    }
+
+
+@routes.get(PATH)
+async def stream(request: web.Request) -> web.StreamResponse:
+    engine = request.app[ENGINE]
+    config = engine.config
+    ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES)
+    await ws.prepare(request)
+    utterance: Stream | None = None
+    try:
+        if config.api_key and not _authorized(request, config.api_key):
+            raise Unauthorized("Invalid or missing API key (use ?token= or Authorization)")
+        query = request.query
+        model = engine.model_name(query.get("model"))
+        language = normalize_language(query.get("language"))
+        prompt = query.get("prompt") or None
+        if prompt is not None and len(prompt) > MAX_PROMPT_CHARS:
+            raise InvalidRequest(
+                f"prompt longer than {MAX_PROMPT_CHARS} characters", param="prompt"
+            )
+        options = engine.options(
+            language=language, initial_prompt=prompt, vad_filter=config.vad_filter
+        )
+        settings = StreamSettings(
+            early_decoding=not config.no_early_decoding,
+            early_pause=config.early_decoding_pause,
+            max_seconds=config.max_audio_seconds,
+        )
+
+        async def send_partial(text: str) -> None:
+            if not ws.closed:
+                await ws.send_json({"type": "partial", "text": text, "is_final": False})
+
+        utterance = Stream(engine, model, options, settings, on_partial=send_partial)
+        converter = PcmConverter(16000, 2, 1)
+        while True:
+            msg = await ws.receive(timeout=config.wyoming_idle_timeout)
+            if msg.type == WSMsgType.BINARY:
+                if msg.data == EOS:
+                    break
+                await utterance.append(converter.feed(msg.data))
+            elif msg.type == WSMsgType.TEXT:
+                if msg.data.strip() == "EOS":  # lenient: EOS sent as text
+                    break
+                raise InvalidRequest("send audio as binary messages and end with the bytes EOS")
+            elif msg.type == WSMsgType.ERROR:
+                raise TooLarge(f"message rejected: {ws.exception()}")
+            else:  # the client closed or went away: nothing to answer
+                return ws
+        if utterance.samples == 0:
+            raise InvalidRequest("no audio received before EOS", param="audio")
+        result = await utterance.finish()
+        await ws.send_json(final_message(result, utterance.seconds))
+        await ws.close()
+    except asyncio.TimeoutError:
+        await _fail(ws, "no audio received for too long", WSCloseCode.POLICY_VIOLATION)
+    except WhisperError as err:
+        code = WSCloseCode.MESSAGE_TOO_BIG if isinstance(err, TooLarge) else CLOSE_POLICY
+        if err.status >= 500:
+            code = WSCloseCode.INTERNAL_ERROR
+        await _fail(ws, err.message, code)
+    except (ConnectionError, asyncio.CancelledError):
+        raise
+    except Exception:
+        _LOGGER.exception("WebSocket stream failed")
+        await _fail(ws, "internal server error; see the server log", WSCloseCode.INTERNAL_ERROR)
+    finally:
+        if utterance is not None:
+            await utterance.close()
+    return ws
+
+
+async def _fail(ws: web.WebSocketResponse, message: str, code: int) -> None:
+    _LOGGER.warning("WebSocket client error: %s", message)
+    if ws.closed:
+        return
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await ws.send_json({"type": "error", "message": message})
+        reason = message.encode()[:120].decode(errors="ignore").encode()
+        await ws.close(code=code, message=reason)

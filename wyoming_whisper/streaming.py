@@ -1,0 +1,431 @@
+"""One utterance being received: audio in, voice activity, early decoding, partials, the final.
+
+Both streaming front doors (Wyoming and the WebSocket) feed a ``Stream`` and ask it for the
+final result. What "the final result" means is fixed here, so that an early decode and a decode
+after the end of the stream see exactly the same samples:
+
+    the final decode covers the audio from the start up to ``TRAIL_SECONDS`` after the end of the
+    last speech the voice activity detector (Silero, as shipped with faster-whisper) heard; with
+    no speech heard at all, the whole audio.
+
+Silence after that point therefore cannot change the result, and a decode started during a pause
+is the final answer as long as no new speech arrives before the end of the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from itertools import takewhile
+
+import numpy as np
+
+# Imported here, on the main thread at start-up: importing faster_whisper for the first time in
+# two threads at once (a model load and a stream's VAD) can fail half-way.
+from faster_whisper.vad import get_vad_model
+
+from .backends.base import SAMPLE_RATE, Result, Segment, TranscribeOptions
+from .engine import Engine
+from .errors import TooLarge, WhisperError
+
+_LOGGER = logging.getLogger(__name__)
+
+WINDOW = 512  # Silero's window at 16 kHz (32 ms)
+CONTEXT = 64  # samples of the previous window Silero sees before each window
+SPEECH_THRESHOLD = 0.5  # a window this likely to be speech starts (or continues) speech
+CONTINUE_THRESHOLD = 0.35  # ... and one above this continues speech already under way
+TRAIL_SECONDS = 0.3  # audio kept after the last speech: the final decode's end point
+EARLY_MAX_SECONDS = 30.0  # no early decodes of longer audio: one decode window, bounded cost
+PARTIAL_EVERY_SECONDS = 1.0  # a partial per this much new audio holding speech
+COMMIT_GUARD_SECONDS = 1.5  # a partial's segment ending this far before the edge is settled
+MAX_OPEN_TAIL_SECONDS = 20.0  # past this, settle every segment of the tail but the last
+PROMPT_CHARS = 200  # settled text handed to the next partial decode as context
+PREROLL_SECONDS = 1.0  # with VAD endpointing: silence kept before speech starts
+
+# Transcribe.vad_sensitivity -> seconds of silence that end an utterance (--vad-endpointing).
+ENDPOINT_SECONDS = {"aggressive": 0.4, "default": 0.7, "relaxed": 1.2}
+
+
+class SileroStream:
+    """Silero VAD run window by window, keeping its recurrent state between calls.
+
+    Feeding audio in any chunking gives exactly the probabilities of one call on the whole audio
+    (faster-whisper's ``SileroVADModel``). Blocking (ONNX): call from a worker thread.
+    """
+
+    def __init__(self) -> None:
+        self._session = get_vad_model().session
+        self._h = np.zeros((1, 1, 128), dtype=np.float32)
+        self._c = np.zeros((1, 1, 128), dtype=np.float32)
+        self._context = np.zeros(CONTEXT, dtype=np.float32)
+        self._pending = np.zeros(0, dtype=np.float32)
+
+    def process(self, samples: np.ndarray) -> np.ndarray:
+        """Speech probability of each whole window completed by ``samples``."""
+        data = np.concatenate([self._pending, samples.astype(np.float32, copy=False)])
+        whole = data.shape[0] - data.shape[0] % WINDOW
+        self._pending = data[whole:].copy()
+        if not whole:
+            return np.zeros(0, dtype=np.float32)
+        windows = data[:whole].reshape(-1, WINDOW)
+        before = np.concatenate([self._context[None, :], windows[:-1, -CONTEXT:]], axis=0)
+        batch = np.ascontiguousarray(np.concatenate([before, windows], axis=1))
+        out, self._h, self._c = self._session.run(
+            None, {"input": batch, "h": self._h, "c": self._c}
+        )
+        self._context = windows[-1, -CONTEXT:].copy()
+        return np.asarray(out, dtype=np.float32).reshape(-1)
+
+
+@dataclass
+class SpeechTracker:
+    """Where speech was heard, from per-window probabilities (pure; positions in samples).
+
+    Hysteresis as in Silero's own segmentation: a window starts speech at SPEECH_THRESHOLD and
+    continues it above CONTINUE_THRESHOLD.
+    """
+
+    window: int = WINDOW
+    position: int = 0  # samples covered by the windows seen so far
+    speech_start: int | None = None  # first voiced window's start
+    speech_end: int = 0  # end of the last voiced window
+    voiced: bool = False  # whether the latest window was voiced
+
+    def update(self, probs: Sequence[float]) -> None:
+        for prob in probs:
+            start = self.position
+            self.position += self.window
+            threshold = CONTINUE_THRESHOLD if self.voiced else SPEECH_THRESHOLD
+            self.voiced = prob >= threshold
+            if self.voiced:
+                if self.speech_start is None:
+                    self.speech_start = start
+                self.speech_end = self.position
+
+    @property
+    def heard_speech(self) -> bool:
+        return self.speech_start is not None
+
+    def silence_after_speech(self, total: int) -> int:
+        """Samples of non-speech since the last speech (0 before any speech or while voiced)."""
+        if not self.heard_speech or self.voiced:
+            return 0
+        return max(0, total - self.speech_end)
+
+    def shift(self, samples: int) -> None:
+        """Forget ``samples`` from the front (only while no speech has been heard)."""
+        assert not self.heard_speech
+        self.position -= samples
+
+
+def final_end(tracker: SpeechTracker, total: int, trail: int) -> int:
+    """The sample count the final decode covers (see the module docstring)."""
+    if not tracker.heard_speech:
+        return total
+    return min(total, tracker.speech_end + trail)
+
+
+class ChunkText:
+    """Cuts segment texts into transcript chunks whose concatenation is the stripped transcript.
+
+    The transcript is ``"".join(segment texts).strip()``: leading whitespace of the first piece is
+    dropped and trailing whitespace is held back until more text follows it.
+    """
+
+    def __init__(self) -> None:
+        self._held = ""
+        self._started = False
+
+    def feed(self, text: str) -> str:
+        if not self._started:
+            text = text.lstrip()
+            if not text:
+                return ""
+            self._started = True
+        body = text.rstrip()
+        if not body:
+            self._held += text
+            return ""
+        piece = self._held + body
+        self._held = text[len(body) :]
+        return piece
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """How a stream decodes early, how it ends on its own, and how long it may grow."""
+
+    early_decoding: bool = True
+    early_pause: float = 0.3  # non-speech after speech that starts an early decode
+    endpoint_silence: float | None = None  # end the utterance after this much silence
+    max_seconds: float = 3600.0
+    trail: float = TRAIL_SECONDS
+
+
+@dataclass
+class _Decode:
+    """A background decode of ``audio[:end]``."""
+
+    end: int
+    task: asyncio.Task[Result]
+
+
+PartialCallback = Callable[[str], Awaitable[None]]
+
+
+class Stream:
+    """Audio of one utterance as it arrives; ``finish`` gives the final Result.
+
+    Early decodes and partials run as background tasks through the engine (admission slot held
+    while running); they are cancelled when superseded, when the final is requested, or by
+    ``close`` when the client goes away.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        model: str,
+        options: TranscribeOptions,
+        settings: StreamSettings,
+        *,
+        on_partial: PartialCallback | None = None,
+    ) -> None:
+        self.engine = engine
+        self.model = model
+        self.options = options
+        self.settings = settings
+        self.on_partial = on_partial
+        self._buf = np.zeros(SAMPLE_RATE * 4, dtype=np.float32)
+        self._len = 0
+        self._vad: SileroStream | None = None
+        self.tracker = SpeechTracker()
+        self._trail = int(settings.trail * SAMPLE_RATE)
+        self._early: _Decode | None = None
+        self._partial: asyncio.Task[None] | None = None
+        self._partial_mark = 0  # samples when the last partial started
+        self._settled = 0  # samples covered by settled partial text
+        self._settled_text: list[str] = []
+        self._finishing = False
+        self.early_used = False
+
+    # -- audio in -------------------------------------------------------------------------------
+
+    @property
+    def samples(self) -> int:
+        return self._len
+
+    @property
+    def seconds(self) -> float:
+        return self._len / SAMPLE_RATE
+
+    @property
+    def heard_speech(self) -> bool:
+        return self.tracker.heard_speech
+
+    @property
+    def endpoint_reached(self) -> bool:
+        """Speech, then ``endpoint_silence`` of non-speech (only with VAD endpointing)."""
+        limit = self.settings.endpoint_silence
+        if limit is None:
+            return False
+        silence = self.tracker.silence_after_speech(self.tracker.position)
+        return silence >= max(limit, self.settings.trail) * SAMPLE_RATE
+
+    def audio(self, end: int | None = None) -> np.ndarray:
+        """A copy of the audio so far (up to ``end`` samples)."""
+        return self._buf[: self._len if end is None else min(end, self._len)].copy()
+
+    async def append(self, samples: np.ndarray) -> None:
+        """Add 16 kHz mono float32; runs the VAD off the loop, then schedules background work."""
+        if self._finishing:
+            raise RuntimeError("stream already finished")
+        if samples.shape[0] == 0:
+            return
+        if self._len + samples.shape[0] > self.settings.max_seconds * SAMPLE_RATE:
+            raise TooLarge(
+                f"stream longer than {self.settings.max_seconds:.0f} s; audio dropped",
+                param="audio",
+            )
+        self._store(samples)
+        if self._vad is None:
+            self._vad = await asyncio.to_thread(SileroStream)
+        probs = await asyncio.to_thread(self._vad.process, samples)
+        self.tracker.update(probs.tolist())
+        if self.settings.endpoint_silence is not None:
+            self._drop_preroll()
+        self._schedule()
+
+    def _store(self, samples: np.ndarray) -> None:
+        need = self._len + samples.shape[0]
+        if need > self._buf.shape[0]:
+            grown = np.zeros(max(need, self._buf.shape[0] * 2), dtype=np.float32)
+            grown[: self._len] = self._buf[: self._len]
+            self._buf = grown
+        self._buf[self._len : need] = samples
+        self._len = need
+
+    def _drop_preroll(self) -> None:
+        """Endpointing clients may stream silence forever: keep only a short pre-roll."""
+        keep = int(PREROLL_SECONDS * SAMPLE_RATE)
+        if self.tracker.heard_speech or self.tracker.position <= 2 * keep:
+            return
+        drop = self.tracker.position - keep
+        self._buf[: self._len - drop] = self._buf[drop : self._len]
+        self._len -= drop
+        self.tracker.shift(drop)
+        self._partial_mark = max(0, self._partial_mark - drop)
+
+    # -- background work ------------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        target = final_end(self.tracker, self.tracker.position, self._trail)
+        if self._early is not None and (self.tracker.voiced or self._early.end != target):
+            # New speech after the point the early decode covered: its result is stale.
+            self._cancel_early()
+        if self.settings.early_decoding and self._early is None:
+            pause = max(self.settings.early_pause, self.settings.trail) * SAMPLE_RATE
+            silence = self.tracker.silence_after_speech(self.tracker.position)
+            short = target <= EARLY_MAX_SECONDS * SAMPLE_RATE
+            own_partial = self._partial is not None and not self._partial.done()
+            free = self.engine.has_idle_worker or own_partial
+            if silence >= pause and short and free:
+                self._cancel_partial()  # the early decode is worth more than a partial
+                task = asyncio.create_task(self._decode(target))
+                task.add_done_callback(_quiet)
+                self._early = _Decode(target, task)
+                self.engine.stats.early_decodes += 1
+                _LOGGER.debug("Early decode of %.2f s started", target / SAMPLE_RATE)
+        self._maybe_partial()
+
+    def _cancel_early(self) -> None:
+        if self._early is not None:
+            self._early.task.cancel()
+            self._early = None
+
+    def _cancel_partial(self) -> None:
+        if self._partial is not None and not self._partial.done():
+            self._partial.cancel()
+
+    async def _decode(
+        self, end: int, on_segment: Callable[[Segment], None] | None = None
+    ) -> Result:
+        audio = self.audio(end)
+        with self.engine.admit(self.model):
+            return await self.engine.transcribe(audio, self.options, self.model, on_segment)
+
+    # -- partials -------------------------------------------------------------------------------
+
+    def _maybe_partial(self) -> None:
+        if self.on_partial is None or self._finishing:
+            return
+        if self._partial is not None and not self._partial.done():
+            return  # never queue behind a running partial: skip this one
+        if self._early is not None and not self._early.task.done():
+            return
+        if not self.engine.has_idle_worker:
+            return
+        end = self._len
+        new_speech = self.tracker.heard_speech and self.tracker.speech_end > self._partial_mark
+        if end - self._partial_mark < PARTIAL_EVERY_SECONDS * SAMPLE_RATE or not new_speech:
+            return
+        self._partial_mark = end
+        self._partial = asyncio.create_task(self._run_partial(end))
+        self._partial.add_done_callback(_quiet)
+
+    def partial_options(self) -> TranscribeOptions:
+        """Cheaper settings, for partials only: greedy, no fallback, settled text as context."""
+        prompt = "".join(self._settled_text)[-PROMPT_CHARS:].strip() or self.options.initial_prompt
+        return replace(
+            self.options,
+            beam_size=1,
+            temperature=(0.0,),
+            condition_on_previous_text=False,
+            word_timestamps=False,
+            initial_prompt=prompt,
+        )
+
+    async def _run_partial(self, end: int) -> None:
+        start = self._settled
+        tail = self._buf[start:end].copy()
+        try:
+            with self.engine.admit(self.model):
+                result = await self.engine.transcribe(tail, self.partial_options(), self.model)
+        except WhisperError as err:  # best effort: the final reports real failures
+            _LOGGER.debug("Partial skipped: %s", err.message)
+            return
+        if self._finishing or self.on_partial is None:
+            return
+        settled = settled_count(result.segments, (end - start) / SAMPLE_RATE)
+        if settled:
+            self._settled = start + int(result.segments[settled - 1].end * SAMPLE_RATE)
+            self._settled_text.extend(s.text for s in result.segments[:settled])
+        open_text = "".join(s.text for s in result.segments[settled:])
+        text = ("".join(self._settled_text) + open_text).strip()
+        self.engine.stats.partials += 1
+        await self.on_partial(text)
+
+    # -- the end --------------------------------------------------------------------------------
+
+    async def finish(self, on_segment: Callable[[Segment], None] | None = None) -> Result:
+        """The final result: the early decode's when it covers exactly the final audio.
+
+        ``on_segment`` sees segments as a decode started here firms them up; an early result
+        arrives whole.
+        """
+        self._finishing = True
+        self._cancel_partial()
+        end = final_end(self.tracker, self._len, self._trail)
+        early, self._early = self._early, None
+        if early is not None and early.end == end:
+            try:
+                result: Result | None = await asyncio.shield(early.task)
+            except asyncio.CancelledError:
+                if not early.task.cancelled():  # we are cancelled, not the early decode
+                    early.task.cancel()
+                    raise
+                result = None
+            except WhisperError:
+                result = None  # e.g. no admission slot then: decode again, report what happens
+            if result is not None:
+                self.early_used = True
+                self.engine.stats.early_hits += 1
+                return result
+        elif early is not None:
+            early.task.cancel()
+        return await self._decode(end, on_segment=on_segment)
+
+    async def close(self) -> None:
+        """Cancel background work (the client went away or the utterance failed)."""
+        self._finishing = True
+        tasks = [t for t in (self._partial, self._early.task if self._early else None) if t]
+        self._early = None
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+
+
+def settled_count(segments: Sequence[Segment], tail_seconds: float) -> int:
+    """How many leading segments of a partial decode are settled.
+
+    A segment is settled when another follows it and it ended well before the open edge of the
+    audio; later partials decode only what follows it. A very long open tail settles all but its
+    last segment, so partial decodes stay short.
+    """
+    closed = segments[:-1]
+    if tail_seconds > MAX_OPEN_TAIL_SECONDS:
+        return len(closed)
+    edge = tail_seconds - COMMIT_GUARD_SECONDS
+    return sum(1 for _ in takewhile(lambda s: s.end <= edge, closed))
+
+
+def _quiet(task: asyncio.Task) -> None:
+    """Retrieve a background task's exception so asyncio does not log it as unhandled."""
+    if not task.cancelled():
+        err = task.exception()
+        if err is not None and not isinstance(err, WhisperError):
+            _LOGGER.warning("Background decode failed: %r", err)
