@@ -66,6 +66,7 @@ class Config:
     max_queue: int = 8
     max_concurrency: int = field(default_factory=lambda: default_concurrency())
     max_audio_seconds: float = 3600.0
+    max_stream_seconds: float = 300.0
     wyoming_idle_timeout: float = 30.0
     no_early_decoding: bool = False
     early_decoding_pause: float = 0.3
@@ -78,6 +79,11 @@ class Config:
     def vad_filter(self) -> bool:
         """Whether Wyoming requests drop non-speech before decoding (stops invented words)."""
         return not self.no_vad_filter
+
+    @property
+    def stream_seconds(self) -> float:
+        """Audio one Wyoming utterance or WebSocket stream may buffer (float32: 64 kB/s)."""
+        return min(self.max_stream_seconds, self.max_audio_seconds)
 
 
 def default_concurrency() -> int:
@@ -266,10 +272,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="Longest accepted audio, decoded (default: 3600)",
     )
     add(
+        "--max-stream-seconds",
+        type=_positive,
+        metavar="SECONDS",
+        help="Longest audio one Wyoming utterance or WebSocket stream may buffer in memory "
+        "(default: 300)",
+    )
+    add(
         "--wyoming-idle-timeout",
         type=_positive,
         metavar="SECONDS",
-        help="Drop a Wyoming utterance when no audio arrives for this long (default: 30)",
+        help="Drop a Wyoming utterance or WebSocket stream when no audio arrives for this long "
+        "(default: 30)",
     )
     add(
         "--no-early-decoding",

@@ -22,7 +22,8 @@ from .backends.base import SAMPLE_RATE, CancelToken, Result, Segment, Transcribe
 from .backends.select import Selection
 from .config import Config
 from .errors import Busy, ModelNotFound, TooLarge, Unsupported
-from .models.manager import ModelManager
+from .metrics import Metrics, gauge
+from .models.manager import ModelManager, ModelState
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -60,6 +61,9 @@ class Engine:
         self._pool = ThreadPoolExecutor(config.max_concurrency, thread_name_prefix="inference")
         self._in_flight: dict[str, int] = dict.fromkeys(manager.models, 0)
         self.stats = EngineStats()
+        self.metrics = Metrics()
+        self.metrics.add_live(self._live_metrics)
+        manager.on_change = self.metrics.on_model_change
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -104,15 +108,25 @@ class Engine:
         """Requests one model may have in flight: the running ones plus the waiting queue."""
         return self.config.max_concurrency + self.config.max_queue
 
+    def check_capacity(self, model: str) -> None:
+        """Busy at once when the model's queue is full.
+
+        Streaming front doors call this when a request starts, so a client is refused before it
+        sends (and we buffer) its audio; ``admit`` checks again when the decode is due.
+        """
+        if self._in_flight[model] >= self.capacity:
+            self.stats.rejected += 1
+            self.metrics.rejected.labels(model).inc()
+            raise Busy(
+                f"model {model!r} has {self._in_flight[model]} requests in flight "
+                f"(limit {self.capacity}); retry shortly",
+                retry_after=1,
+            )
+
     @contextmanager
     def admit(self, model: str) -> Iterator[None]:
         """Hold a place in the model's queue; Busy at once when it is full."""
-        if self._in_flight[model] >= self.capacity:
-            self.stats.rejected += 1
-            raise Busy(
-                f"model {model!r} has {self._in_flight[model]} requests in flight; retry shortly",
-                retry_after=1,
-            )
+        self.check_capacity(model)
         self._in_flight[model] += 1
         self.stats.requests += 1
         try:
@@ -174,12 +188,18 @@ class Engine:
                 result = await asyncio.shield(future)
             except asyncio.CancelledError:
                 token.cancel()
+                self.metrics.cancelled.labels(model).inc()
                 # The model must stay loaded until the worker lets go of it.
                 await asyncio.wait([future])
                 raise
         elapsed = time.monotonic() - started
         self.stats.audio_seconds += result.duration
         self.stats.inference_seconds += elapsed
+        m = self.metrics
+        m.audio_seconds.labels(model).inc(result.duration)
+        m.inference_seconds.labels(model).inc(elapsed)
+        if result.duration > 0:
+            m.real_time_factor.labels(model).observe(elapsed / result.duration)
         _LOGGER.debug(
             "Transcribed %.2f s of audio with %s in %.3f s: %r",
             result.duration,
@@ -188,6 +208,35 @@ class Engine:
             result.text,
         )
         return result
+
+    def _live_metrics(self) -> list:
+        states = {name: m.state for name, m in self.manager.models.items()}
+        return [
+            gauge(
+                "whisper_queue_depth",
+                "Requests admitted and not yet answered (running + waiting), per model",
+                "model",
+                {name: float(n) for name, n in self._in_flight.items()},
+            ),
+            gauge(
+                "whisper_queue_capacity",
+                "Requests a model may have in flight before new ones get 503 (workers + queue)",
+                "model",
+                dict.fromkeys(self._in_flight, float(self.capacity)),
+            ),
+            gauge(
+                "whisper_model_loaded",
+                "1 when the model is loaded, else 0",
+                "model",
+                {n: float(s is ModelState.LOADED) for n, s in states.items()},
+            ),
+            gauge(
+                "whisper_model_error",
+                "1 when the model's last load failed, else 0",
+                "model",
+                {n: float(s is ModelState.ERROR) for n, s in states.items()},
+            ),
+        ]
 
     async def close(self) -> None:
         """Wait for running decodes, then stop the worker threads."""

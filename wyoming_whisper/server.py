@@ -46,7 +46,13 @@ class Server:
     async def start(self) -> None:
         cfg = self.config
         await self.manager.start(wait=cfg.preload)
-        self._runner = web.AppRunner(create_app(self.engine), access_log=None)
+        self._runner = web.AppRunner(
+            create_app(self.engine),
+            access_log=None,
+            # A client that hangs up cancels its handler: the decode stops at the next segment,
+            # its worker and queue place are freed, its temp file is deleted.
+            handler_cancellation=True,
+        )
         await self._runner.setup()
         await web.TCPSite(self._runner, cfg.host, cfg.port).start()
         _LOGGER.info("HTTP API on http://%s:%d", cfg.host, cfg.port)

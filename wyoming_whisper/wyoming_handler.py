@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from wyoming.asr import Transcribe, Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
@@ -34,6 +35,7 @@ from .languages import model_languages, normalize_language
 from .streaming import ENDPOINT_SECONDS, ChunkText, Stream, StreamSettings
 
 _LOGGER = logging.getLogger(__name__)
+T = TypeVar("T")
 MAX_HEADER_BYTES = 64 * 1024
 MAX_DATA_BYTES = 1 << 20  # JSON data of one event
 MAX_PAYLOAD_BYTES = 4 << 20  # one audio chunk (about 20 s of 48 kHz stereo 16-bit)
@@ -99,6 +101,20 @@ def _length(header: dict, key: str, limit: int) -> int:
     return value
 
 
+def _hung_up(reading: asyncio.Task[Event | None]) -> bool:
+    """True when a finished read says the connection is gone (not a pipelined next event)."""
+    if not reading.done():
+        return False
+    if reading.cancelled():
+        return True
+    err = reading.exception()
+    if err is None:
+        return reading.result() is None
+    return isinstance(err, (ConnectionError, asyncio.IncompleteReadError)) or (
+        isinstance(err, ProtocolError) and err.fatal
+    )
+
+
 def build_info(engine: Engine) -> Info:
     """One ASR program listing every served model."""
     models = [
@@ -137,6 +153,10 @@ class Utterance:
     follows_answer: bool = False  # opened by VAD endpointing right after an answered one
 
 
+class ClientGone(Exception):
+    """The client hung up while its utterance was being decoded; the decode was cancelled."""
+
+
 class WhisperEventHandler(AsyncEventHandler):
     """One Wyoming connection; several utterances may follow each other on it."""
 
@@ -148,6 +168,8 @@ class WhisperEventHandler(AsyncEventHandler):
         self.config = engine.config
         self._utterance: Utterance | None = None
         self._pending: Transcribe | None = None
+        # The next event, read while a decode runs so that a hang-up cancels the decode.
+        self._lookahead: asyncio.Task[Event | None] | None = None
 
     async def run(self) -> None:
         """Read events until the client leaves; answer protocol faults with an error event."""
@@ -155,8 +177,9 @@ class WhisperEventHandler(AsyncEventHandler):
         try:
             while self._is_running:
                 timeout = self.config.wyoming_idle_timeout if self._utterance else None
+                reading, self._lookahead = self._lookahead, None
                 try:
-                    event = await asyncio.wait_for(read_event(self.reader), timeout)
+                    event = await asyncio.wait_for(reading or read_event(self.reader), timeout)
                 except asyncio.TimeoutError:
                     await self._drop_utterance()
                     await self._error(
@@ -173,6 +196,8 @@ class WhisperEventHandler(AsyncEventHandler):
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            if self._lookahead is not None:
+                self._lookahead.cancel()
             await self._drop_utterance()
             await self.disconnect()
             self.writer.close()
@@ -185,6 +210,7 @@ class WhisperEventHandler(AsyncEventHandler):
 
     async def _error(self, text: str, code: str) -> None:
         _LOGGER.warning("Wyoming client error: %s", text)
+        self.engine.metrics.requests.labels("wyoming", code).inc()
         await self.write_event(Error(text=text, code=code).event())
 
     async def _drop_utterance(self) -> None:
@@ -196,6 +222,10 @@ class WhisperEventHandler(AsyncEventHandler):
     async def handle_event(self, event: Event) -> bool:
         try:
             await self._dispatch(event)
+        except ClientGone:
+            _LOGGER.info("Wyoming client left during its decode; decode cancelled")
+            self.engine.metrics.requests.labels("wyoming", "cancelled").inc()
+            self._is_running = False
         except WhisperError as err:
             if self._utterance is not None:
                 self._utterance.failed = True
@@ -244,6 +274,8 @@ class WhisperEventHandler(AsyncEventHandler):
         try:
             model = self.engine.model_name(req.name)
             language = normalize_language(req.language)
+            # Refuse at once when the queue is full, before the client streams its audio.
+            self.engine.check_capacity(model)
         except WhisperError:
             # Keep a failed placeholder: the rest of this utterance's audio is ignored quietly.
             model = self.config.default_model
@@ -265,7 +297,7 @@ class WhisperEventHandler(AsyncEventHandler):
             early_decoding=not self.config.no_early_decoding,
             early_pause=self.config.early_decoding_pause,
             endpoint_silence=endpoint,
-            max_seconds=self.config.max_audio_seconds,
+            max_seconds=self.config.stream_seconds,
         )
         stream = Stream(self.engine, model, options, settings)
         utt = Utterance(model, stream, language, follows_answer=follows_answer)
@@ -311,7 +343,7 @@ class WhisperEventHandler(AsyncEventHandler):
 
         relaying = asyncio.create_task(relay())
         try:
-            result = await utt.stream.finish(on_segment)
+            result = await self._unless_gone(asyncio.ensure_future(utt.stream.finish(on_segment)))
             if utt.stream.early_used:
                 for segment in result.segments:
                     on_segment(segment)
@@ -328,3 +360,19 @@ class WhisperEventHandler(AsyncEventHandler):
         )
         await self.write_event(Transcript(text=text, language=language or None).event())
         await self.write_event(TranscriptStop().event())
+        self.engine.metrics.requests.labels("wyoming", "ok").inc()
+
+    async def _unless_gone(self, job: asyncio.Future[T]) -> T:
+        """Await ``job`` while watching the connection: a hang-up cancels it (ClientGone).
+
+        The next event is read ahead; one that arrives in time is kept for the read loop.
+        """
+        if self._lookahead is None:
+            self._lookahead = asyncio.ensure_future(read_event(self.reader))
+        watched: set[asyncio.Future[Any]] = {job, self._lookahead}
+        await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        if not job.done() and _hung_up(self._lookahead):
+            job.cancel()
+            await asyncio.wait([job])
+            raise ClientGone
+        return await job

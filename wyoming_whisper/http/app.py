@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -60,6 +62,38 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return web.json_response(
             error_body("Internal server error; see the server log", "server_error"), status=500
         )
+
+
+def metrics_middleware(engine: Engine) -> Callable:
+    """Count every answer by route template and status, and time it (outermost middleware)."""
+    metrics = engine.metrics
+
+    @web.middleware
+    async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.monotonic()
+        route = "unmatched"
+        resource = request.match_info.route.resource
+        if resource is not None:
+            route = resource.canonical
+        status = "cancelled"  # the client went away before an answer
+        try:
+            response = await handler(request)
+            status = str(response.status)
+            return response
+        except web.HTTPException as exc:
+            status = str(exc.status)
+            raise
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            status = "500"
+            raise
+        finally:
+            metrics.requests.labels(route, status).inc()
+            if route != "/metrics":
+                metrics.request_seconds.labels(route).observe(time.monotonic() - started)
+
+    return count
 
 
 def _status_code(status: int) -> str | None:
@@ -143,10 +177,10 @@ class Cors:
 def create_app(engine: Engine) -> web.Application:
     """Build the HTTP app around an engine; the routes of each module are added here.
 
-    Middlewares, outermost first: CORS preflight (no key needed), errors, API key.
+    Middlewares, outermost first: metrics, CORS preflight (no key needed), errors, API key.
     """
     config = engine.config
-    middlewares: list[Callable] = []
+    middlewares: list[Callable] = [metrics_middleware(engine)]
     cors = Cors(config.cors_origins) if config.cors_origins else None
     if cors is not None:
         middlewares.append(cors.preflight)

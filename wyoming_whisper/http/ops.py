@@ -1,10 +1,11 @@
-"""Operational routes: health (open even when an API key is set)."""
+"""Operational routes: health and Prometheus metrics (open even when an API key is set)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from .. import __version__
+from ..metrics import CONTENT_TYPE
 from .state import ENGINE
 
 routes = web.RouteTableDef()
@@ -35,3 +36,10 @@ async def health(request: web.Request) -> web.Response:
             },
         }
     )
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format; see docs/reliability.md for what each metric means."""
+    body = request.app[ENGINE].metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

@@ -76,13 +76,14 @@ async def stream(request: web.Request) -> web.StreamResponse:
             raise InvalidRequest(
                 f"prompt longer than {MAX_PROMPT_CHARS} characters", param="prompt"
             )
+        engine.check_capacity(model)  # refuse at once, before the client streams its audio
         options = engine.options(
             language=language, initial_prompt=prompt, vad_filter=config.vad_filter
         )
         settings = StreamSettings(
             early_decoding=not config.no_early_decoding,
             early_pause=config.early_decoding_pause,
-            max_seconds=config.max_audio_seconds,
+            max_seconds=config.stream_seconds,
         )
 
         async def send_partial(text: str) -> None:

@@ -1,0 +1,122 @@
+"""Helpers for the reliability, fault and fuzz tests: long audio, process resources, metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+import uuid
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import psutil
+from prometheus_client.parser import text_string_to_metric_families
+
+from .audio_files import read_mono
+
+SHORT = "lhotse/LJ002-0020.wav"  # 1.5 s: "in eighteen thirteen"
+SHORT_READINGS = (["in", "eighteen", "thirteen"], ["in", "1813"])  # both seen from tiny.en
+COUNT = "speech_recognition/english.wav"  # 2.7 s: "one two three"
+
+
+def short_ok(text: str) -> bool:
+    """Whether ``text`` is a right transcript of SHORT."""
+    from .conftest import words
+
+    return words(text) in SHORT_READINGS
+
+
+def write_wav(samples: np.ndarray, path: Path) -> Path:
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(pcm.tobytes())
+    return path
+
+
+def long_wav(seconds: float, path: Path) -> Path:
+    """The English clips of the manifest one after another (half a second apart), repeated to
+    ``seconds``: varied speech, so every 30 s window decodes in about the same short time."""
+    from .conftest import load_manifest
+
+    pieces = []
+    for item in load_manifest():
+        if item.language == "en" and item.duration < 20 and item.path.exists():
+            pieces += [read_mono(item.path), np.zeros(8000, np.float32)]
+    piece = np.concatenate(pieces)
+    reps = int(seconds * 16000 / piece.shape[0]) + 1
+    return write_wav(np.tile(piece, reps)[: int(seconds * 16000)], path)
+
+
+def multipart(fields: dict[str, str], audio: bytes, filename: str = "a.wav") -> tuple[bytes, str]:
+    """A multipart/form-data body with ``fields`` first (as SDKs send them), then the file."""
+    boundary = uuid.uuid4().hex
+    out = bytearray()
+    for key, value in fields.items():
+        out += f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n'.encode()
+        out += value.encode() + b"\r\n"
+    out += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    out += audio + f"\r\n--{boundary}--\r\n".encode()
+    return bytes(out), f"multipart/form-data; boundary={boundary}"
+
+
+def post_audio(
+    url: str, audio: bytes, fields: dict[str, str] | None = None, timeout: float = 120
+) -> tuple[int, dict, dict[str, str]]:
+    """POST a transcription; (status, JSON body, headers), errors included."""
+    body, ctype = multipart(fields or {"model": "whisper-1"}, audio)
+    req = urllib.request.Request(
+        url + "/v1/audio/transcriptions", data=body, headers={"Content-Type": ctype}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read()), dict(resp.headers)
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}"), dict(err.headers)
+
+
+def metrics(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of /metrics as {(name, sorted labels): value}."""
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:
+        assert resp.headers["Content-Type"].startswith("text/plain")
+        text = resp.read().decode()
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def metric(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+@dataclass
+class Resources:
+    """What a server process holds: RSS, descriptors, threads, children, temp files."""
+
+    rss_mb: float
+    fds: int
+    threads: int
+    children: int
+    temp_files: int
+
+    @classmethod
+    def of(cls, pid: int, tmpdir: Path | None = None) -> Resources:
+        proc = psutil.Process(pid)
+        temp = len([n for n in os.listdir(tmpdir) if n.startswith("whisper-")]) if tmpdir else 0
+        return cls(
+            rss_mb=proc.memory_info().rss / 1e6,
+            fds=proc.num_fds(),
+            threads=proc.num_threads(),
+            children=len(proc.children(recursive=True)),
+            temp_files=temp,
+        )

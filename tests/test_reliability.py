@@ -1,0 +1,294 @@
+"""Bounded admission, limits, cancellation and resource flatness, against the real server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+from wyoming.asr import Transcribe
+from wyoming.audio import AudioChunk, AudioStart
+from wyoming.client import AsyncTcpClient
+
+from .conftest import ServerProcess, clip, words
+from .helpers_rel import SHORT, Resources, long_wav, metric, metrics, short_ok
+from .helpers_rel import multipart as make_multipart
+from .wyoming_client import load_pcm16, read_until, send_audio, transcribe
+
+WS_PATH = "/v1/audio/transcriptions/stream"
+
+
+async def http_transcribe(
+    session: aiohttp.ClientSession, url: str, audio: bytes, model: str = "whisper-1"
+) -> tuple[int, dict, dict]:
+    body, ctype = make_multipart({"model": model}, audio)
+    async with session.post(
+        url + "/v1/audio/transcriptions", data=body, headers={"Content-Type": ctype}
+    ) as resp:
+        return resp.status, await resp.json(content_type=None), dict(resp.headers)
+
+
+async def ws_transcribe(session: aiohttp.ClientSession, url: str, pcm: bytes) -> dict:
+    """Stream PCM over the WebSocket; the final message, or the first error."""
+    async with session.ws_connect(url.replace("http", "ws") + WS_PATH) as ws:
+        for i in range(0, len(pcm), 32000):
+            await ws.send_bytes(pcm[i : i + 32000])
+        await ws.send_bytes(b"EOS")
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                data = json.loads(msg.data)
+                if data["type"] in ("final", "error"):
+                    return data
+    raise AssertionError("WebSocket closed without a final message")
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+def in_flight(srv: ServerProcess) -> int:
+    return sum(m["queue_depth"] for m in srv.health()["models"])
+
+
+def decoding(srv: ServerProcess) -> int:
+    return sum(m["active_requests"] for m in srv.health()["models"])
+
+
+# -- 1. admission -----------------------------------------------------------------------------
+
+
+async def test_full_queue_refuses_at_once_and_accepted_requests_finish(
+    start_server, tmp_path: Path
+) -> None:
+    srv: ServerProcess = start_server(
+        "-m", "tiny.en", "--preload", "--no-zeroconf", "--max-concurrency", "1", "--max-queue", "1"
+    )
+    long_audio = long_wav(40, tmp_path / "long.wav").read_bytes()
+    short_pcm = load_pcm16(clip(SHORT))
+    async with aiohttp.ClientSession() as session:
+        accepted = [
+            asyncio.create_task(http_transcribe(session, srv.url, long_audio)) for _ in range(2)
+        ]
+        await wait_for(lambda: in_flight(srv) == 2)
+
+        # HTTP: 503 in OpenAI's shape with Retry-After, at once.
+        started = time.monotonic()
+        status, body, headers = await http_transcribe(session, srv.url, long_audio)
+        assert status == 503, body
+        assert time.monotonic() - started < 2
+        assert headers["Retry-After"] == "1"
+        assert body["error"]["code"] == "server_busy" and body["error"]["type"] == "server_error"
+
+        # Wyoming: the error comes after audio-start, before a single chunk is sent.
+        async with AsyncTcpClient("127.0.0.1", srv.wyoming_port) as client:
+            await client.write_event(Transcribe().event())
+            await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+            event = await asyncio.wait_for(client.read_event(), 2)
+            assert event is not None and event.type == "error"
+            assert event.data["code"] == "server_busy"
+
+        # WebSocket: an error message on connect, before any audio.
+        async with session.ws_connect(srv.url.replace("http", "ws") + WS_PATH) as ws:
+            msg = await asyncio.wait_for(ws.receive(), 2)
+            assert msg.type == aiohttp.WSMsgType.TEXT and json.loads(msg.data)["type"] == "error"
+            assert "retry" in json.loads(msg.data)["message"]
+
+        # Every accepted request finishes with the right words.
+        for status, body, _ in await asyncio.gather(*accepted):
+            assert status == 200, body
+            assert len(words(body["text"])) > 50
+
+        # The queue is free again.
+        assert (await ws_transcribe(session, srv.url, short_pcm))["type"] == "final"
+    samples = metrics(srv.url)
+    assert metric(samples, "whisper_rejected_requests_total", model="tiny.en") >= 3
+    assert metric(samples, "whisper_queue_depth", model="tiny.en") == 0
+    assert metric(samples, "whisper_queue_capacity", model="tiny.en") == 2
+
+
+# -- 3. cancellation --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def one_worker(start_server, tmp_path: Path) -> tuple[ServerProcess, Path]:
+    tmpdir = tmp_path / "server-tmp"
+    tmpdir.mkdir()
+    srv = start_server(
+        "-m", "tiny.en", "--preload", "--no-zeroconf", "--max-concurrency", "1",
+        env={"TMPDIR": str(tmpdir)},
+    )  # fmt: skip
+    return srv, tmpdir
+
+
+async def _second_request_is_quick(srv: ServerProcess) -> float:
+    pcm = load_pcm16(clip(SHORT))
+    started = time.monotonic()
+    event = await transcribe("127.0.0.1", srv.wyoming_port, pcm)
+    assert event.type == "transcript" and short_ok(event.data["text"])
+    return time.monotonic() - started
+
+
+async def test_http_client_that_hangs_up_frees_its_worker(one_worker, tmp_path: Path) -> None:
+    srv, tmpdir = one_worker
+    audio = long_wav(600, tmp_path / "long.wav").read_bytes()
+    async with aiohttp.ClientSession() as session:
+        job = asyncio.create_task(http_transcribe(session, srv.url, audio))
+        await wait_for(lambda: decoding(srv) == 1)
+        await asyncio.sleep(0.5)  # well inside the decode of ten minutes of audio
+        job.cancel()  # closes the connection
+        await asyncio.gather(job, return_exceptions=True)
+    # Decoding 600 s (20 windows) takes far longer than this on one worker: the decode was stopped.
+    assert await _second_request_is_quick(srv) < 12
+    samples = metrics(srv.url)
+    assert metric(samples, "whisper_cancelled_decodes_total", model="tiny.en") == 1
+    assert metric(samples, "whisper_queue_depth", model="tiny.en") == 0
+    assert metric(samples, "whisper_requests_total", route=
+                  "/v1/audio/transcriptions", status="cancelled") == 1  # fmt: skip
+    assert list(tmpdir.glob("whisper-*")) == []  # the upload's temp file is gone
+
+
+async def test_wyoming_client_that_hangs_up_frees_its_worker(one_worker, tmp_path: Path) -> None:
+    srv, _ = one_worker
+    pcm = load_pcm16(long_wav(600, tmp_path / "long.wav"))
+    client = AsyncTcpClient("127.0.0.1", srv.wyoming_port)
+    await client.connect()
+    await send_audio(client, pcm, chunk_bytes=64000)
+    await wait_for(lambda: decoding(srv) == 1)
+    await asyncio.sleep(0.5)
+    await client.disconnect()
+    assert await _second_request_is_quick(srv) < 12
+    samples = metrics(srv.url)
+    assert metric(samples, "whisper_cancelled_decodes_total", model="tiny.en") == 1
+    assert metric(samples, "whisper_requests_total", route="wyoming", status="cancelled") == 1
+
+
+# -- 2. limits --------------------------------------------------------------------------------
+
+
+async def test_limits_audio_length_buffers_and_idle_clients(start_server, tmp_path: Path) -> None:
+    srv: ServerProcess = start_server(
+        "-m", "tiny.en", "--preload", "--no-zeroconf", "--max-audio-seconds", "20",
+        "--max-stream-seconds", "5", "--wyoming-idle-timeout", "1",
+    )  # fmt: skip
+    thirty = long_wav(30, tmp_path / "30.wav")
+    eight = load_pcm16(long_wav(8, tmp_path / "8.wav"))
+    async with aiohttp.ClientSession() as session:
+        # Decoded duration over --max-audio-seconds: 413 with a message.
+        status, body, _ = await http_transcribe(session, srv.url, thirty.read_bytes())
+        assert status == 413 and "at most 20 s" in body["error"]["message"]
+
+        # Wyoming buffer over --max-stream-seconds: an error event, the connection stays usable.
+        async with AsyncTcpClient("127.0.0.1", srv.wyoming_port) as client:
+            await send_audio(client, eight)
+            event = (await read_until(client, "transcript", timeout=10))[-1]
+            assert event.type == "error" and event.data["code"] == "too_large"
+            assert "5 s" in event.data["text"]
+            await send_audio(client, load_pcm16(clip(SHORT)))
+            event = (await read_until(client, "transcript"))[-1]
+            assert short_ok(event.data["text"])
+
+        # WebSocket stream over the cap: an error message.
+        reply = await ws_transcribe(session, srv.url, eight)
+        assert reply["type"] == "error" and "5 s" in reply["message"]
+
+        # A Wyoming client that stops mid-utterance: error after the idle timeout.
+        async with AsyncTcpClient("127.0.0.1", srv.wyoming_port) as client:
+            await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+            chunk = AudioChunk(rate=16000, width=2, channels=1, audio=bytes(3200))
+            await client.write_event(chunk.event())
+            started = time.monotonic()
+            event = await asyncio.wait_for(client.read_event(), 5)
+            assert event is not None and event.data["code"] == "timeout"
+            assert 0.8 < time.monotonic() - started < 3
+
+        # A WebSocket that stops sending: error, then close.
+        async with session.ws_connect(srv.url.replace("http", "ws") + WS_PATH) as ws:
+            await ws.send_bytes(bytes(3200))
+            msg = await asyncio.wait_for(ws.receive(), 5)
+            assert json.loads(msg.data)["type"] == "error"
+            assert "too long" in json.loads(msg.data)["message"]
+
+        status, body, _ = await http_transcribe(session, srv.url, clip(SHORT).read_bytes())
+        assert status == 200 and short_ok(body["text"])
+
+
+# -- resources after many requests --------------------------------------------------------------
+
+
+async def _mixed(srv: ServerProcess, session: aiohttp.ClientSession, i: int) -> None:
+    """One of five kinds of request, each checked."""
+    short = clip(SHORT)
+    kind = i % 5
+    if kind == 0:
+        status, body, _ = await http_transcribe(session, srv.url, short.read_bytes())
+        assert status == 200 and words(body["text"]) == body
+    elif kind == 1:
+        status, body, _ = await http_transcribe(session, srv.url, b"not audio at all" * 50)
+        assert status == 400 and body["error"]["code"] == "invalid_audio"
+    elif kind == 2:
+        event = await transcribe("127.0.0.1", srv.wyoming_port, _PCM[short])
+        assert short_ok(event.data["text"])
+    elif kind == 3:
+        reply = await ws_transcribe(session, srv.url, _PCM[short])
+        assert reply["type"] == "final" and words(reply["text"]) == reply
+    else:
+        status, body, _ = await http_transcribe(session, srv.url, b"x", model="nope")
+        assert status == 400 and body["error"]["code"] == "model_not_found"
+
+
+_PCM: dict[Path, bytes] = {}
+
+
+async def _run(n: int, make: Callable[[int], Awaitable[None]], parallel: int = 4) -> None:
+    gate = asyncio.Semaphore(parallel)
+
+    async def one(i: int) -> None:
+        async with gate:
+            await make(i)
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+
+
+async def test_resources_flat_after_many_requests(start_server, tmp_path: Path) -> None:
+    tmpdir = tmp_path / "server-tmp"
+    tmpdir.mkdir()
+    srv: ServerProcess = start_server(
+        "-m", "tiny.en", "--preload", "--no-zeroconf", "--max-concurrency", "2",
+        env={"TMPDIR": str(tmpdir)},
+    )  # fmt: skip
+    assert srv.proc is not None
+    _PCM[clip(SHORT)] = load_pcm16(clip(SHORT))
+    async with aiohttp.ClientSession() as session:
+        await _run(40, lambda i: _mixed(srv, session, i))  # warm-up: pools and caches filled
+    await asyncio.sleep(0.5)
+    before = Resources.of(srv.proc.pid, tmpdir)
+
+    async with aiohttp.ClientSession() as session:
+        await _run(300, lambda i: _mixed(srv, session, i))
+    await asyncio.sleep(0.5)
+    after = Resources.of(srv.proc.pid, tmpdir)
+    assert after.fds <= before.fds, (before, after)
+    assert after.threads <= before.threads, (before, after)
+    assert after.temp_files == 0 and after.children == 0, (before, after)
+
+    # RSS does not grow with the number of requests: 200 more Wyoming requests.
+    pcm = _PCM[clip(SHORT)]
+
+    async def wyoming(_: int) -> None:
+        event = await transcribe("127.0.0.1", srv.wyoming_port, pcm)
+        assert short_ok(event.data["text"])
+
+    rss_before = Resources.of(srv.proc.pid).rss_mb
+    await _run(200, wyoming)
+    rss_after = Resources.of(srv.proc.pid).rss_mb
+    print(f"RSS {rss_before:.1f} MB -> {rss_after:.1f} MB after 200 Wyoming requests")
+    print(f"resources before {before} after {after}")
+    assert rss_after - rss_before < 20
+    assert "Traceback" not in srv.log()
