@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +78,7 @@ class ServerProcess:
     wyoming_port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
+    preexec_fn: Callable[[], None] | None = None  # e.g. resource limits for fault tests
 
     @property
     def url(self) -> str:
@@ -102,7 +103,12 @@ class ServerProcess:
         ]
         with open(self.log_path, "wb") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
-                cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT
+                cmd,
+                env=env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=self.preexec_fn,
             )
         if wait:
             self.wait_ready(timeout)

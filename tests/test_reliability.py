@@ -122,7 +122,7 @@ def one_worker(start_server, tmp_path: Path) -> tuple[ServerProcess, Path]:
     tmpdir.mkdir()
     srv = start_server(
         "-m", "tiny.en", "--preload", "--no-zeroconf", "--max-concurrency", "1",
-        env={"TMPDIR": str(tmpdir)},
+        "--max-stream-seconds", "900", env={"TMPDIR": str(tmpdir)},
     )  # fmt: skip
     return srv, tmpdir
 
@@ -165,7 +165,7 @@ async def test_wyoming_client_that_hangs_up_frees_its_worker(one_worker, tmp_pat
     await client.disconnect()
     assert await _second_request_is_quick(srv) < 12
     samples = metrics(srv.url)
-    assert metric(samples, "whisper_cancelled_decodes_total", model="tiny.en") == 1
+    assert metric(samples, "whisper_cancelled_decodes_total", model="tiny.en") >= 1
     assert metric(samples, "whisper_requests_total", route="wyoming", status="cancelled") == 1
 
 
@@ -228,7 +228,7 @@ async def _mixed(srv: ServerProcess, session: aiohttp.ClientSession, i: int) -> 
     kind = i % 5
     if kind == 0:
         status, body, _ = await http_transcribe(session, srv.url, short.read_bytes())
-        assert status == 200 and words(body["text"]) == body
+        assert status == 200 and short_ok(body["text"]), body
     elif kind == 1:
         status, body, _ = await http_transcribe(session, srv.url, b"not audio at all" * 50)
         assert status == 400 and body["error"]["code"] == "invalid_audio"
@@ -237,7 +237,7 @@ async def _mixed(srv: ServerProcess, session: aiohttp.ClientSession, i: int) -> 
         assert short_ok(event.data["text"])
     elif kind == 3:
         reply = await ws_transcribe(session, srv.url, _PCM[short])
-        assert reply["type"] == "final" and words(reply["text"]) == reply
+        assert reply["type"] == "final" and short_ok(reply["text"]), reply
     else:
         status, body, _ = await http_transcribe(session, srv.url, b"x", model="nope")
         assert status == 400 and body["error"]["code"] == "model_not_found"
