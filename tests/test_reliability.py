@@ -275,7 +275,9 @@ async def test_resources_flat_after_many_requests(start_server, tmp_path: Path) 
     await asyncio.sleep(0.5)
     after = Resources.of(srv.proc.pid, tmpdir)
     assert after.fds <= before.fds, (before, after)
-    assert after.threads <= before.threads, (before, after)
+    # Thread pools never shrink, and asyncio's default executor (VAD work) starts a thread only
+    # when a burst finds all busy: allow that lazy growth, bounded, but no thread per request.
+    assert after.threads <= before.threads + 2, (before, after)
     assert after.temp_files == 0 and after.children == 0, (before, after)
 
     # RSS does not grow with the number of requests: 200 more Wyoming requests.
