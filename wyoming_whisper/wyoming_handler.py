@@ -30,7 +30,7 @@ from . import __version__
 from .audio import PcmConverter
 from .backends.base import Segment
 from .engine import Engine
-from .errors import BadAudio, WhisperError
+from .errors import BadAudio, InvalidRequest, WhisperError
 from .languages import model_languages, normalize_language
 from .streaming import ENDPOINT_SECONDS, ChunkText, Stream, StreamSettings
 
@@ -272,6 +272,9 @@ class WhisperEventHandler(AsyncEventHandler):
         """A new utterance using the last transcribe request (or the defaults)."""
         req = self._pending or Transcribe()
         try:
+            for key in ("name", "language"):
+                if not isinstance(getattr(req, key), (str, type(None))):
+                    raise InvalidRequest(f"transcribe '{key}' must be a string", param=key)
             model = self.engine.model_name(req.name)
             language = normalize_language(req.language)
             # Refuse at once when the queue is full, before the client streams its audio.
