@@ -100,9 +100,10 @@ class ServerProcess:
             str(self.wyoming_port),
             *self.args,
         ]
-        self.proc = subprocess.Popen(
-            cmd, env=env, cwd=REPO, stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT
-        )
+        with open(self.log_path, "wb") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT
+            )
         if wait:
             self.wait_ready(timeout)
         return self

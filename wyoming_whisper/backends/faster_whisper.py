@@ -143,6 +143,11 @@ class FasterWhisperBackend:
 
     def load(self, model_path: str) -> FasterWhisperModel:
         from faster_whisper import WhisperModel
+        from faster_whisper.vad import get_vad_model
+
+        # The Silero VAD is shared by all models and cached for the process: load it with the
+        # first model so no request pays for it (and unloading a model leaves it in place).
+        get_vad_model()
 
         model = WhisperModel(
             model_path,

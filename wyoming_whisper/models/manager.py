@@ -61,6 +61,7 @@ class ManagedModel:
             "last_used": self.last_used,
             "load_seconds": None if self.load_seconds is None else round(self.load_seconds, 3),
             "active_requests": self.users,
+            "loads": self.loads,
             "error": self.error,
         }
 

@@ -1,0 +1,146 @@
+"""Config: flags, WHISPER_* variables, precedence and one-line errors (pure logic)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wyoming_whisper.config import Config, load_config
+
+
+def test_defaults_match_the_spec() -> None:
+    cfg = load_config([], {})
+    assert cfg.models == ("large-v3",) and cfg.default_model == "large-v3"
+    assert (cfg.device, cfg.compute_type, cfg.backend) == ("auto", "auto", "auto")
+    assert cfg.ttl == 300 and cfg.preload is False and cfg.cache_dir is None
+    assert (cfg.host, cfg.port, cfg.wyoming_port) == ("0.0.0.0", 10301, 10300)
+    assert cfg.no_wyoming is False and cfg.download_only is False
+    assert cfg.log_level == "info" and cfg.beam_size == 5
+    assert cfg.max_upload_mb == 200
+
+
+def test_flags_short_and_long() -> None:
+    cfg = load_config(
+        [
+            "-m",
+            "tiny.en",
+            "--model",
+            "base",
+            "--default-model",
+            "base",
+            "-d",
+            "cuda:1",
+            "--compute-type",
+            "int8_float16",
+            "--ttl",
+            "0",
+            "--preload",
+            "-p",
+            "8000",
+            "--wyoming-port",
+            "8001",
+            "-b",
+            "faster-whisper",
+            "--cache-dir",
+            "/tmp/c",
+            "--no-wyoming",
+            "--log-level",
+            "DEBUG",
+            "--no-zeroconf",
+            "--zeroconf-name",
+            "kitchen",
+        ],
+        {},
+    )
+    assert cfg.models == ("tiny.en", "base") and cfg.default_model == "base"
+    assert cfg.device == "cuda:1" and cfg.compute_type == "int8_float16"
+    assert cfg.ttl == 0 and cfg.preload and cfg.port == 8000 and cfg.wyoming_port == 8001
+    assert cfg.backend == "faster-whisper" and cfg.cache_dir == Path("/tmp/c")
+    assert cfg.no_wyoming and cfg.log_level == "debug"
+    assert cfg.no_zeroconf and cfg.zeroconf_name == "kitchen"
+
+
+def test_environment_and_precedence() -> None:
+    env = {
+        "WHISPER_MODEL": "tiny.en, base",
+        "WHISPER_TTL": "60",
+        "WHISPER_DEVICE": "cpu",
+        "WHISPER_LOG_LEVEL": "warning",
+        "WHISPER_PORT": "9000",
+        "WHISPER_PRELOAD": "true",
+        "WHISPER_NO_ZEROCONF": "0",
+        "WHISPER_EXTRA_ARGS": "--beam-size 2 --wyoming-port 9001",
+    }
+    cfg = load_config([], env)
+    assert cfg.models == ("tiny.en", "base") and cfg.default_model == "tiny.en"
+    assert cfg.ttl == 60 and cfg.device == "cpu" and cfg.log_level == "warning"
+    assert cfg.port == 9000 and cfg.preload and not cfg.no_zeroconf
+    assert cfg.beam_size == 2 and cfg.wyoming_port == 9001
+    # The command line wins over both the variable and WHISPER_EXTRA_ARGS.
+    cfg = load_config(["--ttl", "5", "-m", "small", "--beam-size", "3"], env)
+    assert cfg.ttl == 5 and cfg.models == ("small",) and cfg.beam_size == 3
+
+
+def test_duplicate_models_are_served_once() -> None:
+    assert load_config(["-m", "base", "-m", "base"], {}).models == ("base",)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "needle"),
+    [
+        (["--port", "70000"], {}, "port"),
+        (["--wyoming-port", "0"], {}, "port"),
+        (["--device", "gpu"], {}, "device"),
+        (["--compute-type", "int3"], {}, "compute type"),
+        (["--ttl", "-1"], {}, "ttl"),
+        (["--ttl", "soon"], {}, "ttl"),
+        (["-m", "tiny.en", "--default-model", "base"], {}, "default-model"),
+        (["--backend", "tensorflow"], {}, "backend"),
+        ([], {"WHISPER_TTL": "-5"}, "WHISPER_TTL"),
+        ([], {"WHISPER_PRELOAD": "maybe"}, "WHISPER_PRELOAD"),
+        ([], {"WHISPER_PORT": "http"}, "WHISPER_PORT"),
+    ],
+)
+def test_bad_values_exit_2_with_one_line(
+    argv: list[str], env: dict[str, str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        load_config(argv, env)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err, err
+
+
+def test_cli_bad_value_has_no_traceback() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "wyoming_whisper", "--device", "tpu"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "device" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_cuda_without_gpu_exits_2() -> None:
+    from wyoming_whisper.backends.select import detect_platform
+
+    if detect_platform().cuda_devices:
+        pytest.skip("this machine has a CUDA device")
+    proc = subprocess.run(
+        [sys.executable, "-m", "wyoming_whisper", "--device", "cuda", "-m", "tiny.en"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "CUDA" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_config_is_frozen() -> None:
+    cfg = Config()
+    with pytest.raises(AttributeError):
+        cfg.port = 1  # type: ignore[misc]

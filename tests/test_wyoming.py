@@ -1,0 +1,246 @@
+"""The Wyoming front door, driven by the wyoming library's own client against the real server."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from wyoming.asr import Transcribe
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.client import AsyncTcpClient
+from wyoming.event import Event
+from wyoming.info import Describe, Info
+
+from .conftest import ServerProcess, clip, words
+from .wyoming_client import load_pcm16, read_until, send_audio, transcribe
+
+JFK = "whisper_cpp/jfk.wav"
+JFK_WORDS = words("And so my fellow Americans ask not what your country can do for you")
+
+
+def assert_jfk(text: str) -> None:
+    got = words(text)
+    assert got[:4] == ["and", "so", "my", "fellow"], text
+    assert "country" in got and got[-1] == "country", text
+
+
+@pytest.fixture(scope="module")
+def jfk_pcm() -> bytes:
+    return load_pcm16(clip(JFK))
+
+
+async def test_describe_lists_every_model(server: ServerProcess) -> None:
+    async with AsyncTcpClient("127.0.0.1", server.wyoming_port) as client:
+        await client.write_event(Describe().event())
+        event = (await read_until(client, "info"))[-1]
+    info = Info.from_event(event)
+    assert len(info.asr) == 1
+    program = info.asr[0]
+    assert program.installed and program.version
+    assert [m.name for m in program.models] == ["tiny.en", "base"]
+    tiny, base = program.models
+    assert tiny.languages == ["en"]
+    assert "de" in base.languages and "en" in base.languages
+    assert all(m.attribution.name == "OpenAI" and m.installed for m in program.models)
+
+
+async def test_16k_mono(server: ServerProcess, jfk_pcm: bytes) -> None:
+    event = await transcribe("127.0.0.1", server.wyoming_port, jfk_pcm)
+    assert event.type == "transcript", event.data
+    assert_jfk(event.data["text"])
+    assert event.data["language"] == "en"
+
+
+async def test_44k_stereo(server: ServerProcess) -> None:
+    pcm = load_pcm16(clip(JFK), rate=44100, channels=2)
+    event = await transcribe("127.0.0.1", server.wyoming_port, pcm, rate=44100, width=2, channels=2)
+    assert event.type == "transcript", event.data
+    assert_jfk(event.data["text"])
+
+
+async def test_8k_and_32bit(server: ServerProcess) -> None:
+    pcm16 = np.frombuffer(load_pcm16(clip(JFK), rate=8000), dtype="<i2")
+    pcm32 = (pcm16.astype("<i4") << 16).tobytes()
+    event = await transcribe("127.0.0.1", server.wyoming_port, pcm32, rate=8000, width=4)
+    assert event.type == "transcript", event.data
+    assert "country" in words(event.data["text"])
+
+
+async def test_two_utterances_on_one_connection(server: ServerProcess, jfk_pcm: bytes) -> None:
+    other = load_pcm16(clip("speech_recognition/english.wav"))
+    async with AsyncTcpClient("127.0.0.1", server.wyoming_port) as client:
+        await send_audio(client, jfk_pcm)
+        first = (await read_until(client, "transcript"))[-1]
+        await send_audio(client, other)
+        second = (await read_until(client, "transcript"))[-1]
+    assert_jfk(first.data["text"])
+    assert second.type == "transcript" and second.data["text"]
+    assert "country" not in words(second.data["text"])
+
+
+async def test_four_clients_at_once(server: ServerProcess, jfk_pcm: bytes) -> None:
+    results = await asyncio.gather(
+        *(transcribe("127.0.0.1", server.wyoming_port, jfk_pcm) for _ in range(4))
+    )
+    for event in results:
+        assert event.type == "transcript", event.data
+        assert_jfk(event.data["text"])
+
+
+async def test_name_picks_the_model(server: ServerProcess) -> None:
+    """base is multilingual: German speech comes back in German with language 'de'."""
+    pcm = load_pcm16(clip("picovoice_leopard/test_de.wav"))
+    event = await transcribe(
+        "127.0.0.1", server.wyoming_port, pcm, transcribe=Transcribe(name="base")
+    )
+    assert event.type == "transcript", event.data
+    assert event.data["language"] == "de"
+    # tiny.en (the default) cannot answer in German.
+    default = await transcribe("127.0.0.1", server.wyoming_port, pcm)
+    assert default.data["language"] == "en"
+    assert default.data["text"] != event.data["text"]
+
+
+async def test_language_is_honoured(server: ServerProcess) -> None:
+    pcm = load_pcm16(clip("picovoice_leopard/test_de.wav"))
+    event = await transcribe(
+        "127.0.0.1",
+        server.wyoming_port,
+        pcm,
+        transcribe=Transcribe(name="base", language="de-DE"),
+    )
+    assert event.type == "transcript" and event.data["language"] == "de"
+
+
+async def expect_error_then_success(server: ServerProcess, client: AsyncTcpClient) -> Event:
+    error = (await read_until(client, "error"))[-1]
+    assert error.type == "error"
+    assert error.data["text"]
+    return error
+
+
+async def test_unknown_model_then_next_request(server: ServerProcess, jfk_pcm: bytes) -> None:
+    async with AsyncTcpClient("127.0.0.1", server.wyoming_port) as client:
+        await send_audio(client, jfk_pcm[:32000], transcribe=Transcribe(name="nope-model"))
+        error = (await read_until(client, "error"))[-1]
+        assert error.type == "error" and "nope-model" in error.data["text"]
+        # The same connection goes on serving.
+        await send_audio(client, jfk_pcm)
+        event = (await read_until(client, "transcript"))[-1]
+    assert_jfk(event.data["text"])
+
+
+async def test_unknown_language_is_an_error(server: ServerProcess, jfk_pcm: bytes) -> None:
+    async with AsyncTcpClient("127.0.0.1", server.wyoming_port) as client:
+        await send_audio(client, jfk_pcm[:3200], transcribe=Transcribe(language="klingon"))
+        error = (await read_until(client, "error"))[-1]
+    assert error.type == "error" and "klingon" in error.data["text"]
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"this is not json\n",
+        b"\x00\xff\xfe garbage \x01\n",
+        b'{"type": "audio-chunk", "payload_length": -5}\n',
+        b'{"type": "audio-chunk", "payload_length": 999999999999}\n',
+        b'{"data": {}}\n',
+        b"[1, 2, 3]\n",
+        b"x" * 70000 + b"\n",
+    ],
+)
+async def test_garbage_gets_an_error_and_server_goes_on(
+    server: ServerProcess, jfk_pcm: bytes, garbage: bytes
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.wyoming_port)
+    writer.write(garbage)
+    await writer.drain()
+    line = await asyncio.wait_for(reader.readline(), 10)
+    assert b'"type": "error"' in line or b'"type":"error"' in line, line
+    writer.close()
+    event = await transcribe("127.0.0.1", server.wyoming_port, jfk_pcm)
+    assert_jfk(event.data["text"])
+
+
+async def test_chunk_without_start_and_stop_without_audio(
+    server: ServerProcess, jfk_pcm: bytes
+) -> None:
+    async with AsyncTcpClient("127.0.0.1", server.wyoming_port) as client:
+        await client.write_event(AudioStop().event())
+        error = (await read_until(client, "error"))[-1]
+        assert error.type == "error"
+        # audio-chunk without audio-start: the chunk's own format is used.
+        for i in range(0, len(jfk_pcm), 8000):
+            chunk = AudioChunk(rate=16000, width=2, channels=1, audio=jfk_pcm[i : i + 8000])
+            await client.write_event(chunk.event())
+        await client.write_event(AudioStop().event())
+        event = (await read_until(client, "transcript"))[-1]
+    assert_jfk(event.data["text"])
+
+
+async def test_bad_audio_format_is_an_error(server: ServerProcess, jfk_pcm: bytes) -> None:
+    async with AsyncTcpClient("127.0.0.1", server.wyoming_port) as client:
+        await client.write_event(Transcribe().event())
+        await client.write_event(AudioStart(rate=16000, width=7, channels=1).event())
+        error = (await read_until(client, "error"))[-1]
+        assert error.type == "error" and "width" in error.data["text"]
+        await client.write_event(AudioStop().event())
+        await send_audio(client, jfk_pcm)
+        event = (await read_until(client, "transcript"))[-1]
+    assert_jfk(event.data["text"])
+
+
+@pytest.mark.parametrize("kind", ["silence", "noise"])
+async def test_silence_and_noise_give_empty_transcripts(server: ServerProcess, kind: str) -> None:
+    rng = np.random.default_rng(7)
+    samples = np.zeros(16000 * 4) if kind == "silence" else rng.normal(0, 0.1, 16000 * 4)
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+    event = await transcribe("127.0.0.1", server.wyoming_port, pcm)
+    assert event.type == "transcript", event.data
+    assert event.data["text"] == ""
+
+
+@pytest.fixture(scope="module")
+def made_up_name(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """A spoken command naming a room that does not exist in any dictionary."""
+    espeak = shutil.which("espeak-ng")
+    if espeak is None:
+        pytest.fail("espeak-ng is needed (apt-get install espeak-ng)")
+    name = "Brindlethorpe"
+    path = tmp_path_factory.mktemp("tts") / "name.wav"
+    subprocess.run(
+        [
+            espeak,
+            "-v",
+            "en-us",
+            "-s",
+            "150",
+            "-w",
+            str(path),
+            f"Turn on the lights in the {name} room",
+        ],
+        check=True,
+    )
+    return name, path
+
+
+async def test_transcript_names_bias_the_decoding(
+    server: ServerProcess, made_up_name: tuple[str, Path]
+) -> None:
+    name, path = made_up_name
+    pcm = load_pcm16(path)
+    plain = await transcribe("127.0.0.1", server.wyoming_port, pcm)
+    assert name.lower() not in plain.data["text"].lower(), "tiny.en knows the name unaided"
+    biased = await transcribe(
+        "127.0.0.1",
+        server.wyoming_port,
+        pcm,
+        transcribe=Transcribe(
+            transcript_names=[name, "Kitchen Light"], transcript_terms=["thermostat", "garage"]
+        ),
+    )
+    assert name.lower() in biased.data["text"].lower(), biased.data
