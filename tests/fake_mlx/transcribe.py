@@ -71,7 +71,7 @@ def transcribe(
     initial_prompt: str | None = None,
     word_timestamps: bool = False,
     prepend_punctuations: str = "\"'“¿([{-",
-    append_punctuations: str = "\"'.。,，!！?？:：”)]}、",
+    append_punctuations: str = "\"'.。,，!！?？:：”)]}、",  # noqa: RUF001
     clip_timestamps: str | list[float] = "0",
     hallucination_silence_threshold: float | None = None,
     **decode_options: Any,
@@ -85,14 +85,14 @@ def transcribe(
     CALLS.append({"path_or_hf_repo": path_or_hf_repo, "temperature": temperature,
                   "initial_prompt": initial_prompt, "word_timestamps": word_timestamps,
                   "condition_on_previous_text": condition_on_previous_text,
-                  "clip_timestamps": clip_timestamps, "verbose": verbose, **decode_options})  # fmt: skip
+                  "clip_timestamps": clip_timestamps, "verbose": verbose,
+                  **decode_options})  # fmt: skip
     dtype = "float16" if decode_options.get("fp16", True) else "float32"
     model = ModelHolder.get_model(path_or_hf_repo, dtype)
     language = decode_options.get("language")
     if language is None and not model.is_multilingual:
         language = "en"
     temperatures = [temperature] if isinstance(temperature, (int, float)) else list(temperature)
-    clips = clip_timestamps if isinstance(clip_timestamps, list) else clip_timestamps
     segments_iter, info = model.cpu_model.transcribe(
         audio,
         language=language,
@@ -102,7 +102,7 @@ def transcribe(
         initial_prompt=initial_prompt,
         word_timestamps=word_timestamps,
         condition_on_previous_text=condition_on_previous_text,
-        clip_timestamps=clips,
+        clip_timestamps=clip_timestamps,
         compression_ratio_threshold=compression_ratio_threshold,
         log_prob_threshold=logprob_threshold,
         no_speech_threshold=no_speech_threshold,

@@ -143,8 +143,8 @@ _THREAD = threading.local()
 def ensure_stream(mx: Any) -> None:
     """Give the calling thread its own MLX stream, once.
 
-    MLX's streams belong to threads: evaluating from a thread that did not make the arrays fails with
-    "There is no Stream(cpu, 0) in current thread" (seen with mlx 0.32 on Linux).
+    MLX's streams belong to threads: evaluating from a thread that did not make the arrays fails
+    with "There is no Stream(cpu, 0) in current thread" (seen with mlx 0.32 on Linux).
     """
     if not getattr(_THREAD, "stream", None):
         _THREAD.stream = mx.new_stream(mx.default_device())
@@ -153,7 +153,9 @@ def ensure_stream(mx: Any) -> None:
 
 def clear_mlx_cache(mx: Any) -> None:
     """Give MLX's buffer cache back (Metal memory); the call moved from mx.metal to mx in 0.26."""
-    clear = getattr(mx, "clear_cache", None) or getattr(getattr(mx, "metal", None), "clear_cache")
+    clear = getattr(mx, "clear_cache", None)
+    if clear is None:
+        clear = mx.metal.clear_cache
     clear()
 
 
@@ -189,7 +191,9 @@ class MlxModel:
         self.path = path
         self.fp16 = fp16
         self._multilingual = bool(model.is_multilingual)
-        self._languages = list(LANGUAGES)[: int(model.num_languages)] if self._multilingual else ["en"]
+        self._languages = (
+            list(LANGUAGES)[: int(model.num_languages)] if self._multilingual else ["en"]
+        )
 
     @property
     def is_multilingual(self) -> bool:
