@@ -70,6 +70,9 @@ class Config:
     no_early_decoding: bool = False
     early_decoding_pause: float = 0.3
     vad_endpointing: bool = False
+    # Home Assistant Supervisor (set by it in an add-on's environment, never on the command line)
+    supervisor_token: str | None = field(default=None, repr=False)
+    supervisor_url: str = "http://supervisor"
 
     @property
     def vad_filter(self) -> bool:
@@ -335,6 +338,10 @@ def load_config(
     values["default_model"] = default_model
     if values.get("language"):
         values["language"] = values["language"].strip().lower()
+    # The Supervisor hands an add-on its API token in the environment; a token is a secret, so it
+    # has no flag (a command line is visible to every process). SUPERVISOR_URL is for tests.
+    values["supervisor_token"] = env.get("SUPERVISOR_TOKEN") or None
+    values["supervisor_url"] = (env.get("SUPERVISOR_URL") or "http://supervisor").rstrip("/")
     return Config(**values)
 
 

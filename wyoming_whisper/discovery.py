@@ -1,11 +1,16 @@
-"""Announcing the Wyoming service: mDNS (zeroconf) for Home Assistant's auto-discovery."""
+"""Announcing the Wyoming service: mDNS (zeroconf) for Home Assistant's auto-discovery, and the
+Supervisor's discovery API when running as a Home Assistant add-on.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import socket
 import uuid
 
+import aiohttp
 from zeroconf import IPVersion
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
@@ -77,3 +82,83 @@ class ZeroconfAdvertiser:
             _LOGGER.debug("Zeroconf unregister failed: %s", err)
         finally:
             await aiozc.async_close()
+
+
+class SupervisorDiscovery:
+    """Tells Home Assistant (through the Supervisor) where this add-on's Wyoming server is.
+
+    The Supervisor may still be starting when the add-on is, so a failed POST is retried with
+    exponential back-off (``first_delay`` doubling up to ``max_delay``) until it is accepted.
+    A 4xx answer (a bad token, discovery not allowed in config.yaml) will not change by retrying
+    and ends the attempt with one error line.
+    """
+
+    def __init__(
+        self,
+        supervisor_url: str,
+        token: str,
+        port: int,
+        host: str | None = None,
+        *,
+        first_delay: float = 1.0,
+        max_delay: float = 60.0,
+    ) -> None:
+        self.url = supervisor_url.rstrip("/") + "/discovery"
+        self.token = token
+        # Home Assistant reaches an add-on by the add-on's own hostname on the internal network.
+        self.host = host or socket.gethostname()
+        self.port = port
+        self.first_delay = first_delay
+        self.max_delay = max_delay
+        self._task: asyncio.Task[bool] | None = None
+
+    @property
+    def message(self) -> dict[str, object]:
+        return {"service": "wyoming", "config": {"uri": f"tcp://{self.host}:{self.port}"}}
+
+    def start(self) -> None:
+        """Send in the background; start-up does not wait for the Supervisor."""
+        self._task = asyncio.get_running_loop().create_task(self.send())
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def send(self) -> bool:
+        """POST the discovery message until accepted; False when the Supervisor refuses it."""
+        delay = self.first_delay
+        headers = {"Authorization": f"Bearer {self.token}"}
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            while True:
+                try:
+                    async with session.post(self.url, json=self.message, headers=headers) as resp:
+                        if resp.status < 300:
+                            _LOGGER.info(
+                                "Sent discovery to Home Assistant: %s", self.message["config"]
+                            )
+                            return True
+                        body = (await resp.text())[:200]
+                        if 400 <= resp.status < 500:
+                            _LOGGER.error(
+                                "Supervisor refused discovery (HTTP %d: %s); add the Wyoming "
+                                "integration by hand (host %s, port %d)",
+                                resp.status,
+                                body,
+                                self.host,
+                                self.port,
+                            )
+                            return False
+                        problem = f"HTTP {resp.status}: {body}"
+                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
+                    problem = f"{err.__class__.__name__}: {err}"
+                _LOGGER.warning(
+                    "Supervisor not reachable for discovery (%s); retrying in %.0f s",
+                    problem,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_delay)

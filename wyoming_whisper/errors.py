@@ -47,6 +47,14 @@ class Unsupported(InvalidRequest):
     code = "unsupported"
 
 
+class Unauthorized(WhisperError):
+    """The API key is missing or wrong (only when the server was started with --api-key)."""
+
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
 class TooLarge(WhisperError):
     """The upload or audio is larger than the configured limit."""
 

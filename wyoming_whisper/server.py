@@ -14,7 +14,7 @@ from wyoming.server import AsyncTcpServer
 
 from .backends.select import Selection, create_backend
 from .config import Config
-from .discovery import ZeroconfAdvertiser
+from .discovery import SupervisorDiscovery, ZeroconfAdvertiser
 from .engine import Engine
 from .http.app import create_app
 from .models.manager import ModelManager
@@ -38,6 +38,7 @@ class Server:
         self._runner: web.AppRunner | None = None
         self._wyoming: AsyncTcpServer | None = None
         self._zeroconf: ZeroconfAdvertiser | None = None
+        self._supervisor: SupervisorDiscovery | None = None
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -56,6 +57,11 @@ class Server:
             if not cfg.no_zeroconf:
                 self._zeroconf = ZeroconfAdvertiser(cfg.wyoming_port, cfg.host, cfg.zeroconf_name)
                 await self._zeroconf.start()
+            if cfg.supervisor_token:  # a Home Assistant add-on: announce through the Supervisor
+                self._supervisor = SupervisorDiscovery(
+                    cfg.supervisor_url, cfg.supervisor_token, cfg.wyoming_port
+                )
+                self._supervisor.start()
 
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
@@ -72,6 +78,8 @@ class Server:
 
     async def shutdown(self) -> None:
         """Stop accepting, let in-flight work finish (bounded), then release everything."""
+        if self._supervisor is not None:
+            await self._supervisor.stop()
         if self._zeroconf is not None:
             await self._zeroconf.stop()
         wyoming_listener = getattr(self._wyoming, "_server", None)

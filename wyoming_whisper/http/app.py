@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from ..engine import Engine
-from ..errors import Busy, WhisperError
-from . import ops
+from ..errors import Busy, Unauthorized, WhisperError
+from . import docs, openai, ops
 from .state import CONFIG, ENGINE
 
 _LOGGER = logging.getLogger(__name__)
@@ -71,13 +73,92 @@ def _status_code(status: int) -> str | None:
     }.get(status)
 
 
+def auth_middleware(api_key: str) -> Callable:
+    """With --api-key, every /v1 route wants ``Authorization: Bearer <key>``; /health stays open."""
+    expected = api_key.encode()
+
+    @web.middleware
+    async def check_key(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/v1/") and request.method != "OPTIONS":
+            header = request.headers.get("Authorization", "")
+            scheme, _, given = header.partition(" ")
+            if scheme.lower() != "bearer" or not given.strip():
+                raise Unauthorized(
+                    "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'."
+                )
+            if not hmac.compare_digest(given.strip().encode(), expected):
+                raise Unauthorized("Incorrect API key provided.")
+        return await handler(request)
+
+    return check_key
+
+
+CORS_METHODS = "GET, POST, OPTIONS"
+
+
+@dataclass(frozen=True)
+class Cors:
+    """Lets browser pages on ``origins`` ('*' for any) call the API, preflight included."""
+
+    origins: tuple[str, ...]
+
+    def allowed(self, request: web.Request) -> str | None:
+        origin = request.headers.get("Origin")
+        if not origin:
+            return None
+        if "*" in self.origins:
+            return "*"
+        return origin if origin in self.origins else None
+
+    @web.middleware
+    async def preflight(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        allow = self.allowed(request)
+        if (
+            allow
+            and request.method == "OPTIONS"
+            and "Access-Control-Request-Method" in (request.headers)
+        ):
+            requested = request.headers.get("Access-Control-Request-Headers", "")
+            return web.Response(
+                status=204,
+                headers={
+                    "Access-Control-Allow-Methods": CORS_METHODS,
+                    "Access-Control-Allow-Headers": requested or "Authorization, Content-Type",
+                    "Access-Control-Max-Age": "600",
+                },
+            )
+        return await handler(request)
+
+    async def add_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        """on_response_prepare: every answer (errors and event streams too) gets the headers."""
+        allow = self.allowed(request)
+        if allow:
+            response.headers["Access-Control-Allow-Origin"] = allow
+            response.headers["Vary"] = "Origin"
+
+
 def create_app(engine: Engine) -> web.Application:
-    """Build the HTTP app around an engine; the routes of each module are added here."""
+    """Build the HTTP app around an engine; the routes of each module are added here.
+
+    Middlewares, outermost first: CORS preflight (no key needed), errors, API key.
+    """
+    config = engine.config
+    middlewares: list[Callable] = []
+    cors = Cors(config.cors_origins) if config.cors_origins else None
+    if cors is not None:
+        middlewares.append(cors.preflight)
+    middlewares.append(error_middleware)
+    if config.api_key:
+        middlewares.append(auth_middleware(config.api_key))
     app = web.Application(
-        middlewares=[error_middleware],
-        client_max_size=int(engine.config.max_upload_mb * 1024 * 1024),
+        middlewares=middlewares,
+        client_max_size=int(config.max_upload_mb * 1024 * 1024),
     )
+    if cors is not None:
+        app.on_response_prepare.append(cors.add_headers)
     app[ENGINE] = engine
-    app[CONFIG] = engine.config
+    app[CONFIG] = config
     app.add_routes(ops.routes)
+    app.add_routes(openai.routes)
+    app.add_routes(docs.routes)
     return app

@@ -1,0 +1,455 @@
+"""OpenAI's audio API: transcriptions, translations (plain or server-sent events), models, unload.
+
+Uploads are streamed to a temporary file as they arrive and refused with 413 the moment they pass
+--max-upload-mb; decoding and inference run on the engine's worker pool. Handlers only raise
+(errors.* or aiohttp's HTTP exceptions): the error middleware in app.py writes every error body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from ..backends.base import FALLBACK_TEMPERATURES, Segment
+from ..engine import Engine
+from ..errors import BadAudio, InvalidRequest, ModelNotFound, TooLarge, Unsupported, WhisperError
+from ..formats import RESPONSE_FORMATS, render
+from ..languages import model_languages, normalize_language
+from .state import ENGINE
+
+_LOGGER = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+CHUNK_SIZE = 256 * 1024
+MAX_FIELD_BYTES = 64 * 1024  # a prompt is at most a few hundred tokens
+GRANULARITIES = frozenset({"word", "segment"})
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+STARTED = int(time.time())
+
+Task = Literal["transcribe", "translate"]
+
+
+@dataclass
+class AudioForm:
+    """The multipart fields of a transcription or translation request, as sent."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    granularities: list[str] = field(default_factory=list)
+    path: str | None = None
+    size: int = 0
+    admitted: bool = False
+
+
+@dataclass(frozen=True)
+class AudioRequest:
+    """A validated request: what to decode, with which model, and how to answer."""
+
+    model: str
+    response_format: str
+    language: str | None
+    prompt: str | None
+    temperature: tuple[float, ...]
+    granularities: frozenset[str]
+    stream: bool
+
+
+# -- parsing and validation -------------------------------------------------------------------
+
+
+def _parse_temperature(raw: str | None) -> tuple[float, ...]:
+    """0 (or none) means Whisper's fallback schedule; any other value in [0, 1] is used alone."""
+    if raw is None or not raw.strip():
+        return FALLBACK_TEMPERATURES
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:  # also false for NaN
+        raise InvalidRequest(
+            f"temperature must be a number between 0 and 1, got {raw!r}",
+            param="temperature",
+            code="invalid_value",
+        )
+    return FALLBACK_TEMPERATURES if value == 0.0 else (value,)
+
+
+def _parse_bool(raw: str | None, param: str) -> bool:
+    text = (raw or "").strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise InvalidRequest(
+        f"{param} must be true or false, got {raw!r}", param=param, code="invalid_value"
+    )
+
+
+def _resolve_model(engine: Engine, raw: str | None) -> str:
+    if raw is None or not raw.strip():
+        raise InvalidRequest(
+            "you must provide a model parameter (e.g. 'whisper-1')",
+            param="model",
+            code="missing_required_parameter",
+        )
+    return engine.model_name(raw.strip())
+
+
+def validate(engine: Engine, form: AudioForm, task: Task) -> AudioRequest:
+    """Check every field against OpenAI's contract and this server's models; 400 otherwise."""
+    fields = form.fields
+    model = _resolve_model(engine, fields.get("model"))
+    response_format = (fields.get("response_format") or "json").strip()
+    if response_format not in RESPONSE_FORMATS:
+        raise InvalidRequest(
+            f"response_format {response_format!r} is not supported; use one of "
+            f"{', '.join(RESPONSE_FORMATS)}",
+            param="response_format",
+            code="invalid_value",
+        )
+    granularities = frozenset(g.strip() for g in form.granularities if g.strip())
+    unknown = granularities - GRANULARITIES
+    if unknown:
+        raise InvalidRequest(
+            f"timestamp_granularities may hold 'word' and 'segment', got {sorted(unknown)}",
+            param="timestamp_granularities",
+            code="invalid_value",
+        )
+    language = normalize_language(fields.get("language"))
+    english_only = model_languages(model) == ["en"]
+    if task == "translate" and english_only:
+        raise Unsupported(
+            f"model {model!r} is English-only and cannot translate; name a multilingual model",
+            param="model",
+        )
+    if english_only and language not in (None, "en"):
+        raise InvalidRequest(
+            f"model {model!r} is English-only; it cannot transcribe language {language!r}",
+            param="language",
+            code="unsupported_language",
+        )
+    prompt = fields.get("prompt")
+    return AudioRequest(
+        model=model,
+        response_format=response_format,
+        language=language,
+        prompt=prompt.strip() if prompt and prompt.strip() else None,
+        temperature=_parse_temperature(fields.get("temperature")),
+        granularities=granularities,
+        stream=_parse_bool(fields.get("stream"), "stream"),
+    )
+
+
+def _limit_bytes(engine: Engine) -> int:
+    return int(engine.config.max_upload_mb * 1024 * 1024)
+
+
+def _too_large(engine: Engine) -> TooLarge:
+    return TooLarge(
+        f"the upload is larger than this server's limit of {engine.config.max_upload_mb:g} MB",
+        param="file",
+    )
+
+
+async def _read_field(part: BodyPartReader) -> str:
+    data = bytearray()
+    while chunk := await part.read_chunk(8192):
+        data.extend(chunk)
+        if len(data) > MAX_FIELD_BYTES:
+            raise InvalidRequest(
+                f"form field {part.name!r} is longer than {MAX_FIELD_BYTES} bytes",
+                param=part.name,
+                code="invalid_value",
+            )
+    try:
+        return data.decode(part.get_charset(default="utf-8"))
+    except (UnicodeDecodeError, LookupError):
+        raise InvalidRequest(
+            f"form field {part.name!r} is not valid text", param=part.name, code="invalid_value"
+        ) from None
+
+
+async def _save_file(part: BodyPartReader, form: AudioForm, limit: int) -> None:
+    """Write the file part to disk chunk by chunk, stopping as soon as it passes the limit."""
+    suffix = os.path.splitext(part.filename or "")[1][:16]
+    if not suffix.replace(".", "").isalnum():
+        suffix = ""
+    fd, path = tempfile.mkstemp(prefix="whisper-upload-", suffix=suffix)
+    form.path = path
+    with os.fdopen(fd, "wb") as out:
+        while chunk := await part.read_chunk(CHUNK_SIZE):
+            form.size += len(chunk)
+            if form.size > limit:
+                raise TooLarge("")
+            out.write(chunk)
+
+
+async def read_form(
+    request: web.Request, engine: Engine, form: AudioForm, admission: contextlib.ExitStack
+) -> None:
+    """Stream the multipart body into ``form``; take the model's queue place before the audio
+    when the model field comes first.
+
+    The caller deletes ``form.path``, which is set as soon as a temporary file exists.
+    """
+    if request.content_type != "multipart/form-data":
+        raise web.HTTPUnsupportedMediaType(
+            text=f"expected multipart/form-data with a 'file' part, got {request.content_type!r}"
+        )
+    limit = _limit_bytes(engine)
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(engine)
+    try:
+        reader = await request.multipart()
+        async for part in _parts(reader):
+            name = part.name or ""
+            if name == "file" and form.path is None:
+                if "model" in form.fields:  # SDKs send the fields first: admit before the audio
+                    model = _resolve_model(engine, form.fields["model"])
+                    admission.enter_context(engine.admit(model))
+                    form.admitted = True
+                await _save_file(part, form, limit)
+            elif name in ("timestamp_granularities[]", "timestamp_granularities"):
+                form.granularities.append(await _read_field(part))
+            elif name and name != "file":
+                form.fields[name] = await _read_field(part)
+            else:
+                await part.release()
+    except TooLarge:
+        raise _too_large(engine) from None
+    except web.HTTPRequestEntityTooLarge:
+        raise _too_large(engine) from None
+    except (ValueError, AssertionError, LookupError, HttpProcessingError) as err:
+        detail = getattr(err, "message", None) or str(err) or err.__class__.__name__
+        raise InvalidRequest(f"malformed multipart body: {detail}", code="invalid_body") from None
+    if form.path is None:
+        raise InvalidRequest(
+            "you must provide a 'file' part with the audio",
+            param="file",
+            code="missing_required_parameter",
+        )
+    if form.size == 0:
+        raise BadAudio("the uploaded file is empty", param="file")
+
+
+async def _parts(reader: MultipartReader) -> AsyncIterator[BodyPartReader]:
+    while True:
+        part = await reader.next()
+        if part is None:
+            return
+        if isinstance(part, BodyPartReader):
+            yield part
+        else:  # a nested multipart: nothing OpenAI sends
+            await part.release()
+
+
+# -- handlers -------------------------------------------------------------------------------
+
+
+@routes.post("/v1/audio/transcriptions")
+async def transcriptions(request: web.Request) -> web.StreamResponse:
+    return await _handle(request, "transcribe")
+
+
+@routes.post("/v1/audio/translations")
+async def translations(request: web.Request) -> web.StreamResponse:
+    return await _handle(request, "translate")
+
+
+async def _handle(request: web.Request, task: Task) -> web.StreamResponse:
+    engine = request.app[ENGINE]
+    form = AudioForm()
+    with contextlib.ExitStack() as admission:
+        try:
+            await read_form(request, engine, form, admission)
+            req = validate(engine, form, task)
+            if not form.admitted:  # the file came before the model field
+                admission.enter_context(engine.admit(req.model))
+            assert form.path is not None
+            samples = await engine.decode_file(form.path)
+        finally:
+            if form.path is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(form.path)
+        options = engine.options(
+            language=req.language,
+            task=task,
+            initial_prompt=req.prompt,
+            temperature=req.temperature,
+            word_timestamps="word" in req.granularities and req.response_format == "verbose_json",
+        )
+        if req.stream:
+            return await _stream(request, engine, samples, options, req.model)
+        result = await engine.transcribe(samples, options, req.model)
+    rendered = render(result, req.response_format, granularities=req.granularities)
+    if rendered.data is not None:
+        return web.json_response(rendered.data)
+    return web.Response(text=rendered.text, content_type=rendered.content_type)
+
+
+def _sse(data: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+class _EventStream:
+    """A text/event-stream answer, started by its first event; a vanished client ends it."""
+
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+        self.response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        self.gone = False
+
+    @property
+    def started(self) -> bool:
+        return self.response.prepared
+
+    async def send(self, data: dict[str, Any]) -> bool:
+        """Write one event; False once the client has gone away."""
+        try:
+            if not self.started:
+                await self.response.prepare(self.request)
+            await self.response.write(_sse(data))
+        except ConnectionError:
+            self.gone = True
+        return not self.gone
+
+
+async def _stream(
+    request: web.Request, engine: Engine, samples: Any, options: Any, model: str
+) -> web.StreamResponse:
+    """transcript.text.delta per decoded segment, then transcript.text.done with the full text.
+
+    The response starts with the first segment, so a fault before it (an English-only model asked
+    to translate, a model that will not load) is still an ordinary error response. If the client
+    goes away, the decode is cancelled.
+    """
+    queue: asyncio.Queue[Segment | None] = asyncio.Queue()
+    job = asyncio.ensure_future(engine.transcribe(samples, options, model, queue.put_nowait))
+    job.add_done_callback(lambda _: queue.put_nowait(None))
+    stream = _EventStream(request)
+    sent = ""
+    try:
+        while (segment := await queue.get()) is not None:
+            delta = segment.text if sent else segment.text.lstrip()
+            if not delta:
+                continue
+            sent += delta
+            if not await stream.send({"type": "transcript.text.delta", "delta": delta}):
+                return stream.response
+        try:
+            result = job.result()
+        except WhisperError as err:
+            if not stream.started:
+                raise
+            # Mid-stream the status line is gone: say it in-band, in OpenAI's error shape.
+            await stream.send(_stream_error(err.message, err.type, err.code))
+            return stream.response
+        except Exception:
+            if not stream.started:
+                raise
+            _LOGGER.exception("Transcription failed mid-stream")
+            await stream.send(
+                _stream_error("Internal server error; see the server log", "server_error")
+            )
+            return stream.response
+        if await stream.send({"type": "transcript.text.done", "text": result.text}):
+            await stream.response.write_eof()
+        return stream.response
+    finally:
+        if not job.done():
+            job.cancel()
+            await asyncio.wait([job])
+
+
+def _stream_error(message: str, type_: str, code: str | None = None) -> dict[str, Any]:
+    from .app import error_body
+
+    return {"type": "error", **error_body(message, type_, code=code)}
+
+
+# -- models ---------------------------------------------------------------------------------
+
+
+def _model_entry(engine: Engine, status: dict[str, Any]) -> dict[str, Any]:
+    name = status["name"]
+    return {
+        "id": name,
+        "object": "model",
+        "created": STARTED,
+        "owned_by": "wyoming-whisper",
+        "state": status["state"],
+        "default": name == engine.config.default_model,
+        "multilingual": model_languages(name) != ["en"],
+    }
+
+
+@routes.get("/v1/models")
+async def list_models(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    data = [_model_entry(engine, s) for s in engine.manager.status()]
+    return web.json_response({"object": "list", "data": data})
+
+
+@routes.get("/v1/models/{model:.+}")
+async def get_model(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    requested = request.match_info["model"]
+    try:
+        name = engine.model_name(requested)
+    except ModelNotFound as err:
+        raise web.HTTPNotFound(text=err.message) from None
+    status = next(s for s in engine.manager.status() if s["name"] == name)
+    return web.json_response(_model_entry(engine, status))
+
+
+@routes.post("/v1/model/unload")
+async def unload(request: web.Request) -> web.Response:
+    """Unload one model (JSON or form field ``model``, or ?model=) or, without a name, all."""
+    engine = request.app[ENGINE]
+    requested = request.query.get("model")
+    if requested is None and request.body_exists:
+        body: Any
+        if request.content_type == "application/json":
+            try:
+                body = await request.json()
+            except ValueError:
+                raise InvalidRequest("the body is not valid JSON", code="invalid_body") from None
+            if not isinstance(body, dict):
+                raise InvalidRequest("the body must be a JSON object", code="invalid_body")
+        elif request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+            try:
+                body = await request.post()
+            except (ValueError, AssertionError, LookupError, HttpProcessingError):
+                raise InvalidRequest("malformed form body", code="invalid_body") from None
+        else:
+            raise web.HTTPUnsupportedMediaType(
+                text='send the model as JSON {"model": ...}, a form field or ?model='
+            )
+        requested = body.get("model")
+        if requested is not None and not isinstance(requested, str):
+            raise InvalidRequest("model must be a string", param="model", code="invalid_value")
+    name = None if requested in (None, "", "all") else engine.model_name(requested)
+    unloaded = await engine.manager.unload(name)
+    statuses = engine.manager.status()
+    if name is not None:
+        statuses = [s for s in statuses if s["name"] == name]
+    return web.json_response(
+        {
+            "unloaded": unloaded,
+            "models": [_model_entry(engine, s) for s in statuses],
+        }
+    )
