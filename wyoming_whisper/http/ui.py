@@ -36,6 +36,4 @@ async def index(request: web.Request) -> web.StreamResponse:
         # Behind ingress the page may be opened without its trailing slash; a <base> pins the
         # relative URLs to the prefix either way.
         page = page.replace("<head>", f'<head>\n  <base href="{html.escape(base)}">', 1)
-    return web.Response(
-        text=page, content_type="text/html", headers={"Cache-Control": "no-cache"}
-    )
+    return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-cache"})
