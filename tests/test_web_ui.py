@@ -131,7 +131,7 @@ def test_page_and_assets_are_served_offline_with_relative_urls(server: ServerPro
         assert resp.headers["Content-Type"].startswith("text/html")
         page = resp.read().decode()
     assert "./docs/assets/app.js" in page and "./docs/assets/app.css" in page
-    for name in ("index.html", "app.js", "app.css", "recorder-worklet.js"):
+    for name in ("index.html", "app.js", "app.css", "recorder-worklet.js", "docs.html", "docs.js"):
         text = (STATIC / name).read_text()
         assert "http://" not in text and "https://" not in text, name  # no CDN, nothing external
         # Absolute paths would escape an ingress prefix: every URL must be relative.
@@ -296,6 +296,13 @@ def test_api_key_is_asked_once_and_kept_in_the_tab(start_server: Any, page: Any)
     page.reload()  # kept in this tab: no second question
     page.wait_for_function("document.getElementById('model').options.length > 0")
     assert page.is_hidden("#key-form")
+    # The WebSocket takes the key as its token parameter (browsers cannot set its headers).
+    page.click("#record")
+    page.wait_for_function("parseFloat(document.getElementById('record-time').textContent) >= 3")
+    page.click("#record")
+    page.wait_for_selector("body[data-status=done], body[data-status=error]")
+    assert page.get_attribute("body", "data-status") == "done", page.inner_text("#record-error")
+    assert words(page.inner_text("#text"))[:2] == ["and", "so"], page.inner_text("#text")
 
 
 # --- behind a path prefix, as Home Assistant's ingress serves it ------------------------------
@@ -386,5 +393,9 @@ def test_upload_works_under_an_ingress_path_prefix(ingress: str, page: Any) -> N
     upload(page, clip(SHORT))
     assert contains(page.inner_text("#text"), words("apostle of the middle classes"))
     assert len(segment_rows(page)) >= 1
+    # The API docs page it links to works there too.
+    page.click("text=API docs")
+    page.wait_for_selector("#operations details.op")
+    assert page.url == ingress + "docs"
     outside = [u for u in requests if not u.startswith((ingress, "blob:"))]
-    assert len(requests) >= 5 and not outside, outside
+    assert len(requests) >= 8 and not outside, outside
