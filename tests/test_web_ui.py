@@ -25,6 +25,7 @@ import yaml
 from aiohttp import web
 
 from wyoming_whisper.config import Config
+from wyoming_whisper.http.ui import base_href
 
 from .conftest import REPO, ServerProcess, clip, free_port, words
 
@@ -399,3 +400,21 @@ def test_upload_works_under_an_ingress_path_prefix(ingress: str, page: Any) -> N
     assert page.url == ingress + "docs"
     outside = [u for u in requests if not u.startswith((ingress, "blob:"))]
     assert len(requests) >= 8 and not outside, outside
+
+
+@pytest.mark.parametrize(
+    ("header", "base"),
+    [
+        ("/api/hassio_ingress/Ab_1-2", "/api/hassio_ingress/Ab_1-2/"),
+        ("/api/hassio_ingress/tok/", "/api/hassio_ingress/tok/"),
+        (None, None),
+        ("", None),
+        ("//evil.example/x", None),
+        ("/a/../b", None),
+        ("/a/..", None),
+        ('/a"b', None),
+        ("relative/path", None),
+    ],
+)
+def test_base_href_accepts_only_a_plain_path_prefix(header: str | None, base: str | None) -> None:
+    assert base_href(header) == base

@@ -340,21 +340,29 @@ async function startRecording() {
     return;
   }
   const model = selectedModel();
+  const button = $("record");
+  button.disabled = true; // until the microphone is running: one recording at a time
   let media;
+  let context;
+  let tap;
   try {
     media = await navigator.mediaDevices.getUserMedia({
       audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
     });
+    context = new AudioContext();
+    await context.audioWorklet.addModule(resolve("./docs/assets/recorder-worklet.js"));
+    const source = context.createMediaStreamSource(media);
+    tap = new AudioWorkletNode(context, "pcm-tap");
+    source.connect(tap);
+    tap.connect(context.destination); // the tap outputs silence; connected so that it is pulled
   } catch (err) {
-    failed("record-error", "No microphone: " + err.message);
+    if (media) media.getTracks().forEach((t) => t.stop());
+    if (context) context.close();
+    button.disabled = false;
+    failed("record-error", "Cannot record from the microphone: " + err.message);
     return;
   }
-  const context = new AudioContext();
-  await context.audioWorklet.addModule(resolve("./docs/assets/recorder-worklet.js"));
-  const source = context.createMediaStreamSource(media);
-  const tap = new AudioWorkletNode(context, "pcm-tap");
-  source.connect(tap);
-  tap.connect(context.destination); // the tap outputs silence; connected so that it is pulled
+  button.disabled = false;
 
   const rec = {
     model,
