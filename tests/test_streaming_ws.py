@@ -77,7 +77,21 @@ async def test_final_for_a_clip(server: ServerProcess, jfk_pcm: bytes) -> None:
     assert final["duration"] == pytest.approx(11.0, abs=0.05)
     assert final["segments"] and final["segments"][0]["text"].strip()
     assert {"id", "start", "end", "text", "tokens", "avg_logprob"} <= set(final["segments"][0])
+    assert "words" not in final["segments"][0]  # only on request
     assert code == aiohttp.WSCloseCode.OK
+
+
+async def test_word_timestamps_on_request(server: ServerProcess, jfk_pcm: bytes) -> None:
+    """``timestamp_granularities=word`` (as the web page asks): words in the final's segments."""
+    messages, code, _ = await run_stream(ws_url(server, timestamp_granularities="word"), jfk_pcm)
+    final = messages[-1][1]
+    assert final["type"] == "final" and code == aiohttp.WSCloseCode.OK, final
+    got = [w for seg in final["segments"] for w in seg["words"]]
+    assert words(" ".join(w["word"] for w in got)) == words(final["text"])
+    starts = [w["start"] for w in got]
+    assert starts == sorted(starts) and all(w["start"] <= w["end"] <= 11.0 for w in got)
+    message, code = await expect_error(ws_url(server, timestamp_granularities="letter"), jfk_pcm)
+    assert "timestamp_granularities" in message and code == 1008
 
 
 async def test_model_and_prompt_and_language(server: ServerProcess) -> None:

@@ -26,10 +26,22 @@ def setup_logging(level: str) -> None:
 
 
 def download_only(config: Config) -> int:
-    """Resolve (download or assemble) every model, then exit."""
+    """Resolve (download or assemble) every model for the backend that would run, then exit.
+
+    No device is checked: an image may be built on a machine without the GPU it will run on.
+    """
+    facts = detect_platform()
+    mlx = config.backend == "mlx" or (
+        config.backend == "auto" and facts.apple_silicon and facts.mlx_available
+    )
+    fetch = resolve
+    if mlx:
+        from .backends.mlx import resolve_mlx
+
+        fetch = resolve_mlx
     for name in config.models:
         try:
-            path = resolve(name, config.cache_dir)
+            path = fetch(name, config.cache_dir)
         except ModelResolutionError as err:
             _LOGGER.error("%s", err)
             return 1

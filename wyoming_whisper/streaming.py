@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from itertools import takewhile
@@ -44,6 +45,11 @@ COMMIT_GUARD_SECONDS = 1.5  # a partial's segment ending this far before the edg
 MAX_OPEN_TAIL_SECONDS = 20.0  # past this, settle every segment of the tail but the last
 PROMPT_CHARS = 200  # settled text handed to the next partial decode as context
 PREROLL_SECONDS = 1.0  # with VAD endpointing: silence kept before speech starts
+# Early decodes only pay off for audio that arrives in real time. A client sending faster than
+# that (a recording sent in one burst) ends the stream before an early decode could finish, and a
+# decode cannot be interrupted once started, so the final would wait for it: none is started when
+# the audio received runs this far ahead of the wall clock since the first chunk.
+REALTIME_SLACK_SECONDS = 0.5
 
 # Transcribe.vad_sensitivity -> seconds of silence that end an utterance (--vad-endpointing).
 ENDPOINT_SECONDS = {"aggressive": 0.4, "default": 0.7, "relaxed": 1.2}
@@ -209,6 +215,7 @@ class Stream:
         self._settled = 0  # samples covered by settled partial text
         self._settled_text: list[str] = []
         self._finishing = False
+        self._first_chunk_at: float | None = None
         self.early_used = False
 
     # -- audio in -------------------------------------------------------------------------------
@@ -249,6 +256,8 @@ class Stream:
                 f"stream longer than {self.settings.max_seconds:.0f} s; audio dropped",
                 param="audio",
             )
+        if self._first_chunk_at is None:
+            self._first_chunk_at = time.monotonic()
         self._store(samples)
         if self._vad is None:
             self._vad = await asyncio.to_thread(SileroStream)
@@ -280,6 +289,14 @@ class Stream:
 
     # -- background work ------------------------------------------------------------------------
 
+    @property
+    def realtime(self) -> bool:
+        """Whether the audio is arriving no faster than it plays (plus some client buffering)."""
+        if self._first_chunk_at is None:
+            return False
+        elapsed = time.monotonic() - self._first_chunk_at
+        return self.seconds <= elapsed + REALTIME_SLACK_SECONDS
+
     def _schedule(self) -> None:
         target = final_end(self.tracker, self.tracker.position, self._trail)
         if self._early is not None and (self.tracker.voiced or self._early.end != target):
@@ -291,7 +308,7 @@ class Stream:
             short = target <= EARLY_MAX_SECONDS * SAMPLE_RATE
             own_partial = self._partial is not None and not self._partial.done()
             free = self.engine.has_idle_worker or own_partial
-            if silence >= pause and short and free:
+            if silence >= pause and short and free and self.realtime:
                 self._cancel_partial()  # the early decode is worth more than a partial
                 task = asyncio.create_task(self._decode(target))
                 task.add_done_callback(_quiet)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
@@ -73,9 +74,13 @@ class TranscribeOptions:
 
 @dataclass(frozen=True)
 class Capabilities:
+    """What a backend honours of TranscribeOptions; the rest it ignores (and says so in its doc)."""
+
     word_timestamps: bool = True
     translation: bool = True
-    hotwords: bool = True
+    hotwords: bool = True  # biasing phrases (mlx: folded into the prompt)
+    beam_search: bool = True  # beam_size > 1 (mlx-whisper decodes greedily)
+    vad_filter: bool = True
 
 
 OnSegment = Callable[[Segment], None]
@@ -120,10 +125,17 @@ class LoadedModel(Protocol):
 
 
 class Backend(Protocol):
-    """Loads models of one kind (faster-whisper, mlx)."""
+    """Loads models of one kind (faster-whisper, mlx); the server never knows which one runs."""
 
     name: str
     capabilities: Capabilities
+
+    def resolve(self, name: str, cache_dir: Path | None = None) -> str:
+        """Turn a model name into what ``load`` takes, downloading it if needed; blocks.
+
+        Raises ModelResolutionError naming every place looked.
+        """
+        ...
 
     def load(self, model_path: str) -> LoadedModel:
         """Load a resolved model (a directory or a repository id); blocks, runs in a thread."""

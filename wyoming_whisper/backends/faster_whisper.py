@@ -7,6 +7,7 @@ import ctypes
 import gc
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -133,7 +134,7 @@ class FasterWhisperModel:
 
 class FasterWhisperBackend:
     name = "faster-whisper"
-    capabilities = Capabilities(word_timestamps=True, translation=True, hotwords=True)
+    capabilities = Capabilities()
 
     def __init__(
         self, device: str, device_index: int, compute_type: str, num_workers: int = 1
@@ -142,6 +143,12 @@ class FasterWhisperBackend:
         self.device_index = device_index
         self.compute_type = compute_type
         self.num_workers = num_workers
+
+    def resolve(self, name: str, cache_dir: Path | None = None) -> str:
+        """A CTranslate2 model directory (see models/resolve.py)."""
+        from ..models.resolve import resolve
+
+        return resolve(name, cache_dir)
 
     def load(self, model_path: str) -> FasterWhisperModel:
         from faster_whisper import WhisperModel

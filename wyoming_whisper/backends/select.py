@@ -107,7 +107,7 @@ def create_backend(selection: Selection, workers: int) -> Backend:
     if selection.backend == "mlx":
         from .mlx import MlxBackend
 
-        return MlxBackend()
+        return MlxBackend(selection.compute_type)
     from .faster_whisper import FasterWhisperBackend
 
     return FasterWhisperBackend(

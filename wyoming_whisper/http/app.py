@@ -13,7 +13,7 @@ from aiohttp import web
 
 from ..engine import Engine
 from ..errors import Busy, Unauthorized, WhisperError
-from . import docs, openai, ops, stream
+from . import docs, openai, ops, stream, ui
 from .state import CONFIG, ENGINE
 
 _LOGGER = logging.getLogger(__name__)
@@ -199,4 +199,5 @@ def create_app(engine: Engine) -> web.Application:
     app.add_routes(openai.routes)
     app.add_routes(docs.routes)
     app.add_routes(stream.routes)
+    app.add_routes(ui.routes)
     return app

@@ -40,6 +40,18 @@ def _authorized(request: web.Request, key: str) -> bool:
     return hmac.compare_digest(given.strip().encode(), key.encode())
 
 
+def _word_timestamps(values: list[str]) -> bool:
+    """``timestamp_granularities=word`` (repeated or comma-separated) adds words to the final."""
+    given = {v.strip() for raw in values for v in raw.split(",") if v.strip()}
+    unknown = given - {"word", "segment"}
+    if unknown:
+        raise InvalidRequest(
+            f"timestamp_granularities may hold 'word' and 'segment', got {sorted(unknown)}",
+            param="timestamp_granularities",
+        )
+    return "word" in given
+
+
 def final_message(result: Result, seconds: float) -> dict[str, Any]:
     segments = []
     for seg in result.segments:
@@ -78,7 +90,10 @@ async def stream(request: web.Request) -> web.StreamResponse:
             )
         engine.check_capacity(model)  # refuse at once, before the client streams its audio
         options = engine.options(
-            language=language, initial_prompt=prompt, vad_filter=config.vad_filter
+            language=language,
+            initial_prompt=prompt,
+            vad_filter=config.vad_filter,
+            word_timestamps=_word_timestamps(query.getall("timestamp_granularities", [])),
         )
         settings = StreamSettings(
             early_decoding=not config.no_early_decoding,

@@ -19,7 +19,6 @@ from typing import Any
 
 from ..backends.base import Backend, LoadedModel
 from ..errors import ModelLoadError
-from .resolve import resolve
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -77,11 +76,12 @@ class ModelManager:
         *,
         ttl: float,
         cache_dir: Path | None = None,
-        resolver: Resolver = resolve,
+        resolver: Resolver | None = None,
     ) -> None:
         self.backend = backend
         self.cache_dir = cache_dir
-        self._resolver = resolver
+        # Names mean different files to each backend (CTranslate2 dirs, mlx-community repos).
+        self._resolver: Resolver = resolver or backend.resolve
         self.models: dict[str, ManagedModel] = {n: ManagedModel(n, ttl) for n in names}
         # One loader thread: loads are rare and heavy; two at once would only fight for memory.
         self._loader = ThreadPoolExecutor(1, thread_name_prefix="model-loader")

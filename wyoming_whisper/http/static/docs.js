@@ -41,7 +41,7 @@ async function send(path, method, op, form, out) {
   const headers = {};
   const key = document.getElementById("api-key").value.trim();
   if (key) headers.Authorization = "Bearer " + key;
-  let url = path;
+  let url = "." + path; // relative to the page: works behind a path prefix (ingress)
   for (const p of op.parameters || []) {
     url = url.replace("{" + p.name + "}", encodeURIComponent(form.elements[p.name].value));
   }
@@ -106,7 +106,7 @@ function operation(spec, path, method, op) {
 async function main() {
   const root = document.getElementById("operations");
   try {
-    const spec = await (await fetch("/openapi.json")).json();
+    const spec = await (await fetch("./openapi.json")).json();
     document.getElementById("title").textContent = `${spec.info.title} ${spec.info.version}`;
     document.getElementById("description").textContent = spec.info.description || "";
     root.replaceChildren();

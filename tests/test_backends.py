@@ -1,0 +1,162 @@
+"""The backend contract, run against every backend: faster-whisper on the real tiny.en pack, mlx
+through its real code with only mlx_whisper's Metal-bound entry points faked (tests/fake_mlx), and
+mlx for real (CPU build of MLX, tiny.en converted from the CTranslate2 pack) where it is installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wyoming_whisper.audio import decode_file
+from wyoming_whisper.backends.base import (
+    Backend,
+    CancelToken,
+    LoadedModel,
+    Segment,
+    TranscribeOptions,
+)
+from wyoming_whisper.backends.faster_whisper import FasterWhisperBackend
+from wyoming_whisper.backends.mlx import MlxBackend
+
+from . import fake_mlx
+from .conftest import clip, load_manifest, words
+from .ct2_to_mlx import convert
+
+REAL_MLX = importlib.util.find_spec("mlx_whisper") is not None and (
+    importlib.util.find_spec("mlx") is not None
+)
+JFK = "openai_whisper/jfk.flac"
+
+
+def reference(relpath: str) -> str:
+    return next(c.reference for c in load_manifest() if c.path == clip(relpath))
+
+
+def overlap(text: str, ref: str) -> float:
+    got, want = set(words(text)), words(ref)
+    return sum(w in got for w in want) / len(want)
+
+
+@pytest.fixture(scope="module", params=["faster-whisper", "mlx-fake", "mlx-real"])
+def backend_model(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Backend, LoadedModel]]:
+    kind = request.param
+    with pytest.MonkeyPatch.context() as mp:
+        if kind == "faster-whisper":
+            backend: Backend = FasterWhisperBackend("cpu", 0, "int8")
+            path = backend.resolve("tiny.en")
+        elif kind == "mlx-fake":
+            fake_mlx.install(mp)
+            backend = MlxBackend("float16")
+            path = FasterWhisperBackend("cpu", 0, "int8").resolve("tiny.en")  # the fake's weights
+        else:
+            if not REAL_MLX:
+                pytest.skip("mlx and mlx-whisper are not installed (see docs/macos.md, Linux CPU)")
+            backend = MlxBackend("float32")  # fp16 matmuls on MLX's CPU backend are slower
+            ct2 = Path(FasterWhisperBackend("cpu", 0, "int8").resolve("tiny.en"))
+            path = backend.resolve(str(convert(ct2, tmp_path_factory.mktemp("mlx") / "tiny.en")))
+        model = backend.load(path)
+        yield backend, model
+        model.unload()
+
+
+@pytest.fixture(scope="module")
+def jfk_run(backend_model: tuple[Backend, LoadedModel]) -> tuple[object, list[Segment]]:
+    """One decode per backend, with words, reused by the shape tests (mlx on a CPU is slow)."""
+    _, model = backend_model
+    streamed: list[Segment] = []
+    result = model.transcribe(
+        decode_file(str(clip(JFK))), TranscribeOptions(word_timestamps=True), streamed.append
+    )
+    return result, streamed
+
+
+def test_transcript_and_result_shape(jfk_run) -> None:  # type: ignore[no-untyped-def]
+    result, streamed = jfk_run
+    assert overlap(result.text, reference(JFK)) >= 0.9, result.text
+    assert result.language == "en"
+    assert result.task == "transcribe"
+    assert result.duration == pytest.approx(11.0, abs=0.05)
+    assert result.segments and result.text == "".join(s.text for s in result.segments).strip()
+    assert list(result.segments) == streamed  # on_segment saw every segment, in order
+    for i, seg in enumerate(result.segments):
+        assert seg.id == i
+        assert isinstance(seg.seek, int) and isinstance(seg.text, str) and seg.text.strip()
+        assert 0.0 <= seg.start < seg.end <= result.duration + 0.5
+        assert all(isinstance(t, int) for t in seg.tokens) and seg.tokens
+        for value in (seg.temperature, seg.avg_logprob, seg.compression_ratio, seg.no_speech_prob):
+            assert isinstance(value, float)
+        assert seg.avg_logprob <= 0.0 and 0.0 <= seg.no_speech_prob <= 1.0
+    starts = [s.start for s in result.segments]
+    assert starts == sorted(starts)
+
+
+def test_words_when_asked(jfk_run) -> None:  # type: ignore[no-untyped-def]
+    result, _ = jfk_run
+    found = result.words
+    assert [w for w in words("".join(w.word for w in found))][:4] == ["and", "so", "my", "fellow"]
+    for w in found:
+        assert 0.0 <= w.start <= w.end <= result.duration + 0.5
+        assert 0.0 <= w.probability <= 1.0
+    assert found[-1].end > 9.0  # the last word ("country") ends near the end of the clip
+
+
+def test_no_words_unless_asked(backend_model, request) -> None:  # type: ignore[no-untyped-def]
+    backend, model = backend_model
+    if backend.name == "mlx" and "real" in request.node.callspec.id:
+        pytest.skip("a second real-mlx decode on a CPU costs half a minute; words are covered")
+    audio = decode_file(str(clip("whisper_cpp/jfk.wav")))[: 16000 * 5]
+    result = model.transcribe(audio, TranscribeOptions())
+    assert result.segments and not result.words
+    assert words(result.text)[:2] == ["and", "so"]
+
+
+def test_capabilities_and_languages(backend_model) -> None:  # type: ignore[no-untyped-def]
+    backend, model = backend_model
+    assert backend.capabilities.word_timestamps and backend.capabilities.translation
+    assert backend.capabilities.beam_search is (backend.name == "faster-whisper")
+    assert model.is_multilingual is False and model.languages == ["en"]  # tiny.en
+
+
+def test_cancel_stops_between_segments(backend_model, request) -> None:  # type: ignore[no-untyped-def]
+    _, model = backend_model
+    if "real" in request.node.callspec.id:
+        pytest.skip("a 44 s real-mlx decode on a CPU takes minutes; run by hand (see the report)")
+    audio = np.concatenate([decode_file(str(clip(JFK)))] * 4)  # 44 s: two 30-s windows at least
+    token = CancelToken()
+    streamed: list[Segment] = []
+
+    def on_segment(segment: Segment) -> None:
+        streamed.append(segment)
+        token.cancel()  # the client is gone after the first segment
+
+    result = model.transcribe(audio, TranscribeOptions(), on_segment, token)
+    assert result.segments and list(result.segments) == streamed
+    assert result.segments[-1].end < 31.0  # nothing decoded past the first window
+
+
+def test_translate_with_a_multilingual_model(request) -> None:  # type: ignore[no-untyped-def]
+    """task=translate reaches the model (base, multilingual) and comes back as English."""
+    relpath = "picovoice_leopard/test_es.wav"
+    audio = decode_file(str(clip(relpath)))
+    base = FasterWhisperBackend("cpu", 0, "int8").resolve("base")
+    with pytest.MonkeyPatch.context() as mp:
+        fake = fake_mlx.install(mp)
+        for backend in (FasterWhisperBackend("cpu", 0, "int8"), MlxBackend()):
+            model = backend.load(base)
+            try:
+                assert model.is_multilingual and "es" in model.languages
+                result = model.transcribe(audio, TranscribeOptions(language="es", task="translate"))
+            finally:
+                model.unload()
+            assert result.task == "translate" and result.language == "es"
+            assert re.fullmatch(r"[\x20-\x7e]+", result.text), result.text  # English letters
+            assert {"sand", "sands", "white"} & set(words(result.text)), result.text
+        assert fake.transcribe.CALLS[-1]["task"] == "translate"
