@@ -1,9 +1,16 @@
 """Voice-command latency over Wyoming versus the raw faster-whisper library, in the same run.
 
-Starts the server on tiny.en (loopback, free ports), sends a real 2-3 s spoken command N times and
-measures audio-stop -> transcript. Between those, times ``WhisperModel.transcribe`` on the same
-audio with the same settings (beam 5, VAD filter on, int8 on CPU). Prints the figures and
-``ratio: <ours/raw>`` (medians). Run: ``python bench/latency.py [--runs 15] [--clip PATH]``.
+Two cases, both on tiny.en servers started here (loopback, free ports), each repeated ``--runs``
+times and interleaved with the raw library timed on the same audio with the same settings
+(``WhisperModel.transcribe``, beam 5, VAD filter on, int8 on CPU):
+
+1. burst: a real 2-3 s spoken command sent at once; audio-stop -> transcript.
+   Prints ``ratio: <ours/raw>`` (medians).
+2. streamed: the command plus 0.7 s of silence, paced in real time as Home Assistant sends the
+   microphone; audio-stop -> transcript, with early decoding (the default) and with
+   ``--no-early-decoding``. Prints ``early-decoding ratio: X`` and ``early-decoding off ratio: Y``.
+
+Run: ``python bench/latency.py [--runs 15] [--clip PATH] [--model tiny.en]``.
 """
 
 from __future__ import annotations
@@ -13,17 +20,23 @@ import asyncio
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from wyoming.asr import Transcribe  # noqa: E402
+from wyoming.audio import AudioChunk, AudioStart, AudioStop  # noqa: E402
 from wyoming.client import AsyncTcpClient  # noqa: E402
 
 from tests.conftest import AUDIO_DIR, ServerProcess  # noqa: E402
-from tests.wyoming_client import load_pcm16, send_audio  # noqa: E402
+from tests.wyoming_client import load_pcm16  # noqa: E402
 
 DEFAULT_CLIP = AUDIO_DIR / "speech_recognition" / "english.wav"
+SILENCE_SECONDS = 0.7  # Home Assistant ends the stream after about this much silence
+CHUNK_SAMPLES = 480  # 30 ms per streamed audio-chunk
+BURST_CHUNK_BYTES = 4096
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -31,16 +44,35 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def ours_once(port: int, pcm: bytes) -> tuple[float, str]:
-    """Send the command, then time from audio-stop to the transcript."""
+async def wyoming_once(port: int, pcm: bytes, *, realtime: bool) -> tuple[float, str]:
+    """Send the audio (at once, or paced to the wall clock), then time audio-stop -> transcript."""
     async with AsyncTcpClient("127.0.0.1", port) as client:
-        await send_audio(client, pcm)  # ends with audio-stop
+        await client.write_event(Transcribe().event())
+        await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+        step = CHUNK_SAMPLES * 2 if realtime else BURST_CHUNK_BYTES
+        started = time.perf_counter()
+        for i, offset in enumerate(range(0, len(pcm), step)):
+            if realtime:
+                due = started + i * CHUNK_SAMPLES / 16000
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            chunk = AudioChunk(rate=16000, width=2, channels=1, audio=pcm[offset : offset + step])
+            await client.write_event(chunk.event())
+        if realtime:  # the last chunk lasts its own duration before the microphone stops
+            await asyncio.sleep(max(0.0, started + len(pcm) / 32000 - time.perf_counter()))
+        await client.write_event(AudioStop().event())
         stopped = time.perf_counter()
         while True:
             event = await client.read_event()
-            assert event is not None
+            assert event is not None, "connection closed"
             if event.type in ("transcript", "error"):
                 return time.perf_counter() - stopped, event.data.get("text", "")
+
+
+def summary(label: str, values: list[float]) -> str:
+    return (
+        f"{label}: median {statistics.median(values) * 1000:.1f} ms, "
+        f"p90 {percentile(values, 0.9) * 1000:.1f} ms"
+    )
 
 
 def main() -> None:
@@ -55,8 +87,9 @@ def main() -> None:
 
     from wyoming_whisper.models.resolve import resolve
 
-    pcm = load_pcm16(args.clip)
-    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+    command = load_pcm16(args.clip)
+    streamed = command + b"\x00\x00" * int(SILENCE_SECONDS * 16000)
+    samples = np.frombuffer(command, dtype="<i2").astype(np.float32) / 32768.0
     raw_model = WhisperModel(resolve(args.model), device="cpu", compute_type="int8")
 
     def raw_once() -> tuple[float, str]:
@@ -67,34 +100,51 @@ def main() -> None:
 
     log_dir = REPO / "bench" / "out"
     log_dir.mkdir(parents=True, exist_ok=True)
-    server = ServerProcess(["-m", args.model, "--preload", "--no-zeroconf", "--ttl", "0"])
-    server.start(log_dir)
-    ours: list[float] = []
-    raw: list[float] = []
+    common = ["-m", args.model, "--preload", "--no-zeroconf", "--ttl", "0"]
+    on = ServerProcess(common)
+    off = ServerProcess([*common, "--no-early-decoding"])
+    cases: dict[str, Callable[[], tuple[float, str]]] = {
+        "burst": lambda: asyncio.run(wyoming_once(on.wyoming_port, command, realtime=False)),
+        "streamed, early decoding": lambda: asyncio.run(
+            wyoming_once(on.wyoming_port, streamed, realtime=True)
+        ),
+        "streamed, no early decoding": lambda: asyncio.run(
+            wyoming_once(off.wyoming_port, streamed, realtime=True)
+        ),
+    }
+    times: dict[str, list[float]] = {name: [] for name in (*cases, "raw")}
+    texts: dict[str, str] = {}
     try:
-        # Warm both up once (first-call allocations), then interleave the measured runs.
-        asyncio.run(ours_once(server.wyoming_port, pcm))
-        raw_once()
+        on.start(log_dir)
+        off.start(log_dir)
+        for run in (*cases.values(), raw_once):  # warm-up: first-call allocations
+            run()
         for _ in range(args.runs):
-            seconds, ours_text = asyncio.run(ours_once(server.wyoming_port, pcm))
-            ours.append(seconds)
-            seconds, raw_text = raw_once()
-            raw.append(seconds)
+            for name, run in (*cases.items(), ("raw", raw_once)):
+                seconds, texts[name] = run()
+                times[name].append(seconds)
+        streaming = on.health().get("streaming")
     finally:
-        server.stop()
+        on.stop()
+        off.stop()
 
+    raw = statistics.median(times["raw"])
     print(
         f"clip: {args.clip.name} ({len(samples) / 16000:.2f} s), model {args.model}, "
-        f"{args.runs} runs"
+        f"{args.runs} runs, int8 on CPU"
     )
-    print(f"transcript (ours): {ours_text!r}")
-    print(f"transcript (raw):  {raw_text!r}")
-    for label, values in (("ours audio-stop->transcript", ours), ("raw transcribe", raw)):
-        print(
-            f"{label}: median {statistics.median(values) * 1000:.1f} ms, "
-            f"p90 {percentile(values, 0.9) * 1000:.1f} ms"
-        )
-    print(f"ratio: {statistics.median(ours) / statistics.median(raw):.3f}")
+    for name, text in texts.items():
+        print(f"transcript ({name}): {text!r}")
+    print(summary("raw library transcribe", times["raw"]))
+    for name in cases:
+        print(summary(f"ours audio-stop->transcript ({name})", times[name]))
+    print(f"early decodes: {streaming}")
+    print(f"ratio: {statistics.median(times['burst']) / raw:.3f}")
+    print(f"early-decoding ratio: {statistics.median(times['streamed, early decoding']) / raw:.3f}")
+    print(
+        "early-decoding off ratio: "
+        f"{statistics.median(times['streamed, no early decoding']) / raw:.3f}"
+    )
 
 
 if __name__ == "__main__":
