@@ -45,11 +45,12 @@ COMMIT_GUARD_SECONDS = 1.5  # a partial's segment ending this far before the edg
 MAX_OPEN_TAIL_SECONDS = 20.0  # past this, settle every segment of the tail but the last
 PROMPT_CHARS = 200  # settled text handed to the next partial decode as context
 PREROLL_SECONDS = 1.0  # with VAD endpointing: silence kept before speech starts
-# Early decodes only pay off for audio that arrives in real time. A client sending faster than
-# that (a recording sent in one burst) ends the stream before an early decode could finish, and a
-# decode cannot be interrupted once started, so the final would wait for it: none is started when
-# the audio received runs this far ahead of the wall clock since the first chunk.
-REALTIME_SLACK_SECONDS = 0.5
+# Early decodes only pay off for audio that arrives at about the pace it plays. A recording sent
+# in one burst ends before an early decode could finish, and a decode cannot be interrupted once
+# started, so the final would wait behind it: none is started while the audio received is more
+# than MAX_PACE times the wall-clock time since the first chunk, plus some client buffering.
+MAX_PACE = 4.0
+PACE_SLACK_SECONDS = 0.5
 
 # Transcribe.vad_sensitivity -> seconds of silence that end an utterance (--vad-endpointing).
 ENDPOINT_SECONDS = {"aggressive": 0.4, "default": 0.7, "relaxed": 1.2}
@@ -290,12 +291,12 @@ class Stream:
     # -- background work ------------------------------------------------------------------------
 
     @property
-    def realtime(self) -> bool:
-        """Whether the audio is arriving no faster than it plays (plus some client buffering)."""
+    def paced(self) -> bool:
+        """Whether the audio arrives at a streaming pace rather than in one burst."""
         if self._first_chunk_at is None:
             return False
         elapsed = time.monotonic() - self._first_chunk_at
-        return self.seconds <= elapsed + REALTIME_SLACK_SECONDS
+        return self.seconds <= MAX_PACE * elapsed + PACE_SLACK_SECONDS
 
     def _schedule(self) -> None:
         target = final_end(self.tracker, self.tracker.position, self._trail)
@@ -308,7 +309,7 @@ class Stream:
             short = target <= EARLY_MAX_SECONDS * SAMPLE_RATE
             own_partial = self._partial is not None and not self._partial.done()
             free = self.engine.has_idle_worker or own_partial
-            if silence >= pause and short and free and self.realtime:
+            if silence >= pause and short and free and self.paced:
                 self._cancel_partial()  # the early decode is worth more than a partial
                 task = asyncio.create_task(self._decode(target))
                 task.add_done_callback(_quiet)
