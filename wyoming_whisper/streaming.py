@@ -217,6 +217,7 @@ class Stream:
         self._settled_text: list[str] = []
         self._finishing = False
         self._first_chunk_at: float | None = None
+        self._vad_seen = 0  # samples the VAD has processed
         self.early_used = False
 
     # -- audio in -------------------------------------------------------------------------------
@@ -260,13 +261,23 @@ class Stream:
         if self._first_chunk_at is None:
             self._first_chunk_at = time.monotonic()
         self._store(samples)
-        if self._vad is None:
-            self._vad = await asyncio.to_thread(SileroStream)
-        probs = await asyncio.to_thread(self._vad.process, samples)
-        self.tracker.update(probs.tolist())
+        if self.settings.endpoint_silence is None and not self.paced:
+            return  # a burst: nothing to start early; the VAD catches up once, in finish()
+        await self._catch_up_vad()
         if self.settings.endpoint_silence is not None:
             self._drop_preroll()
         self._schedule()
+
+    async def _catch_up_vad(self) -> None:
+        """Run the VAD (off the loop) over the audio it has not seen yet, in one call."""
+        if self._vad_seen >= self._len:
+            return
+        if self._vad is None:
+            self._vad = await asyncio.to_thread(SileroStream)
+        fresh = self._buf[self._vad_seen : self._len].copy()
+        self._vad_seen = self._len
+        probs = await asyncio.to_thread(self._vad.process, fresh)
+        self.tracker.update(probs.tolist())
 
     def _store(self, samples: np.ndarray) -> None:
         need = self._len + samples.shape[0]
@@ -285,6 +296,7 @@ class Stream:
         drop = self.tracker.position - keep
         self._buf[: self._len - drop] = self._buf[drop : self._len]
         self._len -= drop
+        self._vad_seen -= drop
         self.tracker.shift(drop)
         self._partial_mark = max(0, self._partial_mark - drop)
 
@@ -395,6 +407,7 @@ class Stream:
         """
         self._finishing = True
         self._cancel_partial()
+        await self._catch_up_vad()
         end = final_end(self.tracker, self._len, self._trail)
         early, self._early = self._early, None
         if early is not None and early.end == end:
