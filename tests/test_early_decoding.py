@@ -93,10 +93,23 @@ async def test_pause_flag(start_server, pause: str) -> None:
         "-m", "tiny.en", "--preload", "--no-zeroconf", "--early-decoding-pause", pause
     )
     pcm = load_pcm16(clip("deepspeech/LDC93S1.wav")) + np.zeros(int(0.45 * 16000), "<i2").tobytes()
-    text = (await transcribe("127.0.0.1", srv.wyoming_port, pcm)).data["text"]
+    text = await stream_paced(srv.wyoming_port, pcm, speed=3.0)
     assert "water" in text.lower()
     stats = srv.health()["streaming"]
     if pause == "0.2":
         assert stats["early_decodes"] >= 1 and stats["early_hits"] == 1
     else:
         assert stats["early_decodes"] == 0 and stats["early_hits"] == 0
+
+
+async def test_no_early_decode_for_a_burst(start_server) -> None:
+    """A recording sent at once ends before an early decode could help: none is started."""
+    srv: ServerProcess = start_server("-m", "tiny.en", "--preload", "--no-zeroconf")
+    pcm = (
+        load_pcm16(clip("lhotse/LJ002-0035.wav"))
+        + PAUSE
+        + load_pcm16(clip("deepspeech/LDC93S1.wav"))
+    )
+    text = (await transcribe("127.0.0.1", srv.wyoming_port, pcm + SILENCE)).data["text"]
+    assert "water" in text.lower()
+    assert srv.health()["streaming"]["early_decodes"] == 0

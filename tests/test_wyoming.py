@@ -128,8 +128,19 @@ async def test_unknown_model_then_next_request(server: ServerProcess, jfk_pcm: b
         await send_audio(client, jfk_pcm[:32000], transcribe=Transcribe(name="nope-model"))
         error = (await read_until(client, "error"))[-1]
         assert error.type == "error" and "nope-model" in error.data["text"]
-        # The same connection goes on serving.
-        await send_audio(client, jfk_pcm)
+        # The failed exchange ends with the connection, as Home Assistant needs to stop waiting.
+        assert await asyncio.wait_for(client.read_event(), 10) is None
+    event = await transcribe("127.0.0.1", server.wyoming_port, jfk_pcm)
+    assert_jfk(event.data["text"])
+
+
+async def test_new_transcribe_after_an_early_error(server: ServerProcess, jfk_pcm: bytes) -> None:
+    """An error before audio-stop leaves the connection usable for a fresh request."""
+    async with AsyncTcpClient("127.0.0.1", server.wyoming_port) as client:
+        await client.write_event(Transcribe(name="nope-model").event())
+        error = (await read_until(client, "error"))[-1]
+        assert error.type == "error" and "nope-model" in error.data["text"]
+        await send_audio(client, jfk_pcm, transcribe=Transcribe(name="tiny.en"))
         event = (await read_until(client, "transcript"))[-1]
     assert_jfk(event.data["text"])
 
@@ -173,6 +184,8 @@ async def test_chunk_without_start_and_stop_without_audio(
         await client.write_event(AudioStop().event())
         error = (await read_until(client, "error"))[-1]
         assert error.type == "error"
+        assert await asyncio.wait_for(client.read_event(), 10) is None
+    async with AsyncTcpClient("127.0.0.1", server.wyoming_port) as client:
         # audio-chunk without audio-start: the chunk's own format is used.
         for i in range(0, len(jfk_pcm), 8000):
             chunk = AudioChunk(rate=16000, width=2, channels=1, audio=jfk_pcm[i : i + 8000])
@@ -189,8 +202,8 @@ async def test_bad_audio_format_is_an_error(server: ServerProcess, jfk_pcm: byte
         error = (await read_until(client, "error"))[-1]
         assert error.type == "error" and "width" in error.data["text"]
         await client.write_event(AudioStop().event())
-        await send_audio(client, jfk_pcm)
-        event = (await read_until(client, "transcript"))[-1]
+        assert await asyncio.wait_for(client.read_event(), 10) is None
+    event = await transcribe("127.0.0.1", server.wyoming_port, jfk_pcm)
     assert_jfk(event.data["text"])
 
 

@@ -120,5 +120,10 @@ def decode_file(path: str) -> np.ndarray:
 
 
 def _describe(err: Exception) -> str:
+    """FFmpeg's reason, without its errno or the server-side file name."""
+    import av
+
+    if isinstance(err, av.error.FFmpegError) and err.strerror:
+        return str(err.strerror)
     text = str(err).strip()
     return text.splitlines()[0] if text else err.__class__.__name__

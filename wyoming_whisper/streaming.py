@@ -45,11 +45,12 @@ COMMIT_GUARD_SECONDS = 1.5  # a partial's segment ending this far before the edg
 MAX_OPEN_TAIL_SECONDS = 20.0  # past this, settle every segment of the tail but the last
 PROMPT_CHARS = 200  # settled text handed to the next partial decode as context
 PREROLL_SECONDS = 1.0  # with VAD endpointing: silence kept before speech starts
-# Early decodes only pay off for audio that arrives in real time. A client sending faster than
-# that (a recording sent in one burst) ends the stream before an early decode could finish, and a
-# decode cannot be interrupted once started, so the final would wait for it: none is started when
-# the audio received runs this far ahead of the wall clock since the first chunk.
-REALTIME_SLACK_SECONDS = 0.5
+# Early decodes only pay off for audio that arrives at about the pace it plays. A recording sent
+# in one burst ends before an early decode could finish, and a decode cannot be interrupted once
+# started, so the final would wait behind it: none is started while the audio received is more
+# than MAX_PACE times the wall-clock time since the first chunk, plus some client buffering.
+MAX_PACE = 4.0
+PACE_SLACK_SECONDS = 0.5
 
 # Transcribe.vad_sensitivity -> seconds of silence that end an utterance (--vad-endpointing).
 ENDPOINT_SECONDS = {"aggressive": 0.4, "default": 0.7, "relaxed": 1.2}
@@ -216,6 +217,7 @@ class Stream:
         self._settled_text: list[str] = []
         self._finishing = False
         self._first_chunk_at: float | None = None
+        self._vad_seen = 0  # samples the VAD has processed
         self.early_used = False
 
     # -- audio in -------------------------------------------------------------------------------
@@ -259,13 +261,23 @@ class Stream:
         if self._first_chunk_at is None:
             self._first_chunk_at = time.monotonic()
         self._store(samples)
-        if self._vad is None:
-            self._vad = await asyncio.to_thread(SileroStream)
-        probs = await asyncio.to_thread(self._vad.process, samples)
-        self.tracker.update(probs.tolist())
+        if self.settings.endpoint_silence is None and not self.paced:
+            return  # a burst: nothing to start early; the VAD catches up once, in finish()
+        await self._catch_up_vad()
         if self.settings.endpoint_silence is not None:
             self._drop_preroll()
         self._schedule()
+
+    async def _catch_up_vad(self) -> None:
+        """Run the VAD (off the loop) over the audio it has not seen yet, in one call."""
+        if self._vad_seen >= self._len:
+            return
+        if self._vad is None:
+            self._vad = await asyncio.to_thread(SileroStream)
+        fresh = self._buf[self._vad_seen : self._len].copy()
+        self._vad_seen = self._len
+        probs = await asyncio.to_thread(self._vad.process, fresh)
+        self.tracker.update(probs.tolist())
 
     def _store(self, samples: np.ndarray) -> None:
         need = self._len + samples.shape[0]
@@ -284,18 +296,19 @@ class Stream:
         drop = self.tracker.position - keep
         self._buf[: self._len - drop] = self._buf[drop : self._len]
         self._len -= drop
+        self._vad_seen -= drop
         self.tracker.shift(drop)
         self._partial_mark = max(0, self._partial_mark - drop)
 
     # -- background work ------------------------------------------------------------------------
 
     @property
-    def realtime(self) -> bool:
-        """Whether the audio is arriving no faster than it plays (plus some client buffering)."""
+    def paced(self) -> bool:
+        """Whether the audio arrives at a streaming pace rather than in one burst."""
         if self._first_chunk_at is None:
             return False
         elapsed = time.monotonic() - self._first_chunk_at
-        return self.seconds <= elapsed + REALTIME_SLACK_SECONDS
+        return self.seconds <= MAX_PACE * elapsed + PACE_SLACK_SECONDS
 
     def _schedule(self) -> None:
         target = final_end(self.tracker, self.tracker.position, self._trail)
@@ -308,7 +321,7 @@ class Stream:
             short = target <= EARLY_MAX_SECONDS * SAMPLE_RATE
             own_partial = self._partial is not None and not self._partial.done()
             free = self.engine.has_idle_worker or own_partial
-            if silence >= pause and short and free and self.realtime:
+            if silence >= pause and short and free and self.paced:
                 self._cancel_partial()  # the early decode is worth more than a partial
                 task = asyncio.create_task(self._decode(target))
                 task.add_done_callback(_quiet)
@@ -394,6 +407,7 @@ class Stream:
         """
         self._finishing = True
         self._cancel_partial()
+        await self._catch_up_vad()
         end = final_end(self.tracker, self._len, self._trail)
         early, self._early = self._early, None
         if early is not None and early.end == end:

@@ -220,6 +220,12 @@ class WhisperEventHandler(AsyncEventHandler):
             await utt.stream.close()
 
     async def handle_event(self, event: Event) -> bool:
+        """Dispatch one event; a fault becomes an ``error`` event, never a dropped server.
+
+        When the fault is the answer to ``audio-stop`` the connection is closed after the error:
+        clients such as Home Assistant read until a transcript or the end of the connection, so
+        an open connection would leave them waiting. Other faults keep the connection open.
+        """
         try:
             await self._dispatch(event)
         except ClientGone:
@@ -231,13 +237,20 @@ class WhisperEventHandler(AsyncEventHandler):
                 self._utterance.failed = True
                 await self._utterance.stream.close()
             await self._error(err.message, err.code or "error")
+            self._close_if_answering(event)
         except (KeyError, TypeError, ValueError) as err:
             await self._error(f"malformed {event.type} event: {err}", "bad-event")
+            self._close_if_answering(event)
         except Exception:
             _LOGGER.exception("Unexpected error handling %s", event.type)
             await self._drop_utterance()
             await self._error("internal server error; see the server log", "internal-error")
+            self._close_if_answering(event)
         return self._is_running
+
+    def _close_if_answering(self, event: Event) -> None:
+        if AudioStop.is_type(event.type):
+            self._is_running = False
 
     async def _dispatch(self, event: Event) -> None:
         if Describe.is_type(event.type):
@@ -260,6 +273,8 @@ class WhisperEventHandler(AsyncEventHandler):
             if done is None:
                 raise BadAudio("audio-stop without any audio")
             if done.failed:
+                # The error was sent when the fault happened; end the exchange (see above).
+                self._is_running = False
                 return
             if done.converter is not None:
                 await done.stream.append(done.converter.flush())
