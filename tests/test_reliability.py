@@ -260,7 +260,7 @@ async def test_resources_flat_after_many_requests(start_server, tmp_path: Path) 
     tmpdir = tmp_path / "server-tmp"
     tmpdir.mkdir()
     srv: ServerProcess = start_server(
-        "-m", "tiny.en", "--preload", "--no-zeroconf", "--max-concurrency", "2",
+        "-m", "tiny.en", "--preload", "--no-zeroconf", "--max-concurrency", "2", "--beam-size", "1",
         env={"TMPDIR": str(tmpdir)},
     )  # fmt: skip
     assert srv.proc is not None
