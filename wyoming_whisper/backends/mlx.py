@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ..languages import LANGUAGES
-from ..models.resolve import ModelResolutionError, looks_like_path
+from ..models.resolve import ModelResolutionError, local_model
 from .base import (
     SAMPLE_RATE,
     CancelToken,
@@ -93,14 +93,13 @@ def resolve_mlx(name: str, cache_dir: Path | None = None, *, download: bool = Tr
     Repositories are fetched into ``cache_dir`` (else the Hugging Face cache) once; later starts
     find them there without the network.
     """
-    local = Path(name).expanduser()
-    if looks_like_path(name) or local.is_dir():
-        if is_mlx_model_dir(local):
-            return str(local)
-        raise ModelResolutionError(
-            f"model {name!r}: {local} is not an mlx Whisper model directory "
-            f"(it needs config.json and {' or '.join(WEIGHT_FILES)})"
-        )
+    local = local_model(
+        name,
+        is_mlx_model_dir,
+        f"an mlx Whisper model directory (it needs config.json and {' or '.join(WEIGHT_FILES)})",
+    )
+    if local is not None:
+        return local
     repo = MLX_REPOS.get(name, name if "/" in name else None)
     if repo is None:
         raise ModelResolutionError(

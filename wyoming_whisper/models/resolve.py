@@ -87,18 +87,30 @@ def looks_like_path(name: str) -> bool:
     return name.startswith(("/", ".", "~")) or "\\" in name or ".." in name or name.count("/") > 1
 
 
+def local_model(name: str, is_valid: Callable[[Path], bool], what: str) -> str | None:
+    """The directory ``name`` points at, or None when it is a model name or hub id.
+
+    A path that is not a usable model directory is an error saying what it needs (``what``).
+    """
+    local = Path(name).expanduser()
+    if not (looks_like_path(name) or local.is_dir()):
+        return None
+    if is_valid(local):
+        return str(local)
+    raise ModelResolutionError(f"model {name!r}: {local} is not {what}")
+
+
 def resolve(name: str, cache_dir: Path | None = None, *, download: bool = True) -> str:
     """Return a model directory for ``name``; raise ModelResolutionError naming where it looked."""
     looked: list[str] = []
 
-    local = Path(name).expanduser()
-    if looks_like_path(name) or local.is_dir():
-        if is_model_dir(local):
-            return str(local)
-        raise ModelResolutionError(
-            f"model {name!r}: {local} is not a CTranslate2 Whisper model directory "
-            f"(it needs {' and '.join(MODEL_FILES)})"
-        )
+    local = local_model(
+        name,
+        is_model_dir,
+        f"a CTranslate2 Whisper model directory (it needs {' and '.join(MODEL_FILES)})",
+    )
+    if local is not None:
+        return local
 
     cached = _from_hub_cache(name, cache_dir)
     if cached:
