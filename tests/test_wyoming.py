@@ -162,6 +162,8 @@ async def test_unknown_language_is_an_error(server: ServerProcess, jfk_pcm: byte
         b'{"data": {}}\n',
         b"[1, 2, 3]\n",
         b"x" * 70000 + b"\n",
+        b"\x00\x01 binary garbage and no end of line",
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
     ],
 )
 async def test_garbage_gets_an_error_and_server_goes_on(

@@ -43,20 +43,31 @@ WHISPER_ATTRIBUTION = Attribution(name="OpenAI", url="https://github.com/openai/
 
 
 class ProtocolError(Exception):
-    """The byte stream is not Wyoming; ``fatal`` when framing is lost and we must hang up."""
+    """The byte stream is not Wyoming.
 
-    def __init__(self, message: str, *, fatal: bool) -> None:
+    ``fatal`` when framing is lost and we must hang up; ``skip_line`` when the rest of the
+    current line is garbage still to be read past.
+    """
+
+    def __init__(self, message: str, *, fatal: bool, skip_line: bool = False) -> None:
         super().__init__(message)
         self.fatal = fatal
+        self.skip_line = skip_line
 
 
 async def read_event(reader: asyncio.StreamReader) -> Event | None:
     """Read one event; None at end of stream; ProtocolError for anything malformed."""
+    first = await reader.read(1)
+    if not first:
+        return None
+    if first not in b"{ \t\r\n":
+        # Not the start of a JSON header: say so now, even if the garbage never ends its line.
+        raise ProtocolError(
+            "not a Wyoming event (expected a JSON header line)", fatal=False, skip_line=True
+        )
     try:
-        line = await reader.readuntil(b"\n")
-    except asyncio.IncompleteReadError as err:
-        if not err.partial.strip():
-            return None
+        line = first if first == b"\n" else first + await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError:
         raise ProtocolError("connection closed in the middle of an event", fatal=True) from None
     except asyncio.LimitOverrunError:
         raise ProtocolError("event header line too long", fatal=True) from None
@@ -188,7 +199,7 @@ class WhisperEventHandler(AsyncEventHandler):
                     continue
                 except ProtocolError as err:
                     await self._error(f"malformed event: {err}", "bad-event")
-                    if err.fatal:
+                    if err.fatal or (err.skip_line and not await self._skip_line()):
                         break
                     continue
                 if event is None or not await self.handle_event(event):
@@ -201,6 +212,14 @@ class WhisperEventHandler(AsyncEventHandler):
             await self._drop_utterance()
             await self.disconnect()
             self.writer.close()
+
+    async def _skip_line(self) -> bool:
+        """Read past the rest of a garbage line; False when the connection cannot go on."""
+        try:
+            await self.reader.readuntil(b"\n")
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            return False
+        return True
 
     async def write_event(self, event: Event) -> None:
         try:
