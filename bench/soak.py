@@ -28,7 +28,14 @@ sys.path.insert(0, str(REPO))
 import aiohttp  # noqa: E402
 
 from tests.conftest import AUDIO_DIR, ServerProcess, words  # noqa: E402
-from tests.helpers_rel import Resources, long_wav, metric, metrics, multipart  # noqa: E402
+from tests.http_helpers import (  # noqa: E402
+    Resources,
+    long_wav,
+    metric,
+    metrics,
+    multipart,
+    ws_transcribe,
+)
 from tests.wyoming_client import load_pcm16, transcribe  # noqa: E402
 
 # Clips and every reading of them tiny.en gives (numbers come out as words or digits).
@@ -36,7 +43,6 @@ CLIPS = {
     "lhotse/LJ002-0020.wav": (["in", "eighteen", "thirteen"], ["in", "1813"]),
     "speech_recognition/english.wav": (["one", "two", "three"], ["1", "2", "3"]),
 }
-WS_PATH = "/v1/audio/transcriptions/stream"
 
 
 @dataclass
@@ -65,19 +71,11 @@ async def one_http(session: aiohttp.ClientSession, url: str, audio: bytes) -> tu
 
 
 async def one_ws(session: aiohttp.ClientSession, url: str, pcm: bytes) -> tuple[int, str]:
-    async with session.ws_connect(url.replace("http", "ws") + WS_PATH) as ws:
-        for i in range(0, len(pcm), 16000):
-            await ws.send_bytes(pcm[i : i + 16000])
-        await ws.send_bytes(b"EOS")
-        async for msg in ws:
-            if msg.type == aiohttp.WSMsgType.TEXT:
-                data = json.loads(msg.data)
-                if data["type"] == "final":
-                    return 200, data["text"]
-                if data["type"] == "error":
-                    busy = "retry" in data["message"]
-                    return (503 if busy else 500), data["message"]
-    raise ConnectionError("WebSocket closed without a final message")
+    data = await ws_transcribe(session, url, pcm, chunk=16000)
+    if data["type"] == "final":
+        return 200, data["text"]
+    busy = "retry" in data["message"]
+    return (503 if busy else 500), data["message"]
 
 
 async def one_wyoming(srv: ServerProcess, pcm: bytes) -> tuple[int, str]:

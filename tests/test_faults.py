@@ -15,7 +15,7 @@ import psutil
 from wyoming_whisper.models.resolve import PACKS
 
 from .conftest import ServerProcess, clip, words
-from .helpers_rel import SHORT, long_wav, post_audio, short_ok
+from .http_helpers import SHORT, long_wav, post_audio, short_ok
 from .wyoming_client import load_pcm16, transcribe
 
 
@@ -116,7 +116,7 @@ async def test_sigterm_during_http_transcription(start_server, tmp_path: Path) -
     srv: ServerProcess = start_server("-m", "tiny.en", "--preload", "--no-zeroconf")
     assert srv.proc is not None
     audio = long_wav(30, tmp_path / "30.wav").read_bytes()
-    from .helpers_rel import multipart
+    from .http_helpers import multipart
 
     body, ctype = multipart({"model": "whisper-1"}, audio)
     async with aiohttp.ClientSession() as session:

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from .conftest import ServerProcess, clip
-from .helpers_rel import SHORT, post_audio, short_ok
+from .http_helpers import SHORT, post_audio, short_ok
 
 FUZZ = settings(
     max_examples=100,

@@ -26,28 +26,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from wyoming_whisper.http.app import error_middleware
 
 from .conftest import ServerProcess, clip
+from .http_helpers import form_body as multipart
 
 JFK = "openai_whisper/jfk.flac"
 API_KEY = "sekret-key-123"
 ORIGIN = "http://app.example"
 MB = 1024 * 1024
-
-
-def multipart(parts: list[tuple[str, str | bytes, str | None]]) -> tuple[bytes, str]:
-    """(name, value, filename) parts -> body and its Content-Type."""
-    boundary = uuid.uuid4().hex
-    body = b""
-    for name, value, filename in parts:
-        disposition = f'form-data; name="{name}"'
-        if filename is not None:
-            disposition += f'; filename="{filename}"'
-        data = value.encode() if isinstance(value, str) else value
-        body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n".encode()
-        if filename is not None:
-            body += b"Content-Type: application/octet-stream\r\n"
-        body += b"\r\n" + data + b"\r\n"
-    body += f"--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
 
 
 def request(

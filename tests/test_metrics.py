@@ -5,7 +5,7 @@ from __future__ import annotations
 import urllib.request
 
 from .conftest import ServerProcess, clip
-from .helpers_rel import SHORT, metric, metrics, post_audio, short_ok
+from .http_helpers import SHORT, metric, metrics, post_audio, short_ok
 from .wyoming_client import load_pcm16, transcribe
 
 

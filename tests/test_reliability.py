@@ -16,11 +16,18 @@ from wyoming.audio import AudioChunk, AudioStart
 from wyoming.client import AsyncTcpClient
 
 from .conftest import ServerProcess, clip, words
-from .helpers_rel import SHORT, Resources, long_wav, metric, metrics, short_ok
-from .helpers_rel import multipart as make_multipart
+from .http_helpers import (
+    SHORT,
+    WS_PATH,
+    Resources,
+    long_wav,
+    metric,
+    metrics,
+    short_ok,
+    ws_transcribe,
+)
+from .http_helpers import multipart as make_multipart
 from .wyoming_client import load_pcm16, read_until, send_audio, transcribe
-
-WS_PATH = "/v1/audio/transcriptions/stream"
 
 
 async def http_transcribe(
@@ -31,20 +38,6 @@ async def http_transcribe(
         url + "/v1/audio/transcriptions", data=body, headers={"Content-Type": ctype}
     ) as resp:
         return resp.status, await resp.json(content_type=None), dict(resp.headers)
-
-
-async def ws_transcribe(session: aiohttp.ClientSession, url: str, pcm: bytes) -> dict:
-    """Stream PCM over the WebSocket; the final message, or the first error."""
-    async with session.ws_connect(url.replace("http", "ws") + WS_PATH) as ws:
-        for i in range(0, len(pcm), 32000):
-            await ws.send_bytes(pcm[i : i + 32000])
-        await ws.send_bytes(b"EOS")
-        async for msg in ws:
-            if msg.type == aiohttp.WSMsgType.TEXT:
-                data = json.loads(msg.data)
-                if data["type"] in ("final", "error"):
-                    return data
-    raise AssertionError("WebSocket closed without a final message")
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float = 30) -> None:

@@ -1,4 +1,5 @@
-"""Helpers for the reliability, fault and fuzz tests: long audio, process resources, metrics."""
+"""HTTP and WebSocket client helpers for the tests and benches: multipart bodies, streaming,
+long audio, process resources, metrics."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import wave
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import numpy as np
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
@@ -20,6 +22,7 @@ from .audio_files import read_mono
 SHORT = "lhotse/LJ002-0020.wav"  # 1.5 s: "in eighteen thirteen"
 SHORT_READINGS = (["in", "eighteen", "thirteen"], ["in", "1813"])  # both seen from tiny.en
 COUNT = "speech_recognition/english.wav"  # 2.7 s: "one two three"
+WS_PATH = "/v1/audio/transcriptions/stream"
 
 
 def short_ok(text: str) -> bool:
@@ -53,19 +56,42 @@ def long_wav(seconds: float, path: Path) -> Path:
     return write_wav(np.tile(piece, reps)[: int(seconds * 16000)], path)
 
 
-def multipart(fields: dict[str, str], audio: bytes, filename: str = "a.wav") -> tuple[bytes, str]:
-    """A multipart/form-data body with ``fields`` first (as SDKs send them), then the file."""
+def form_body(parts: list[tuple[str, str | bytes, str | None]]) -> tuple[bytes, str]:
+    """(name, value, filename) parts -> a multipart/form-data body and its Content-Type."""
     boundary = uuid.uuid4().hex
-    out = bytearray()
-    for key, value in fields.items():
-        out += f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n'.encode()
-        out += value.encode() + b"\r\n"
-    out += (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n"
-    ).encode()
-    out += audio + f"\r\n--{boundary}--\r\n".encode()
-    return bytes(out), f"multipart/form-data; boundary={boundary}"
+    body = bytearray()
+    for name, value, filename in parts:
+        disposition = f'form-data; name="{name}"'
+        if filename is not None:
+            disposition += f'; filename="{filename}"'
+        data = value.encode() if isinstance(value, str) else value
+        body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n".encode()
+        if filename is not None:
+            body += b"Content-Type: application/octet-stream\r\n"
+        body += b"\r\n" + data + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    return bytes(body), f"multipart/form-data; boundary={boundary}"
+
+
+def multipart(fields: dict[str, str], audio: bytes, filename: str = "a.wav") -> tuple[bytes, str]:
+    """Form ``fields`` first (as SDKs send them), then the audio file."""
+    return form_body([*((k, v, None) for k, v in fields.items()), ("file", audio, filename)])
+
+
+async def ws_transcribe(
+    session: aiohttp.ClientSession, url: str, pcm: bytes, chunk: int = 32000
+) -> dict:
+    """Stream PCM over the WebSocket; the final message, or the first error."""
+    async with session.ws_connect(url.replace("http", "ws") + WS_PATH) as ws:
+        for i in range(0, len(pcm), chunk):
+            await ws.send_bytes(pcm[i : i + chunk])
+        await ws.send_bytes(b"EOS")
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                data = json.loads(msg.data)
+                if data["type"] in ("final", "error"):
+                    return dict(data)
+    raise ConnectionError("WebSocket closed without a final or error message")
 
 
 def post_audio(
