@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from .backends.select import SelectionError, detect_platform, select
 from .config import Config, load_config
+from .malloc import cap_arenas
 from .models.resolve import ModelResolutionError, resolve
 
 _LOGGER = logging.getLogger("wyoming_whisper")
@@ -66,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         selection.compute_type,
         ", ".join(config.models),
     )
+    cap_arenas()  # before any worker thread exists
     from .server import run_server
 
     try:
