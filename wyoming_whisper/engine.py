@@ -60,6 +60,7 @@ class Engine:
         self.selection = selection
         self._pool = ThreadPoolExecutor(config.max_concurrency, thread_name_prefix="inference")
         self._in_flight: dict[str, int] = dict.fromkeys(manager.models, 0)
+        self._answering = 0
         self.stats = EngineStats()
         self.metrics = Metrics()
         self.metrics.add_live(self._live_metrics)
@@ -88,8 +89,22 @@ class Engine:
 
     @property
     def busy(self) -> bool:
-        """True while any request is admitted and not yet answered."""
-        return any(self._in_flight.values())
+        """True while any request is admitted, or its answer is still being written."""
+        return self._answering > 0 or any(self._in_flight.values())
+
+    @contextmanager
+    def answering(self) -> Iterator[None]:
+        """Held by a front door from the start of a request's answer until its last byte is sent.
+
+        The decode ends before the answer is written (a Wyoming transcript after its chunks, a
+        WebSocket's final message), so a shutdown that waited only for decodes could cut the
+        client off between the two.
+        """
+        self._answering += 1
+        try:
+            yield
+        finally:
+            self._answering -= 1
 
     @property
     def has_idle_worker(self) -> bool:

@@ -366,6 +366,10 @@ class WhisperEventHandler(AsyncEventHandler):
 
     async def _finish(self, utt: Utterance) -> None:
         """Answer one utterance: transcript-start, chunks as text firms up, transcript, stop."""
+        with self.engine.answering():  # a shutdown waits for the whole answer
+            await self._answer(utt)
+
+    async def _answer(self, utt: Utterance) -> None:
         await self.write_event(TranscriptStart(language=utt.language).event())
         cutter = ChunkText()
         pieces: asyncio.Queue[str | None] = asyncio.Queue()

@@ -269,6 +269,11 @@ async def translations(request: web.Request) -> web.StreamResponse:
 
 
 async def _handle(request: web.Request, task: Task) -> web.StreamResponse:
+    with request.app[ENGINE].answering():  # a shutdown waits for the whole answer
+        return await _answer(request, task)
+
+
+async def _answer(request: web.Request, task: Task) -> web.StreamResponse:
     engine = request.app[ENGINE]
     form = AudioForm()
     with contextlib.ExitStack() as admission:

@@ -123,9 +123,10 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 return ws
         if utterance.samples == 0:
             raise InvalidRequest("no audio received before EOS", param="audio")
-        result = await utterance.finish()
-        await ws.send_json(final_message(result, utterance.seconds))
-        await ws.close()
+        with engine.answering():  # a shutdown waits for the final message
+            result = await utterance.finish()
+            await ws.send_json(final_message(result, utterance.seconds))
+            await ws.close()
     except asyncio.TimeoutError:
         await _fail(ws, "no audio received for too long", WSCloseCode.POLICY_VIOLATION)
     except WhisperError as err:
