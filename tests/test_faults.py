@@ -78,8 +78,9 @@ async def test_model_load_out_of_memory(start_server) -> None:
     assert post_audio(srv.url, audio)[0] == 200  # tiny.en back, pools warm
     proc = psutil.Process(srv.proc.pid)
     soft, hard = proc.rlimit(resource.RLIMIT_AS)
-    # Room for a request on the loaded tiny.en, not for base's weights (about 150 MB).
-    proc.rlimit(resource.RLIMIT_AS, (proc.memory_info().vms + 40_000_000, hard))
+    # Room for a request on the loaded tiny.en (a new thread's stack, decode buffers), not for
+    # base's weights (145 MB of float16 read and converted to int8).
+    proc.rlimit(resource.RLIMIT_AS, (proc.memory_info().vms + 80_000_000, hard))
     try:
         status, body, _ = post_audio(srv.url, audio, {"model": "base"})
         assert status == 503 and body["error"]["code"] == "model_unavailable", body
@@ -91,6 +92,33 @@ async def test_model_load_out_of_memory(start_server) -> None:
     status, body, _ = post_audio(srv.url, audio, {"model": "base"})
     assert status == 200 and short_ok(body["text"]), body
     assert _model_health(srv, "base")["state"] == "loaded"
+    assert srv.proc.poll() is None
+
+
+async def test_decode_out_of_memory_is_503_not_500(start_server) -> None:
+    """A decode that cannot get memory answers 503 out_of_memory (never a 500); the server lives."""
+    srv: ServerProcess = start_server("-m", "tiny.en", "--preload", "--no-zeroconf")
+    assert srv.proc is not None
+    audio = long_wav(40, srv.log_path.parent / "oom-40s.wav").read_bytes()
+    assert post_audio(srv.url, audio)[0] == 200  # pools warm
+    proc = psutil.Process(srv.proc.pid)
+    soft, hard = proc.rlimit(resource.RLIMIT_AS)
+    proc.rlimit(resource.RLIMIT_AS, (proc.memory_info().vms, hard))  # no new mapping at all
+    try:
+        answers = [post_audio(srv.url, audio) for _ in range(3)]
+    finally:
+        proc.rlimit(resource.RLIMIT_AS, (soft, hard))
+    statuses = [status for status, _, _ in answers]
+    print(f"decodes with no memory to spare: {statuses}")  # 503 x 3 here: numpy's MemoryError
+    assert 500 not in statuses, answers
+    for status, body, headers in answers:
+        if status == 503:
+            assert (
+                body["error"]["code"] == "out_of_memory" and body["error"]["type"] == "server_error"
+            )
+            assert headers["Retry-After"] == "5"
+    status, body, _ = post_audio(srv.url, clip(SHORT).read_bytes())
+    assert status == 200 and short_ok(body["text"]), body
     assert srv.proc.poll() is None
 
 

@@ -21,7 +21,7 @@ from . import audio as audio_mod
 from .backends.base import SAMPLE_RATE, CancelToken, Result, Segment, TranscribeOptions
 from .backends.select import Selection
 from .config import Config
-from .errors import Busy, ModelNotFound, TooLarge, Unsupported
+from .errors import Busy, ModelNotFound, OutOfMemory, TooLarge, Unsupported, is_out_of_memory
 from .metrics import Metrics, gauge
 from .models.manager import ModelManager, ModelState
 
@@ -207,6 +207,14 @@ class Engine:
                 # The model must stay loaded until the worker lets go of it.
                 await asyncio.wait([future])
                 raise
+            except Exception as err:
+                if not is_out_of_memory(err):
+                    raise
+                _LOGGER.error("Decoding with %s ran out of memory: %s", model, err)
+                raise OutOfMemory(
+                    f"the server ran out of memory decoding with model {model!r}; retry later, "
+                    "send shorter audio, or use a smaller model",
+                ) from err
         elapsed = time.monotonic() - started
         self.stats.audio_seconds += result.duration
         self.stats.inference_seconds += elapsed

@@ -13,6 +13,7 @@ class WhisperError(Exception):
     status = 500
     type = "server_error"
     code: str | None = None
+    retry_after: int | None = None  # seconds, sent as Retry-After on a 503
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
         super().__init__(message)
@@ -81,6 +82,34 @@ class ModelLoadError(WhisperError):
     status = 503
     type = "server_error"
     code = "model_unavailable"
+
+
+class OutOfMemory(WhisperError):
+    """A decode could not get memory (RAM or GPU): the server's condition, not the client's."""
+
+    status = 503
+    type = "server_error"
+    code = "out_of_memory"
+    retry_after = 5
+
+
+# How the native libraries word an allocation failure: CTranslate2 on CPU (MKL, oneDNN, its own
+# allocator), CUDA and cuBLAS, PyTorch (mlx-whisper's dependencies), C++'s bad_alloc.
+_OOM_MARKERS = (
+    "out of memory",
+    "failed to allocate",
+    "bad_alloc",
+    "cannot allocate memory",
+    "cublas_status_alloc_failed",
+)
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """True for an exception that means an allocation failed."""
+    if isinstance(err, MemoryError):
+        return True
+    text = str(err).lower()
+    return isinstance(err, (RuntimeError, OSError)) and any(m in text for m in _OOM_MARKERS)
 
 
 class Cancelled(WhisperError):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ..engine import Engine
-from ..errors import Busy, Unauthorized, WhisperError
+from ..errors import OutOfMemory, Unauthorized, WhisperError, is_out_of_memory
 from . import docs, openai, ops, stream, ui
 from .state import CONFIG, ENGINE
 
@@ -28,7 +28,7 @@ def error_body(
 
 
 def error_response(err: WhisperError) -> web.Response:
-    headers = {"Retry-After": str(err.retry_after)} if isinstance(err, Busy) else None
+    headers = {"Retry-After": str(err.retry_after)} if err.retry_after else None
     return web.json_response(
         error_body(err.message, err.type, param=err.param, code=err.code),
         status=err.status,
@@ -57,7 +57,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             status=exc.status,
             headers={k: v for k, v in exc.headers.items() if k.lower() == "allow"},
         )
-    except Exception:
+    except Exception as exc:
+        if is_out_of_memory(exc):  # the server's condition, not a bug: 503, try again later
+            _LOGGER.error("Out of memory on %s %s: %s", request.method, request.path, exc)
+            return error_response(OutOfMemory("the server is out of memory; retry later"))
         _LOGGER.exception("Unhandled error on %s %s", request.method, request.path)
         return web.json_response(
             error_body("Internal server error; see the server log", "server_error"), status=500
