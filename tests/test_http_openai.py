@@ -247,8 +247,13 @@ def test_models_list_and_retrieve(client: openai.OpenAI) -> None:
 def test_unload_then_reload_on_demand(client: openai.OpenAI, server: ServerProcess) -> None:
     reply = client.post("/model/unload", body={"model": "base"}, cast_to=object)
     assert reply["unloaded"] == ["base"]  # type: ignore[index]
-    states = {m["name"]: m["state"] for m in server.health()["models"]}
-    assert states == {"base": "unloaded", "tiny.en": "loaded"}
+    assert reply["status"] == "success" and reply["model"] == "base"  # type: ignore[index]
+    assert reply["was_loaded"] is True  # type: ignore[index]
+    states = {m["name"]: (m["state"], m["loaded"]) for m in server.health()["models"]}
+    assert states == {"base": ("unloaded", False), "tiny.en": ("loaded", True)}
+    # Unloading it again: nothing to do, said so (query-parameter form).
+    again = client.post("/model/unload?model=base", cast_to=object)
+    assert again["was_loaded"] is False and again["unloaded"] == []  # type: ignore[index]
     # The next request for it loads it again.
     result = transcribe(client, clip(JFK), model="base")
     assert overlap(result.text, JFK_WORDS) >= 0.9

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from wyoming_whisper.backends.base import Segment
+from wyoming_whisper.http.stream import split_eos
 from wyoming_whisper.streaming import (
     WINDOW,
     ChunkText,
@@ -103,3 +104,12 @@ def test_silero_stream_matches_one_shot_run() -> None:
     assert probs.shape == expected.shape
     np.testing.assert_allclose(probs, expected, atol=1e-5)
     assert (probs > 0.5).mean() > 0.5  # the clip is mostly speech
+
+
+def test_eos_alone_or_glued_to_the_last_audio() -> None:
+    assert split_eos(b"EOS", 0) == (b"", True)
+    assert split_eos(b"\x01\x02EOS", 0) == (b"\x01\x02", True)  # odd total: marker
+    assert split_eos(b"\x01EOS", 1) == (b"\x01", True)  # after an odd-sized message
+    # Even PCM that happens to end in the marker's bytes is audio.
+    assert split_eos(b"\x00EOS", 0) == (b"\x00EOS", False)
+    assert split_eos(b"\x00\x00", 0) == (b"\x00\x00", False)

@@ -81,6 +81,21 @@ async def test_final_for_a_clip(server: ServerProcess, jfk_pcm: bytes) -> None:
     assert code == aiohttp.WSCloseCode.OK
 
 
+async def test_eos_glued_to_the_last_chunk(server: ServerProcess, jfk_pcm: bytes) -> None:
+    """``pcm + b"EOS"`` in one message (as some clients send it) ends the stream too."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(ws_url(server)) as ws,
+    ):
+        await ws.send_bytes(jfk_pcm[:96000])
+        await ws.send_bytes(jfk_pcm[96000:] + EOS)
+        messages, code = await asyncio.wait_for(collect(ws), 60)
+    final = messages[-1][1]
+    assert final["type"] == "final", messages
+    assert final["duration"] == pytest.approx(11.0, abs=0.05)  # the marker is not audio
+    assert "country" in words(final["text"]) and code == aiohttp.WSCloseCode.OK
+
+
 async def test_word_timestamps_on_request(server: ServerProcess, jfk_pcm: bytes) -> None:
     """``timestamp_granularities=word`` (as the web page asks): words in the final's segments."""
     messages, code, _ = await run_stream(ws_url(server, timestamp_granularities="word"), jfk_pcm)

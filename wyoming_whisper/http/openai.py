@@ -452,9 +452,11 @@ async def unload(request: web.Request) -> web.Response:
     statuses = engine.manager.status()
     if name is not None:
         statuses = [s for s in statuses if s["name"] == name]
-    return web.json_response(
-        {
-            "unloaded": unloaded,
-            "models": [_model_entry(engine, s) for s in statuses],
-        }
-    )
+    body = {
+        "status": "success",
+        "unloaded": unloaded,
+        "models": [_model_entry(engine, s) for s in statuses],
+    }
+    if name is not None:  # the single-model shape other Whisper servers answer with
+        body.update(model=name, was_loaded=name in unloaded)
+    return web.json_response(body)

@@ -52,6 +52,21 @@ def _word_timestamps(values: list[str]) -> bool:
     return "word" in given
 
 
+def split_eos(data: bytes, received: int) -> tuple[bytes, bool]:
+    """(audio, ended): EOS alone, or EOS glued to the end of the last audio message.
+
+    Some clients send ``pcm + b"EOS"`` as one message. 16-bit PCM always adds up to an even
+    number of bytes, so a message ending in EOS that makes the running total odd cannot be all
+    audio: its last three bytes are the marker. Audio that merely ends in those bytes keeps the
+    total even and stays audio.
+    """
+    if data == EOS:
+        return b"", True
+    if data.endswith(EOS) and (received + len(data)) % 2 == 1:
+        return data[: -len(EOS)], True
+    return data, False
+
+
 def final_message(result: Result, seconds: float) -> dict[str, Any]:
     segments = []
     for seg in result.segments:
@@ -107,12 +122,16 @@ async def stream(request: web.Request) -> web.StreamResponse:
 
         utterance = Stream(engine, model, options, settings, on_partial=send_partial)
         converter = PcmConverter(16000, 2, 1)
+        received = 0
         while True:
             msg = await ws.receive(timeout=config.wyoming_idle_timeout)
             if msg.type == WSMsgType.BINARY:
-                if msg.data == EOS:
+                audio, ended = split_eos(msg.data, received)
+                received += len(audio)
+                if audio:
+                    await utterance.append(converter.feed(audio))
+                if ended:
                     break
-                await utterance.append(converter.feed(msg.data))
             elif msg.type == WSMsgType.TEXT:
                 if msg.data.strip() == "EOS":  # lenient: EOS sent as text
                     break

@@ -55,6 +55,7 @@ class ManagedModel:
         return {
             "name": self.name,
             "state": self.state.value,
+            "loaded": self.state is ModelState.LOADED,
             "ttl": self.ttl,
             "seconds_until_unload": None if until is None else round(until, 1),
             "last_used": self.last_used,
