@@ -109,6 +109,15 @@ def post_audio(
         return err.code, json.loads(err.read() or b"{}"), dict(err.headers)
 
 
+def post_json(url: str, data: dict, timeout: float = 30) -> dict:
+    """POST a JSON body; the JSON answer (raises on an error status)."""
+    req = urllib.request.Request(
+        url, data=json.dumps(data).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return dict(json.loads(resp.read()))
+
+
 def metrics(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every sample of /metrics as {(name, sorted labels): value}."""
     with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:

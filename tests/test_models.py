@@ -14,6 +14,7 @@ from wyoming.asr import Transcribe
 from wyoming_whisper.models.resolve import PACKS
 
 from .conftest import ServerProcess, clip, words
+from .http_helpers import SHORT, long_wav, post_audio, post_json, short_ok
 from .wyoming_client import load_pcm16, transcribe
 
 MB = 1024 * 1024
@@ -156,3 +157,25 @@ def test_download_only_assembles_packs(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "packs" / "base" / "model.bin").is_file()
     assert not [p for p in (tmp_path / "packs").iterdir() if p.name.startswith(".")]
+
+
+async def test_unload_while_decoding_waits_for_the_answer(start_server, tmp_path: Path) -> None:
+    """An unload asked during a decode loses nothing: the model goes once the answer is out."""
+    srv: ServerProcess = start_server("-m", "tiny.en", "--preload", "--ttl", "0", "--no-zeroconf")
+    audio = long_wav(40, tmp_path / "long.wav").read_bytes()
+    pending = asyncio.create_task(asyncio.to_thread(post_audio, srv.url, audio))
+    deadline = time.monotonic() + 30
+    while model_state(srv, "tiny.en")["active_requests"] == 0:
+        assert time.monotonic() < deadline and not pending.done()
+        await asyncio.sleep(0.02)
+    reply = await asyncio.to_thread(post_json, srv.url + "/v1/model/unload", {"model": "tiny.en"})
+    assert reply["unloaded"] == [] and reply["was_loaded"] is False, reply
+    status = model_state(srv, "tiny.en")
+    assert status["unload_pending"] is True and status["state"] == "loaded", status
+    code, body, _ = await asyncio.wait_for(pending, 120)
+    assert code == 200 and len(words(body["text"])) > 20, body
+    status = wait_state(srv, "tiny.en", "unloaded", 15)
+    assert status["unload_pending"] is False and status["loaded"] is False
+    # The next request loads it again.
+    code, body, _ = await asyncio.to_thread(post_audio, srv.url, clip(SHORT).read_bytes())
+    assert code == 200 and short_ok(body["text"]) and model_state(srv, "tiny.en")["loads"] == 2

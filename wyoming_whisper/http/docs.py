@@ -266,10 +266,17 @@ def build_spec() -> dict[str, Any]:
         },
         "UnloadResult": {
             "type": "object",
-            "required": ["unloaded", "models"],
+            "required": ["status", "unloaded", "models"],
             "properties": {
+                "status": {"type": "string", "enum": ["success"]},
                 "unloaded": {"type": "array", "items": string},
                 "models": {"type": "array", "items": _ref("Model")},
+                "model": {**string, "description": "The model named, when one was"},
+                "was_loaded": {
+                    "type": "boolean",
+                    "description": "It was loaded and is now unloaded (a decoding model is "
+                    "unloaded when its last request ends; /health shows unload_pending)",
+                },
             },
         },
         "Health": {

@@ -47,6 +47,7 @@ class ManagedModel:
     users: int = 0
     load_task: asyncio.Task[LoadedModel] | None = None
     unload_timer: asyncio.TimerHandle | None = None
+    unload_pending: bool = False  # asked to unload while decoding: unload when the last user ends
 
     def status(self) -> dict[str, Any]:
         until: float | None = None  # None: not counting down (unloaded, in use, or no TTL)
@@ -56,6 +57,7 @@ class ManagedModel:
             "name": self.name,
             "state": self.state.value,
             "loaded": self.state is ModelState.LOADED,
+            "unload_pending": self.unload_pending,
             "ttl": self.ttl,
             "seconds_until_unload": None if until is None else round(until, 1),
             "last_used": self.last_used,
@@ -87,6 +89,7 @@ class ModelManager:
         # One loader thread: loads are rare and heavy; two at once would only fight for memory.
         self._loader = ThreadPoolExecutor(1, thread_name_prefix="model-loader")
         self._closed = False
+        self._expiring: set[asyncio.Task[None]] = set()  # strong references until done
         self.on_change: Callable[[ManagedModel, str], None] | None = None
 
     def __contains__(self, name: str) -> bool:
@@ -164,7 +167,10 @@ class ModelManager:
             managed.users -= 1
             managed.idle_since = time.monotonic()
             managed.last_used = time.time()
-            self._schedule_unload(managed)
+            if managed.unload_pending and managed.users == 0:
+                self._spawn_expire(managed)
+            else:
+                self._schedule_unload(managed)
 
     def _cancel_unload(self, managed: ManagedModel) -> None:
         if managed.unload_timer is not None:
@@ -175,27 +181,42 @@ class ModelManager:
         self._cancel_unload(managed)
         if managed.ttl > 0 and managed.users == 0 and managed.state is ModelState.LOADED:
             loop = asyncio.get_running_loop()
-            managed.unload_timer = loop.call_later(
-                managed.ttl, lambda: loop.create_task(self._expire(managed))
-            )
+            managed.unload_timer = loop.call_later(managed.ttl, self._spawn_expire, managed)
+
+    def _spawn_expire(self, managed: ManagedModel) -> None:
+        task = asyncio.get_running_loop().create_task(self._expire(managed))
+        self._expiring.add(task)  # a task nobody references may be collected mid-flight
+        task.add_done_callback(self._expiring.discard)
 
     async def _expire(self, managed: ManagedModel) -> None:
         if managed.users == 0 and managed.state is ModelState.LOADED:
-            _LOGGER.info("Model %s idle for %.0f s: unloading", managed.name, managed.ttl)
+            if managed.unload_pending:
+                _LOGGER.info("Model %s: last request done, unloading as asked", managed.name)
+            else:
+                _LOGGER.info("Model %s idle for %.0f s: unloading", managed.name, managed.ttl)
             await self._unload(managed)
 
     async def unload(self, name: str | None = None) -> list[str]:
-        """Unload one model (or all); a model in use is unloaded when its requests finish."""
+        """Unload one model (or all) now; the names unloaded.
+
+        A model that is decoding is marked ``unload_pending`` instead and unloaded as soon as its
+        last request ends, so nobody's answer is lost.
+        """
         targets = [self.models[name]] if name is not None else list(self.models.values())
         done = []
         for managed in targets:
-            if managed.state is ModelState.LOADED and managed.users == 0:
-                await self._unload(managed)
-                done.append(managed.name)
+            if managed.state is not ModelState.LOADED:
+                continue
+            if managed.users:
+                managed.unload_pending = True
+                continue
+            await self._unload(managed)
+            done.append(managed.name)
         return done
 
     async def _unload(self, managed: ManagedModel) -> None:
         self._cancel_unload(managed)
+        managed.unload_pending = False
         model, managed.model = managed.model, None
         managed.state = ModelState.UNLOADED
         managed.load_task = None
