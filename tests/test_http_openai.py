@@ -240,6 +240,9 @@ def test_models_list_and_retrieve(client: openai.OpenAI) -> None:
     assert all(m.object == "model" and m.owned_by for m in models.values())
     assert client.models.retrieve("base").id == "base"
     assert client.models.retrieve("whisper-1").id == "tiny.en"
+    assert client.models.retrieve("gpt-4o-mini-transcribe").id == "tiny.en"
+    assert client.models.retrieve("whisper-large-v3").id == "tiny.en"  # the reference's alias
+    assert client.models.retrieve("whisper-base").id == "base"  # whisper-<served name>
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("gpt-9-nonexistent")
 

@@ -36,6 +36,7 @@ OPENAI_MODEL_ALIASES = frozenset(
         "gpt-4o-mini-transcribe",
         "gpt-4o-mini-transcribe-2025-03-20",
         "gpt-4o-transcribe-diarize",
+        "whisper-large-v3",  # what the reference server maps to its default, too
     }
 )
 
@@ -70,10 +71,12 @@ class Engine:
 
     def model_name(self, requested: str | None) -> str:
         """Map a client's model name onto a served model; ModelNotFound for anything else."""
+        if requested and requested in self.manager:
+            return requested
+        if requested and requested.startswith("whisper-") and requested[8:] in self.manager:
+            return requested[8:]  # "whisper-small" for a served "small"
         if not requested or requested in OPENAI_MODEL_ALIASES:
             return self.config.default_model
-        if requested in self.manager:
-            return requested
         served = ", ".join(self.manager.models)
         raise ModelNotFound(
             f"The model '{requested}' does not exist or is not served here; served models: "
