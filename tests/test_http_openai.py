@@ -295,7 +295,8 @@ def test_health_answers_fast_while_a_long_file_transcribes(
     assert isinstance(outcome[0], str) and len(words(outcome[0])) > 20, outcome
     assert len(latencies) >= 10, latencies
     print(f"/health during a transcription: {len(latencies)} polls, max {max(latencies):.4f} s")
-    assert max(latencies) < 0.1, sorted(latencies)[-5:]
+    # Typically under 35 ms; a decode on the loop would stall it for seconds (one 30 s window).
+    assert max(latencies) < 0.5, sorted(latencies)[-5:]
 
 
 def test_stream_client_leaving_early_cancels_cleanly(
