@@ -43,12 +43,8 @@ OPENAI_MODEL_ALIASES = frozenset(
 
 @dataclass
 class EngineStats:
-    """Counters read by /health and /metrics."""
+    """Streaming counters shown in /health (request counts and times live in Metrics)."""
 
-    requests: int = 0
-    rejected: int = 0
-    audio_seconds: float = 0.0
-    inference_seconds: float = 0.0
     early_decodes: int = 0  # streaming: decodes started during a pause
     early_hits: int = 0  # ... whose result answered the utterance at once
     partials: int = 0  # WebSocket partial results sent
@@ -133,7 +129,6 @@ class Engine:
         sends (and we buffer) its audio; ``admit`` checks again when the decode is due.
         """
         if self._in_flight[model] >= self.capacity:
-            self.stats.rejected += 1
             self.metrics.rejected.labels(model).inc()
             raise Busy(
                 f"model {model!r} has {self._in_flight[model]} requests in flight "
@@ -146,7 +141,6 @@ class Engine:
         """Hold a place in the model's queue; Busy at once when it is full."""
         self.check_capacity(model)
         self._in_flight[model] += 1
-        self.stats.requests += 1
         try:
             yield
         finally:
@@ -219,8 +213,6 @@ class Engine:
                     "send shorter audio, or use a smaller model",
                 ) from err
         elapsed = time.monotonic() - started
-        self.stats.audio_seconds += result.duration
-        self.stats.inference_seconds += elapsed
         m = self.metrics
         m.audio_seconds.labels(model).inc(result.duration)
         m.inference_seconds.labels(model).inc(elapsed)
