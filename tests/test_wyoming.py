@@ -62,6 +62,32 @@ async def test_44k_stereo(server: ServerProcess) -> None:
     assert_jfk(event.data["text"])
 
 
+async def test_chunks_may_change_format_mid_stream(server: ServerProcess) -> None:
+    """Each chunk names its format: audio-start says 16 kHz mono, the second half is 44.1 kHz
+    stereo, and the whole sentence still comes out (as the wyoming library converts per chunk)."""
+    mono = load_pcm16(clip(JFK))
+    stereo = load_pcm16(clip(JFK), rate=44100, channels=2)
+    half_mono = len(mono) // 2 // 2 * 2
+    half_stereo = len(stereo) // 2 // 4 * 4  # the same instant, on a whole stereo frame
+    client = AsyncTcpClient("127.0.0.1", server.wyoming_port)
+    await client.connect()
+    try:
+        await client.write_event(Transcribe().event())
+        await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+        for i in range(0, half_mono, 4096):
+            chunk = AudioChunk(16000, 2, 1, mono[i : min(i + 4096, half_mono)])
+            await client.write_event(chunk.event())
+        for i in range(half_stereo, len(stereo), 8192):
+            chunk = AudioChunk(44100, 2, 2, stereo[i : i + 8192])
+            await client.write_event(chunk.event())
+        await client.write_event(AudioStop().event())
+        event = (await read_until(client, "transcript"))[-1]
+    finally:
+        await client.disconnect()
+    assert event.type == "transcript", event.data
+    assert_jfk(event.data["text"])
+
+
 async def test_8k_and_32bit(server: ServerProcess) -> None:
     pcm16 = np.frombuffer(load_pcm16(clip(JFK), rate=8000), dtype="<i2")
     pcm32 = (pcm16.astype("<i4") << 16).tobytes()

@@ -351,7 +351,10 @@ class WhisperEventHandler(AsyncEventHandler):
             utt.converter = PcmConverter(chunk.rate, chunk.width, chunk.channels)
         conv = utt.converter
         if (chunk.rate, chunk.width, chunk.channels) != (conv.rate, conv.width, conv.channels):
-            raise BadAudio("audio-chunk format differs from audio-start")
+            # Every chunk names its own format, and the wyoming library's own servers convert
+            # chunk by chunk: follow the chunk rather than refuse it.
+            await utt.stream.append(conv.flush())
+            conv = utt.converter = PcmConverter(chunk.rate, chunk.width, chunk.channels)
         await utt.stream.append(conv.feed(chunk.audio or b""))
         if utt.stream.endpoint_reached:
             # --vad-endpointing: answer now; what follows is the next utterance.
