@@ -51,6 +51,7 @@ def download_only(config: Config) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    cap_arenas()  # first: glibc fixes the arena limit when threads first contend
     config = load_config(argv)
     setup_logging(config.log_level)
     if config.download_only:
@@ -67,7 +68,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         selection.compute_type,
         ", ".join(config.models),
     )
-    cap_arenas()  # before any worker thread exists
     from .server import run_server
 
     try:
