@@ -7,6 +7,7 @@ thread pool, so nothing blocking ever runs on the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from . import audio as audio_mod
+from . import malloc
 from .backends.base import SAMPLE_RATE, CancelToken, Result, Segment, TranscribeOptions
 from .backends.select import Selection
 from .config import Config
@@ -145,6 +147,9 @@ class Engine:
             yield
         finally:
             self._in_flight[model] -= 1
+            if not any(self._in_flight.values()):  # idle: give the decode's scratch memory back
+                with contextlib.suppress(RuntimeError):  # no loop, or it is shutting down
+                    asyncio.get_running_loop().run_in_executor(None, malloc.trim)
 
     async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking work (decoding audio) on the worker pool."""

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import gc
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .. import malloc
 from .base import (
     CancelToken,
     Capabilities,
@@ -30,9 +29,7 @@ PROMPT_TOKEN_BUDGET = 448 // 2 - 1
 def release_freed_memory() -> None:
     """Hand freed heap pages back to the OS so an unload shows up in RSS (glibc keeps them)."""
     gc.collect()
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):  # musl: nothing to trim
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
+    malloc.trim()
 
 
 class FasterWhisperModel:
