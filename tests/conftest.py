@@ -21,6 +21,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# The recordings every test uses, committed with their sources and licences (tests/data/build.py).
+DATA_DIR = REPO / "tests" / "data"
+# The larger shared set (benches): optional, absent from a clone of the public repository.
 AUDIO_DIR = Path(os.environ.get("WHISPER_TEST_AUDIO", REPO.parent / "shared" / "audio"))
 
 
@@ -38,15 +41,16 @@ class Clip:
     reference: str
 
 
-def load_manifest() -> list[Clip]:
-    manifest = AUDIO_DIR / "MANIFEST.tsv"
+def load_manifest(directory: Path = DATA_DIR) -> list[Clip]:
+    """The clips of ``directory``'s MANIFEST.tsv (none where the directory is absent)."""
+    manifest = directory / "MANIFEST.tsv"
     if not manifest.exists():
         return []
     with open(manifest, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     return [
         Clip(
-            AUDIO_DIR / r["relpath"],
+            directory / r["relpath"],
             r["language"],
             float(r["duration_seconds"]),
             r["reference_text"],
@@ -56,9 +60,10 @@ def load_manifest() -> list[Clip]:
 
 
 def clip(relpath: str) -> Path:
-    path = AUDIO_DIR / relpath
+    """A committed test recording; a missing one is a broken checkout, never a skip."""
+    path = DATA_DIR / relpath
     if not path.exists():
-        pytest.skip(f"test audio {path} is missing")
+        raise FileNotFoundError(f"test audio {path} is missing (see tests/data/MANIFEST.tsv)")
     return path
 
 
@@ -178,3 +183,34 @@ def start_server(log_dir: Path) -> Iterator:
     for srv in started:
         if srv.proc and srv.proc.poll() is None:
             srv.stop()
+
+
+# --- Skips ----------------------------------------------------------------------------------
+# A skip hides a test, so CI (WHISPER_TEST_NO_SKIPS=1, set by .ci/run) fails the run on any skip
+# except those whose reason starts with PLATFORM_ONLY: tests that need hardware this machine
+# cannot have (Apple silicon, a CUDA device, another C library).
+PLATFORM_ONLY = "platform-only: "
+_skipped: list[tuple[str, str]] = []
+
+
+def skip_platform(reason: str) -> None:
+    pytest.skip(PLATFORM_ONLY + reason)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and isinstance(report.longrepr, tuple):
+        reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+        if not reason.startswith(PLATFORM_ONLY):
+            _skipped.append((report.nodeid, reason))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if os.environ.get("WHISPER_TEST_NO_SKIPS") and _skipped:
+        terminalreporter.section("skips not allowed in CI (WHISPER_TEST_NO_SKIPS)", red=True)
+        for nodeid, reason in _skipped:
+            terminalreporter.line(f"{nodeid}: {reason}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("WHISPER_TEST_NO_SKIPS") and _skipped and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -27,6 +27,8 @@ from wyoming_whisper.discovery import SupervisorDiscovery
 
 from .conftest import REPO, ServerProcess, free_port
 
+pytestmark = pytest.mark.smoke  # also run on Python 3.12 and 3.13 (.ci/run)
+
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
 TRANSLATIONS = yaml.safe_load((REPO / "translations" / "en.yaml").read_text())
 

@@ -10,6 +10,10 @@ import pytest
 
 from wyoming_whisper.config import Config, load_config
 
+from .conftest import skip_platform
+
+pytestmark = pytest.mark.smoke  # also run on Python 3.12 and 3.13 (.ci/run)
+
 
 def test_defaults_match_the_spec() -> None:
     cfg = load_config([], {})
@@ -130,7 +134,7 @@ def test_cuda_without_gpu_exits_2() -> None:
     from wyoming_whisper.backends.select import detect_platform
 
     if detect_platform().cuda_devices:
-        pytest.skip("this machine has a CUDA device")
+        skip_platform("this machine has a CUDA device")
     proc = subprocess.run(
         [sys.executable, "-m", "wyoming_whisper", "--device", "cuda", "-m", "tiny.en"],
         capture_output=True,

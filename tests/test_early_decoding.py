@@ -22,15 +22,15 @@ SINGLE = [
     "speech_recognition/english.wav",
     "deepspeech/LDC93S1.wav",
     "lhotse/LJ002-0020.wav",
-    "coqui_tts_ljspeech/LJ001-0002.wav",
-    "coqui_tts_ljspeech/LJ001-0008.wav",
+    "coqui_tts_ljspeech/LJ001-0002.flac",
+    "coqui_tts_ljspeech/LJ001-0008.flac",
     "cuttledoc_fleurs/fleurs-en-004.ogg",
     "whisper_cpp/jfk.wav",
 ]
 JOINED = [
     ("lhotse/LJ002-0035.wav", "speech_recognition/english.wav"),
-    ("deepspeech/LDC93S1.wav", "coqui_tts_ljspeech/LJ001-0002.wav"),
-    ("coqui_tts_ljspeech/LJ001-0013.wav", "lhotse/LJ002-0020.wav"),
+    ("deepspeech/LDC93S1.wav", "coqui_tts_ljspeech/LJ001-0002.flac"),
+    ("coqui_tts_ljspeech/LJ001-0013.flac", "lhotse/LJ002-0020.wav"),
 ]
 
 

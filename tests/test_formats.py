@@ -7,6 +7,8 @@ import pytest
 from wyoming_whisper.backends.base import Result, Segment, Word
 from wyoming_whisper.formats import render, timestamp, to_srt, to_verbose_json, to_vtt
 
+pytestmark = pytest.mark.smoke  # also run on Python 3.12 and 3.13 (.ci/run)
+
 
 def _result(task: str = "transcribe") -> Result:
     seg0 = Segment(

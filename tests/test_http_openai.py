@@ -41,6 +41,7 @@ def transcribe(client: openai.OpenAI, path: Path, **kwargs):
         return client.audio.transcriptions.create(file=f, model=model, **kwargs)
 
 
+@pytest.mark.smoke
 def test_json_default_format(client: openai.OpenAI) -> None:
     result = transcribe(client, clip(JFK))
     assert isinstance(result, openai.types.audio.Transcription)

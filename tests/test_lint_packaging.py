@@ -10,6 +10,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
@@ -207,3 +208,33 @@ def test_the_images_environment_variables_are_honoured() -> None:
     assert config.models == ("small",) and config.ttl == 42 and config.device == "cuda"
     assert config.log_level == "debug" and config.beam_size == 3 and config.api_key == "k"
     assert str(config.cache_dir) == "/models"
+
+
+def _locked_versions(name: str) -> set[str]:
+    """uv.lock's versions of ``name`` (two where Python versions need different releases)."""
+    with open(REPO / "uv.lock", "rb") as f:
+        lock = tomllib.load(f)
+    return {p["version"] for p in lock["package"] if p["name"] == name}
+
+
+@pytest.mark.parametrize("target", ["cpu", "cuda", "addon"])
+def test_images_install_the_locked_versions(target: str) -> None:
+    """Every image installs requirements/runtime.txt as locked, then the server without
+    resolving anything: a build months later gets the versions CI tested."""
+    runs = [r for r in STAGES[target].args("RUN") if "pip install" in r]
+    assert runs[0] == "pip install --no-cache-dir --no-deps -r requirements/runtime.txt"
+    assert all("--no-deps" in r for r in runs), runs
+    assert "COPY requirements/runtime.txt ./requirements/" in [
+        f"COPY {r}" for r in STAGES[target].args("COPY")
+    ]
+    for pin in re.findall(r'"([\w.-]+)==([\w.]+)"', " ".join(runs)):
+        assert _locked_versions(pin[0]) == {pin[1]}, pin
+
+
+def test_runtime_requirements_pin_every_package_with_hashes() -> None:
+    text = (REPO / "requirements" / "runtime.txt").read_text()
+    pins = re.findall(r"^([\w.-]+)==([\w.]+)", text, re.MULTILINE)
+    assert {"faster-whisper", "ctranslate2", "wyoming", "aiohttp"} <= {n for n, _ in pins}
+    for name, version in pins:
+        assert version in _locked_versions(name), (name, version)
+    assert text.count("--hash=sha256:") >= len(pins)

@@ -11,8 +11,10 @@ import pytest
 
 from wyoming_whisper.malloc import cap_arenas, trim
 
+from .conftest import PLATFORM_ONLY
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason=PLATFORM_ONLY + "glibc only")
 def test_cap_set_on_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     assert cap_arenas() is True
@@ -23,7 +25,7 @@ def test_user_setting_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     assert cap_arenas() is False
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason=PLATFORM_ONLY + "glibc only")
 def test_trim_returns_freed_heap_pages() -> None:
     """64 MB freed below a live block stays resident until trim() hands it back."""
     libc = ctypes.CDLL(ctypes.util.find_library("c"))

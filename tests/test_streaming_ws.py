@@ -16,7 +16,7 @@ from .wyoming_client import load_pcm16
 
 PATH = "/v1/audio/transcriptions/stream"
 EOS = b"EOS"
-LONG_CLIPS = [f"coqui_tts_ljspeech/LJ001-000{i}.wav" for i in (1, 3, 5, 7, 9)]
+LONG_CLIPS = [f"coqui_tts_ljspeech/LJ001-000{i}.flac" for i in (1, 3, 5, 7, 9)]
 
 
 def ws_url(server: ServerProcess, **query: str) -> str:
@@ -66,6 +66,7 @@ def jfk_pcm() -> bytes:
     return load_pcm16(clip("whisper_cpp/jfk.wav"))
 
 
+@pytest.mark.smoke
 async def test_final_for_a_clip(server: ServerProcess, jfk_pcm: bytes) -> None:
     messages, code, _ = await run_stream(ws_url(server, model="whisper-1"), jfk_pcm)
     final = messages[-1][1]

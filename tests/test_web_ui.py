@@ -47,7 +47,7 @@ def contains(text: str, expected: list[str]) -> bool:
 def chromium_path() -> str:
     path = os.environ.get("WHISPER_CHROMIUM") or shutil.which("chromium")
     if not path:
-        message = "Chromium is missing: apt-get install chromium"
+        message = "Chromium is missing: apt-get install chromium (or set WHISPER_CHROMIUM)"
         if os.environ.get("CI"):
             pytest.fail(message)  # CI installs it; a skip there would hide the page's tests
         pytest.skip(message)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +46,7 @@ async def test_describe_lists_every_model(server: ServerProcess) -> None:
     assert all(m.attribution.name == "OpenAI" and m.installed for m in program.models)
 
 
+@pytest.mark.smoke
 async def test_16k_mono(server: ServerProcess, jfk_pcm: bytes) -> None:
     event = await transcribe("127.0.0.1", server.wyoming_port, jfk_pcm)
     assert event.type == "transcript", event.data
@@ -246,27 +245,9 @@ async def test_silence_and_noise_give_empty_transcripts(server: ServerProcess, k
 
 
 @pytest.fixture(scope="module")
-def made_up_name(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    """A spoken command naming a room that does not exist in any dictionary."""
-    espeak = shutil.which("espeak-ng")
-    if espeak is None:
-        pytest.fail("espeak-ng is needed (apt-get install espeak-ng)")
-    name = "Brindlethorpe"
-    path = tmp_path_factory.mktemp("tts") / "name.wav"
-    subprocess.run(
-        [
-            espeak,
-            "-v",
-            "en-us",
-            "-s",
-            "150",
-            "-w",
-            str(path),
-            f"Turn on the lights in the {name} room",
-        ],
-        check=True,
-    )
-    return name, path
+def made_up_name() -> tuple[str, Path]:
+    """A spoken command naming a room that does not exist in any dictionary (espeak-ng, once)."""
+    return "Brindlethorpe", clip("espeak/brindlethorpe.flac")
 
 
 async def test_transcript_names_bias_the_decoding(

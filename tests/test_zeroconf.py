@@ -26,7 +26,7 @@ async def browse(name: str, timeout: float) -> AsyncServiceInfo | None:
     browser = AsyncServiceBrowser(aiozc.zeroconf, SERVICE_TYPE, handlers=[on_change])
     try:
         await asyncio.wait_for(found.wait(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return None
     finally:
         await browser.async_cancel()

@@ -153,7 +153,7 @@ class SupervisorDiscovery:
                             )
                             return False
                         problem = f"HTTP {resp.status}: {body}"
-                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
+                except (TimeoutError, aiohttp.ClientError, OSError) as err:
                     problem = f"{err.__class__.__name__}: {err}"
                 _LOGGER.warning(
                     "Supervisor not reachable for discovery (%s); retrying in %.0f s",

@@ -191,7 +191,7 @@ class WhisperEventHandler(AsyncEventHandler):
                 reading, self._lookahead = self._lookahead, None
                 try:
                     event = await asyncio.wait_for(reading or read_event(self.reader), timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     await self._drop_utterance()
                     await self._error(
                         "no audio received for too long; utterance dropped", "timeout"

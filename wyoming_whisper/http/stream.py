@@ -146,7 +146,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             result = await utterance.finish()
             await ws.send_json(final_message(result, utterance.seconds))
             await ws.close()
-    except asyncio.TimeoutError:
+    except TimeoutError:
         await _fail(ws, "no audio received for too long", WSCloseCode.POLICY_VIOLATION)
     except WhisperError as err:
         code = WSCloseCode.MESSAGE_TOO_BIG if isinstance(err, TooLarge) else CLOSE_POLICY

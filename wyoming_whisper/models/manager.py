@@ -23,7 +23,7 @@ from ..errors import ModelLoadError
 _LOGGER = logging.getLogger(__name__)
 
 
-class ModelState(str, enum.Enum):
+class ModelState(str, enum.Enum):  # noqa: UP042 (str() keeps the member name)
     UNLOADED = "unloaded"
     LOADING = "loading"
     LOADED = "loaded"
