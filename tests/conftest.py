@@ -67,6 +67,24 @@ def clip(relpath: str) -> Path:
     return path
 
 
+def repository_files() -> list[str]:
+    """The checkout's own files (tracked or not ignored), without any virtual environment a
+    developer made inside it (``python3 -m venv v``): what a linter or the Supervisor would see."""
+    try:
+        out = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        files = out.splitlines()
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout: walk the tree
+        files = [str(p.relative_to(REPO)) for p in REPO.rglob("*") if p.is_file()]
+    venvs = {str(p.parent.relative_to(REPO)) for p in REPO.glob("*/pyvenv.cfg")}
+    return [f for f in files if Path(f).parts[0] not in venvs and (REPO / f).is_file()]
+
+
 def words(text: str) -> list[str]:
     """Lower-case words without punctuation, for comparing transcripts."""
     cleaned = "".join(c.lower() if c.isalnum() or c.isspace() else " " for c in text)

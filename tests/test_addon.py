@@ -25,7 +25,7 @@ from wyoming.info import Describe
 from wyoming_whisper import addon
 from wyoming_whisper.discovery import SupervisorDiscovery
 
-from .conftest import REPO, ServerProcess, free_port
+from .conftest import REPO, ServerProcess, free_port, repository_files
 
 pytestmark = pytest.mark.smoke  # also run on Python 3.12 and 3.13 (.ci/run)
 
@@ -97,25 +97,11 @@ def test_config_yaml_is_an_addon_the_store_accepts() -> None:
         assert f"`{key}`" in docs, f"DOCS.md does not explain option {key}"
 
 
-def _repository_files() -> list[str]:
-    try:
-        out = subprocess.run(
-            ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        return out.splitlines()
-    except (OSError, subprocess.CalledProcessError):  # not a git checkout: walk the tree
-        return [str(p.relative_to(REPO)) for p in REPO.rglob("*") if p.is_file()]
-
-
 def test_the_store_finds_exactly_one_addon() -> None:
     """The Supervisor takes every config.{json,yaml,yml} outside dot-folders and rootfs as one."""
     found = [
         f
-        for f in _repository_files()
+        for f in repository_files()
         if Path(f).name in ("config.json", "config.yaml", "config.yml")
         and not any(part.startswith(".") or part == "rootfs" for part in Path(f).parts)
     ]

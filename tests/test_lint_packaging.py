@@ -20,7 +20,7 @@ import yaml
 
 from wyoming_whisper.config import load_config
 
-from .conftest import REPO
+from .conftest import REPO, repository_files
 
 DOCKERFILE = REPO / "Dockerfile"
 
@@ -33,8 +33,10 @@ def _tool(name: str) -> str:
 
 
 def test_yamllint_finds_nothing() -> None:
+    yaml_files = [f for f in repository_files() if f.endswith((".yaml", ".yml", ".yamllint"))]
+    assert "config.yaml" in yaml_files and ".github" not in yaml_files
     result = subprocess.run(
-        [_tool("yamllint"), "--strict", "-f", "parsable", "."],
+        [_tool("yamllint"), "--strict", "-f", "parsable", *yaml_files],
         cwd=REPO,
         capture_output=True,
         text=True,
