@@ -63,6 +63,16 @@ def test_failure_leaves_nothing_behind(tmp_path: Path) -> None:
     assert not (cache / "packs" / "fake").exists()
 
 
+def test_a_pack_without_config_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
+    pack = fake_pack(tmp_path)
+    (tmp_path / "two" / "config.json").unlink()
+    cache = tmp_path / "cache"
+    with pytest.raises(ModelResolutionError, match="incomplete: it has no config.json"):
+        assemble_pack("fake", pack, cache)
+    assert not (cache / "packs" / "fake").exists()
+    assert list((cache / "packs").iterdir()) == []
+
+
 def test_full_disk_mid_write_leaves_no_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

