@@ -67,7 +67,7 @@ def test_a_pack_without_config_is_refused_and_leaves_nothing(tmp_path: Path) -> 
     pack = fake_pack(tmp_path)
     (tmp_path / "two" / "config.json").unlink()
     cache = tmp_path / "cache"
-    with pytest.raises(ModelResolutionError, match="incomplete: it has no config.json"):
+    with pytest.raises(ModelResolutionError, match=r"incomplete: it has no config\.json"):
         assemble_pack("fake", pack, cache)
     assert not (cache / "packs" / "fake").exists()
     assert list((cache / "packs").iterdir()) == []
