@@ -1,14 +1,19 @@
-"""Word error rate of the OpenAI HTTP path versus the raw faster-whisper library, same model.
+"""Word error rate and time of the OpenAI HTTP path, fitted and full encoder window, versus the raw
+faster-whisper library, same model, same clips.
 
-Starts the server on one model (loopback, free ports), sends every English clip of the shared
-audio manifest that has a reference transcript to POST /v1/audio/transcriptions, and transcribes
-the same files with
-``WhisperModel.transcribe`` under the same settings (beam 5, Whisper's temperature fallback
-schedule, no VAD filter, language en, the server's compute type). Prints per-clip and overall WER
-for both, the difference, and each path's real-time factor (processing seconds / audio seconds).
-Exits 1 when the two WERs differ by more than 0.2 points.
+Starts two servers on one model (loopback, free ports), ``--encoder-window auto`` (the default)
+and ``--encoder-window full``, sends every clip of the shared audio manifest in the chosen
+languages that has a reference transcript to POST /v1/audio/transcriptions of each, and
+transcribes the same files with ``WhisperModel.transcribe`` under the same settings (beam 5,
+Whisper's temperature fallback schedule, no VAD filter, the server's compute type; language en for
+English, detected for the others). Prints per-clip WER and times, then overall WER, total time,
+the worst per-clip time ratio auto/full, the fallbacks to the full window, and (for detected
+languages) every clip whose detected language differs between auto and full.
 
-Run: ``python bench/wer.py [--model tiny.en] [--limit N]``.
+Exits 1 when the full window's WER differs from the raw library's by more than 0.2 points, or
+auto's exceeds the raw library's by more than 0.3 points (0.5 with other languages than English).
+
+Run: ``python bench/wer.py [--model tiny.en] [--languages en|de,es,fr,pt] [--limit N]``.
 """
 
 from __future__ import annotations
@@ -20,15 +25,20 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.conftest import AUDIO_DIR, DATA_DIR, ServerProcess, load_manifest  # noqa: E402
+from tests.conftest import AUDIO_DIR, DATA_DIR, Clip, ServerProcess, load_manifest  # noqa: E402
 
-TOLERANCE_POINTS = 0.2
+TOLERANCE_POINTS = 0.2  # full window (the library's behaviour) vs the raw library
+AUTO_TOLERANCE_POINTS = 0.3  # fitted window vs the raw library, English
+AUTO_TOLERANCE_POINTS_MULTILINGUAL = 0.5
+T = TypeVar("T")
 
 
 def normalize(text: str) -> list[str]:
@@ -76,9 +86,12 @@ class Score:
         return 100.0 * self.errors / max(1, self.words)
 
 
-def http_transcribe(url: str, path: Path, model: str) -> str:
+def http_transcribe(url: str, path: Path, model: str, language: str | None) -> tuple[str, str]:
+    """(text, detected or given language) from POST /v1/audio/transcriptions."""
     boundary = uuid.uuid4().hex
-    fields = {"model": model, "language": "en", "response_format": "json"}
+    fields = {"model": model, "response_format": "verbose_json"}
+    if language:
+        fields["language"] = language
     body = b"".join(
         f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
         for k, v in fields.items()
@@ -94,14 +107,27 @@ def http_transcribe(url: str, path: Path, model: str) -> str:
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
     with urllib.request.urlopen(req, timeout=600) as resp:
-        return str(json.loads(resp.read())["text"])
+        answer = json.loads(resp.read())
+    return str(answer["text"]), str(answer.get("language", ""))
+
+
+def timed(fn: Callable[[], T]) -> tuple[T, float]:
+    started = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - started
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="tiny.en")
+    parser.add_argument(
+        "--languages", default="en", help="comma-separated clip languages (default: en)"
+    )
     parser.add_argument("--limit", type=int, default=0, help="only the first N clips")
     args = parser.parse_args()
+    languages = set(args.languages.split(","))
+    english = languages == {"en"}
+    tolerance = AUTO_TOLERANCE_POINTS if english else AUTO_TOLERANCE_POINTS_MULTILINGUAL
 
     from faster_whisper import WhisperModel, decode_audio
 
@@ -110,52 +136,88 @@ def main() -> int:
     # A clip without a reference transcript (faster_whisper/hotwords.mp3) cannot be scored.
     # The shared set where it is there (../shared/audio), else the clips committed with the tests.
     manifest = load_manifest(AUDIO_DIR) or load_manifest(DATA_DIR)
-    clips = [c for c in manifest if c.language == "en" and c.path.exists() and c.reference]
+    clips = [c for c in manifest if c.language in languages and c.path.exists() and c.reference]
     if args.limit:
         clips = clips[: args.limit]
     if not clips:
-        print("no English clips with references found")
+        print(f"no clips in {args.languages} with references found")
         return 2
 
-    server = ServerProcess(["-m", args.model, "--preload", "--no-zeroconf", "--no-wyoming"])
-    server.start(Path(tempfile.mkdtemp(prefix="wer-bench-")))
+    common = ["-m", args.model, "--preload", "--no-zeroconf", "--no-wyoming"]
+    auto = ServerProcess(common)
+    full = ServerProcess([*common, "--encoder-window", "full"])
+    log_dir = Path(tempfile.mkdtemp(prefix="wer-bench-"))
+    scores = {"auto": Score(), "full": Score(), "raw": Score()}
+    worst = (0.0, "")
+    language_mismatches: list[str] = []
     try:
-        health = server.health()
+        auto.start(log_dir)
+        full.start(log_dir)
+        health = auto.health()
         compute_type, device = health["compute_type"], health["device"]
         raw_model = WhisperModel(resolve(args.model), device="cpu", compute_type=compute_type)
-        http_score, raw_score = Score(), Score()
         audio_seconds = 0.0
-        print(f"model {args.model}, server on {device} {compute_type}, {len(clips)} clips")
-        print(f"{'clip':45s} {'dur':>6s} {'http WER':>9s} {'raw WER':>8s}")
+        print(f"model {args.model}, servers on {device} {compute_type}, {len(clips)} clips")
+        print(
+            f"{'clip':45s} {'dur':>6s} {'auto WER':>9s} {'full WER':>9s} {'raw WER':>8s} "
+            f"{'auto s':>7s} {'full s':>7s} {'raw s':>7s}"
+        )
+        language = "en" if english else None
         for clip in clips:
-            started = time.perf_counter()
-            http_text = http_transcribe(server.url, clip.path, args.model)
-            http_seconds = time.perf_counter() - started
+            (auto_text, auto_lang), auto_s = timed(
+                lambda c=clip: http_transcribe(auto.url, c.path, args.model, language)
+            )
+            (full_text, full_lang), full_s = timed(
+                lambda c=clip: http_transcribe(full.url, c.path, args.model, language)
+            )
 
-            started = time.perf_counter()
-            audio = decode_audio(str(clip.path), sampling_rate=16000)
-            segments, _ = raw_model.transcribe(audio, language="en", beam_size=5, vad_filter=False)
-            raw_text = "".join(s.text for s in segments).strip()
-            raw_seconds = time.perf_counter() - started
+            def raw_once(c: Clip = clip) -> str:
+                audio = decode_audio(str(c.path), sampling_rate=16000)
+                segments, _ = raw_model.transcribe(
+                    audio, language=language, beam_size=5, vad_filter=False
+                )
+                return "".join(s.text for s in segments).strip()
 
+            raw_text, raw_s = timed(raw_once)
             audio_seconds += clip.duration
-            http_wer = http_score.add(clip.reference, http_text, http_seconds)
-            raw_wer = raw_score.add(clip.reference, raw_text, raw_seconds)
+            wers = [
+                scores["auto"].add(clip.reference, auto_text, auto_s),
+                scores["full"].add(clip.reference, full_text, full_s),
+                scores["raw"].add(clip.reference, raw_text, raw_s),
+            ]
             name = str(clip.path.relative_to(clip.path.parents[1]))
-            print(f"{name:45s} {clip.duration:6.1f} {http_wer:9.1f} {raw_wer:8.1f}")
+            worst = max(worst, (auto_s / full_s, name))
+            if auto_lang != full_lang:
+                language_mismatches.append(f"{name}: auto {auto_lang}, full {full_lang}")
+            print(
+                f"{name:45s} {clip.duration:6.1f} {wers[0]:9.1f} {wers[1]:9.1f} {wers[2]:8.1f} "
+                f"{auto_s:7.2f} {full_s:7.2f} {raw_s:7.2f}"
+            )
+        fallbacks = auto.health()["encoder_window"]["fallbacks"]
     finally:
-        server.stop()
+        auto.stop()
+        full.stop()
 
-    diff = http_score.wer - raw_score.wer
+    raw = scores["raw"]
     print()
-    print(f"audio: {audio_seconds:.1f} s in {len(clips)} English clips, {http_score.words} words")
-    print(f"WER http: {http_score.wer:.2f} %   raw faster-whisper: {raw_score.wer:.2f} %")
-    print(f"difference: {diff:+.2f} points (allowed: {TOLERANCE_POINTS})")
     print(
-        f"real-time factor http: {http_score.seconds / audio_seconds:.3f}   "
-        f"raw: {raw_score.seconds / audio_seconds:.3f}"
+        f"audio: {audio_seconds:.1f} s in {len(clips)} clips ({args.languages}), {raw.words} words"
     )
-    return 0 if abs(diff) <= TOLERANCE_POINTS else 1
+    for name, score in scores.items():
+        print(
+            f"{name:5s} WER {score.wer:6.2f} %  ({score.wer - raw.wer:+.2f} vs raw)  "
+            f"time {score.seconds:7.2f} s  real-time factor {score.seconds / audio_seconds:.3f}"
+        )
+    print(f"time auto / full: {scores['auto'].seconds / scores['full'].seconds:.3f}")
+    print(f"worst per-clip time auto / full: {worst[0]:.2f} ({worst[1]})")
+    print(f"fallbacks to the full window: {fallbacks}")
+    if not english:
+        print(f"detected language differs (auto vs full): {len(language_mismatches)}")
+        for line in language_mismatches:
+            print(f"  {line}")
+    ok = abs(scores["full"].wer - raw.wer) <= TOLERANCE_POINTS
+    ok = ok and scores["auto"].wer - raw.wer <= tolerance and not language_mismatches
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -229,6 +229,24 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.line(f"{nodeid}: {reason}")
 
 
+_status: list[int] = [0]
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if os.environ.get("WHISPER_TEST_NO_SKIPS") and _skipped and exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    _status[0] = int(session.exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Leave without C++ static destructors once real MLX has decoded in this process.
+
+    MLX's Linux CPU build (mlx 0.32.4, the tests' stand-in for Apple silicon) aborts in them
+    after a decode on a worker thread ("terminate called without an active exception"), which
+    would turn every result into exit code 134. Everything pytest writes is done by now.
+    """
+    if "mlx.core" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_status[0])

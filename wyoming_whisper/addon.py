@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 import voluptuous as vol
 
-from .config import COMPUTE_TYPES, LOG_LEVELS, build_parser
+from .config import COMPUTE_TYPES, ENCODER_WINDOWS, LOG_LEVELS, build_parser
 from .languages import LANGUAGES, model_languages
 from .models.resolve import MODEL_FILES, PACKS, hub_models, is_model_dir, looks_like_path
 
@@ -38,6 +38,7 @@ SCHEMA: dict[str, Any] = {
     "device": "list(auto|cpu|cuda)",
     "compute_type": "list(" + "|".join(COMPUTE_TYPES) + ")",
     "beam_size": "int(1,10)",
+    "encoder_window": "list(" + "|".join(ENCODER_WINDOWS) + ")",
     "api_key": "password?",
     "log_level": "list(" + "|".join(LOG_LEVELS) + ")",
     "extra_args": "str?",
@@ -53,6 +54,7 @@ DEFAULTS: dict[str, Any] = {
     "device": "auto",
     "compute_type": "int8",
     "beam_size": 1,
+    "encoder_window": "auto",
     "api_key": "",
     "log_level": "info",
     "extra_args": "",
@@ -249,6 +251,7 @@ def to_argv(options: dict[str, Any], cache_dir: Path) -> list[str]:
         argv.append("--preload")
     argv += ["--device", options["device"], "--compute-type", options["compute_type"]]
     argv += ["--beam-size", str(options["beam_size"])]
+    argv += ["--encoder-window", options.get("encoder_window") or "auto"]
     if not _empty(options.get("api_key")):
         argv += ["--api-key", str(options["api_key"])]
     argv += ["--log-level", options["log_level"]]

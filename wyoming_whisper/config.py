@@ -35,6 +35,7 @@ COMPUTE_TYPES = (
 )
 BACKENDS = ("auto", "faster-whisper", "mlx")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+ENCODER_WINDOWS = ("auto", "full")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class Config:
     language: str | None = None
     beam_size: int = 5
     no_vad_filter: bool = False
+    encoder_window: str = "auto"
     api_key: str | None = None
     cors_origins: tuple[str, ...] = ()
     max_upload_mb: float = 200.0
@@ -235,6 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="Language assumed when a client gives none (default: detect)",
     )
     add("--beam-size", type=_positive_int, help="Beam size for decoding (default: 5)")
+    add(
+        "--encoder-window",
+        type=_choice(ENCODER_WINDOWS, "encoder window"),
+        help="auto: encode audio shorter than 30 s at its own length, redoing a degenerate "
+        "decode at 30 s (faster-whisper); full: always 30 s, as the library does "
+        "(default: auto)",
+    )
     add(
         "--no-vad-filter",
         action="store_true",

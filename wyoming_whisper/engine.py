@@ -50,6 +50,7 @@ class EngineStats:
     early_decodes: int = 0  # streaming: decodes started during a pause
     early_hits: int = 0  # ... whose result answered the utterance at once
     partials: int = 0  # WebSocket partial results sent
+    encoder_fallbacks: int = 0  # fitted encoder windows redone at 30 s (all models)
 
 
 class Engine:
@@ -64,6 +65,8 @@ class Engine:
         self.metrics = Metrics()
         self.metrics.add_live(self._live_metrics)
         manager.on_change = self.metrics.on_model_change
+        for name in manager.models:  # zero from the start, so a dashboard sees the series
+            self.metrics.encoder_fallbacks.labels(name)
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -221,6 +224,9 @@ class Engine:
         m = self.metrics
         m.audio_seconds.labels(model).inc(result.duration)
         m.inference_seconds.labels(model).inc(elapsed)
+        if result.encoder_fallbacks:
+            m.encoder_fallbacks.labels(model).inc(result.encoder_fallbacks)
+            self.stats.encoder_fallbacks += result.encoder_fallbacks
         if result.duration > 0:
             m.real_time_factor.labels(model).observe(elapsed / result.duration)
         _LOGGER.debug(

@@ -83,6 +83,13 @@ class Metrics:
             ["model"],
             registry=reg,
         )
+        self.encoder_fallbacks = Counter(
+            "whisper_encoder_window_fallbacks",
+            "Windows whose fitted (shorter than 30 s) encoder decode looked degenerate and was "
+            "decoded again at 30 s (--encoder-window auto)",
+            ["model"],
+            registry=reg,
+        )
         self.model_loads = Counter(
             "whisper_model_loads", "Successful model loads", ["model"], registry=reg
         )

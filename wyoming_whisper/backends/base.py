@@ -51,6 +51,8 @@ class Result:
     segments: tuple[Segment, ...] = ()
     language_probability: float = 0.0
     task: Literal["transcribe", "translate"] = "transcribe"
+    # Windows whose fitted (shortened) encoder decode was degenerate and redone at 30 s.
+    encoder_fallbacks: int = 0
 
     @property
     def words(self) -> list[Word]:
@@ -129,6 +131,8 @@ class Backend(Protocol):
 
     name: str
     capabilities: Capabilities
+    # "auto": windows shorter than 30 s are encoded at their own length; "full": always 30 s.
+    encoder_window: str
 
     def resolve(self, name: str, cache_dir: Path | None = None) -> str:
         """Turn a model name into what ``load`` takes, downloading it if needed; blocks.

@@ -37,6 +37,7 @@ class FasterWhisperModel:
 
     def __init__(self, model: Any) -> None:
         self._model = model
+        self._fitted = hasattr(model, "fallbacks")  # FittedWhisperModel (encoder_window.py)
 
     @property
     def is_multilingual(self) -> bool:
@@ -75,6 +76,8 @@ class FasterWhisperModel:
         language = options.language
         if not self.is_multilingual:
             language = "en"
+        if self._fitted:
+            self._model.fallbacks = 0  # counted per worker thread, read below
         segments_iter, info = self._model.transcribe(
             audio,
             language=language,
@@ -118,6 +121,7 @@ class FasterWhisperModel:
             segments=tuple(segments),
             language_probability=float(info.language_probability),
             task=options.task,
+            encoder_fallbacks=self._model.fallbacks if self._fitted else 0,
         )
 
     def unload(self) -> None:
@@ -134,12 +138,23 @@ class FasterWhisperBackend:
     capabilities = Capabilities()
 
     def __init__(
-        self, device: str, device_index: int, compute_type: str, num_workers: int = 1
+        self,
+        device: str,
+        device_index: int,
+        compute_type: str,
+        num_workers: int = 1,
+        encoder_window: str = "auto",
     ) -> None:
         self.device = device
         self.device_index = device_index
         self.compute_type = compute_type
         self.num_workers = num_workers
+        self._model_class: type | None = None
+        if encoder_window == "auto":
+            from .encoder_window import fitted_model_class
+
+            self._model_class = fitted_model_class()  # None: this faster-whisper broke the contract
+        self.encoder_window = "auto" if self._model_class is not None else "full"
 
     def resolve(self, name: str, cache_dir: Path | None = None) -> str:
         """A CTranslate2 model directory (see models/resolve.py)."""
@@ -155,7 +170,7 @@ class FasterWhisperBackend:
         # first model so no request pays for it (and unloading a model leaves it in place).
         get_vad_model()
 
-        model = WhisperModel(
+        model = (self._model_class or WhisperModel)(
             model_path,
             device=self.device,
             device_index=self.device_index,

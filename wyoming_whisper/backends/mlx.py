@@ -356,6 +356,9 @@ class MlxBackend:
     capabilities = Capabilities(
         word_timestamps=True, translation=True, hotwords=True, beam_search=False, vad_filter=True
     )
+    # mlx-whisper's AudioEncoder asserts its input is exactly 30 s (it adds a fixed 1500-position
+    # embedding), so every window is encoded at full length.
+    encoder_window = "full"
 
     def __init__(self, compute_type: str = "float16") -> None:
         self.fp16 = compute_type != "float32"

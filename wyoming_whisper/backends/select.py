@@ -102,7 +102,7 @@ def select(backend: str, device: str, compute_type: str, facts: PlatformFacts) -
     return Selection("faster-whisper", kind, index, compute_type)
 
 
-def create_backend(selection: Selection, workers: int) -> Backend:
+def create_backend(selection: Selection, workers: int, encoder_window: str = "auto") -> Backend:
     """Instantiate the selected backend (imports only that backend's library)."""
     if selection.backend == "mlx":
         from .mlx import MlxBackend
@@ -111,5 +111,9 @@ def create_backend(selection: Selection, workers: int) -> Backend:
     from .faster_whisper import FasterWhisperBackend
 
     return FasterWhisperBackend(
-        selection.device, selection.device_index, selection.compute_type, num_workers=workers
+        selection.device,
+        selection.device_index,
+        selection.compute_type,
+        num_workers=workers,
+        encoder_window=encoder_window,
     )

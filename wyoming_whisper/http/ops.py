@@ -29,6 +29,10 @@ async def health(request: web.Request) -> web.Response:
             "compute_type": sel.compute_type,
             "default_model": engine.config.default_model,
             "models": models,
+            "encoder_window": {
+                "mode": engine.manager.backend.encoder_window,
+                "fallbacks": engine.stats.encoder_fallbacks,
+            },
             "streaming": {
                 "early_decodes": engine.stats.early_decodes,
                 "early_hits": engine.stats.early_hits,

@@ -1,0 +1,189 @@
+"""The fitted encoder window (backends/encoder_window.py): its pure rules, the faster-whisper
+contract it relies on, and real decodes on tiny.en against the library's own 30 s window."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from faster_whisper import WhisperModel
+from faster_whisper.audio import pad_or_trim
+
+from wyoming_whisper.audio import decode_file
+from wyoming_whisper.backends.encoder_window import (
+    CHECKED,
+    FULL_FRAMES,
+    Fit,
+    content_frames,
+    contract_problems,
+    degenerate,
+    fitted_model_class,
+    repeated,
+)
+from wyoming_whisper.backends.faster_whisper import FasterWhisperBackend
+from wyoming_whisper.backends.mlx import MlxBackend
+
+from .conftest import REPO, clip, words
+
+
+@dataclass
+class Thresholds:  # the fields of faster-whisper's TranscriptionOptions that the guard reads
+    compression_ratio_threshold: float | None = 2.4
+    log_prob_threshold: float | None = -1.0
+    no_speech_threshold: float | None = 0.6
+
+
+TIMESTAMP_BEGIN = 50364  # tiny.en's <|0.00|>
+
+
+def judge(tokens: list[int], text: str = "hello there", **overrides: float) -> str | None:
+    values = {"avg_logprob": -0.2, "compression_ratio": 1.2, "no_speech_prob": 0.01}
+    values |= {"seconds": 2.0, "window": 4.0}
+    values.update(overrides)
+    return degenerate(
+        tokens=tokens,
+        text=text,
+        cap=40,
+        timestamp_begin=TIMESTAMP_BEGIN,
+        options=Thresholds(),
+        fit=Fit(),
+        **values,
+    )
+
+
+def test_the_installed_faster_whisper_keeps_the_contract() -> None:
+    """Fails loudly after an upgrade that changes what the fitted window relies on: read the
+    new generate_segments, then move CHECKED in encoder_window.py and the pin in pyproject.toml."""
+    assert contract_problems() == []
+    assert fitted_model_class() is not None
+
+
+def test_window_is_audio_plus_margin_at_least_the_floor_at_most_30_s() -> None:
+    fit = Fit(margin=2.0, floor=4.0)
+    assert fit.frames(100) == 400  # 1 s -> the 4 s floor
+    assert Fit().frames(270) == 1000  # the defaults: a 2.7 s command -> the 10 s floor
+    assert fit.frames(270) == 470  # 2.7 s + 2 s
+    assert fit.frames(271) == 472  # even: the encoder's convolution halves it
+    assert fit.frames(2900) == FULL_FRAMES and fit.frames(FULL_FRAMES) == FULL_FRAMES
+
+
+def test_content_frames_finds_the_padding_pad_or_trim_added() -> None:
+    features = np.random.default_rng(1).normal(size=(80, 270)).astype(np.float32)
+    assert content_frames(pad_or_trim(features)) == 270
+    assert content_frames(features) == 270
+    assert content_frames(np.zeros((80, FULL_FRAMES), np.float32)) == 0
+
+
+def test_the_guard_accepts_a_plain_decode() -> None:
+    assert judge([TIMESTAMP_BEGIN, 400, 401, 402, TIMESTAMP_BEGIN + 100]) is None
+
+
+@pytest.mark.parametrize(
+    ("tokens", "text", "overrides", "why"),
+    [
+        (list(range(40)), "x", {}, "no end of text before the cap"),
+        ([7, 8, 9, 10] * 3, "a b c d a b c d a b c d", {}, "repeated n-grams"),
+        ([1, 2], "x", {"compression_ratio": 3.0}, "compression ratio"),
+        ([1, 2], "x", {"avg_logprob": -1.5}, "low log-probability"),
+        ([1, 2], " ".join(["word"] * 20), {}, "too long for the audio"),
+        ([TIMESTAMP_BEGIN, 5, TIMESTAMP_BEGIN + 400], "x", {}, "timestamps past the window"),
+    ],
+)
+def test_the_guard_names_each_degenerate_decode(
+    tokens: list[int], text: str, overrides: dict[str, float], why: str
+) -> None:
+    reason = judge(tokens, text, **overrides)
+    assert reason is not None and reason.startswith(why)
+
+
+def test_silence_dropped_as_silence_is_no_fallback() -> None:
+    assert judge([1], "Thank you.", avg_logprob=-1.5, no_speech_prob=0.9) is None
+
+
+def test_repeated_needs_three_occurrences() -> None:
+    assert not repeated([1, 2, 3, 4, 1, 2, 3, 4])
+    assert repeated([1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4])
+    assert not repeated([1, 2])
+
+
+# --- real decodes ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_en() -> str:
+    return FasterWhisperBackend("cpu", 0, "int8").resolve("tiny.en")
+
+
+def _decode(model: WhisperModel, audio: np.ndarray, **kwargs: object) -> tuple[list, str]:
+    segments, _ = model.transcribe(audio, language="en", beam_size=5, **kwargs)
+    kept = list(segments)
+    return kept, "".join(s.text for s in kept).strip()
+
+
+def close(a: float, b: float) -> bool:
+    """Within 0.2 s, on Whisper's 10 ms grid (so 0.2000000001 from float sums counts as 0.2)."""
+    return round(abs(a - b), 2) <= 0.2
+
+
+def test_fitted_window_keeps_text_and_timestamps_of_the_full_window(tiny_en: str) -> None:
+    """jfk.flac (11 s): same words; segment and word times within 0.2 s of the 30 s window's."""
+    audio = decode_file(str(clip("openai_whisper/jfk.flac")))
+    fitted_class = fitted_model_class()
+    assert fitted_class is not None
+    full = WhisperModel(tiny_en, device="cpu", compute_type="int8", local_files_only=True)
+    fitted = fitted_class(tiny_en, device="cpu", compute_type="int8", local_files_only=True)
+    want, want_text = _decode(full, audio, word_timestamps=True)
+    got, got_text = _decode(fitted, audio, word_timestamps=True)
+    assert fitted.fallbacks == 0
+    assert words(got_text) == words(want_text)
+    assert [words(s.text) for s in got] == [words(s.text) for s in want]
+    for a, b in zip(got, want, strict=True):
+        assert close(a.start, b.start) and close(a.end, b.end), (a, b)
+    got_words = [w for s in got for w in s.words]
+    want_words = [w for s in want for w in s.words]
+    assert [words(w.word) for w in got_words] == [words(w.word) for w in want_words]
+    for wa, wb in zip(got_words, want_words, strict=True):
+        if words(wa.word) == ["my"]:
+            # The 30 s window starts "my" at 1.06 s, inside "so" (loud until 1.2 s; the gap is
+            # 1.25-1.35 s, speech again from 1.35 s); the fitted window starts it in the gap.
+            assert close(wa.end, wb.end) and 1.2 <= wa.start <= 1.45, (wa, wb)
+            continue
+        assert close(wa.start, wb.start) and close(wa.end, wb.end), (wa, wb)
+
+
+def test_a_degenerate_short_decode_falls_back_to_the_full_window_text(tiny_en: str) -> None:
+    """A cap of one token cuts every shortened decode off before its end of text: each window is
+    decoded again at 30 s, so the text is exactly the library's, and every fallback is counted."""
+    audio = decode_file(str(clip("speech_recognition/english.wav")))
+    fitted_class = fitted_model_class()
+    assert fitted_class is not None
+    full = WhisperModel(tiny_en, device="cpu", compute_type="int8", local_files_only=True)
+    starved = fitted_class(
+        tiny_en,
+        device="cpu",
+        compute_type="int8",
+        local_files_only=True,
+        fit=Fit(tokens_base=1, tokens_per_second=0.0),
+    )
+    _, want = _decode(full, audio)
+    _, got = _decode(starved, audio)
+    assert got == want
+    assert words(got) in (["1", "2", "3"], ["one", "two", "three"])
+    assert starved.fallbacks == 1
+
+
+def test_full_mode_and_mlx_use_the_library_window() -> None:
+    assert FasterWhisperBackend("cpu", 0, "int8").encoder_window == "auto"
+    assert FasterWhisperBackend("cpu", 0, "int8", encoder_window="full").encoder_window == "full"
+    assert MlxBackend().encoder_window == "full"
+
+
+def test_pyproject_pins_the_checked_range() -> None:
+    """The range faster-whisper may take is the one encoder_window.py was checked against."""
+    with open(REPO / "pyproject.toml", "rb") as f:
+        deps = tomllib.load(f)["project"]["dependencies"]
+    pin = next(d for d in deps if d.startswith("faster-whisper"))
+    low, high = (".".join(map(str, v)) for v in CHECKED)
+    assert pin == f"faster-whisper>={low},<{high.removesuffix('.0')}"

@@ -1,0 +1,256 @@
+"""Whisper's encoder window fitted to the audio, with a guard that never keeps a worse decode.
+
+faster-whisper pads every window to 30 s of log-Mel features (``pad_or_trim`` in
+``WhisperModel.generate_segments`` and ``detect_language``), so a 2 s voice command pays for a 30 s
+encoder pass, most of a short request's cost. CTranslate2's encoder takes shorter input and costs
+about in proportion. ``FittedWhisperModel`` encodes a window only as long as its audio plus a
+margin, and decodes it with a token cap that follows the audio's duration. When that decode looks
+degenerate (no end of text before the cap, repetitive, improbable, too long for its duration, or
+timestamps past the audio), the window is encoded at the full 30 s and decoded exactly as the
+library would have, and the fallback is counted.
+
+This is the only module that relies on faster-whisper's internals. It overrides two methods that
+``generate_segments`` calls per window, ``encode`` and ``generate_with_fallback``, and relies on
+the features handed to ``encode`` being zero-padded by ``pad_or_trim`` (real log-Mel frames are
+never all zeros: they are at least -1.5 after Whisper's normalisation of silence). ``CHECKED``
+is the range this was read against; ``contract_problems`` says what no longer holds, a test fails
+loudly on it after an upgrade, and at run time the server then falls back to the full window.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+import math
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+_LOGGER = logging.getLogger(__name__)
+
+CHECKED = ((1, 2, 1), (1, 3, 0))  # faster-whisper versions: from (inclusive) .. to (exclusive)
+FRAMES_PER_SECOND = 100  # log-Mel frames (hop 160 at 16 kHz)
+FULL_FRAMES = 3000  # Whisper's 30 s window
+
+
+@dataclass(frozen=True)
+class Fit:
+    """How a window shorter than 30 s is fitted: audio + ``margin`` seconds, at least ``floor``.
+
+    Chosen by measurement on real speech (docs/encoder-window.md): with less margin, or a
+    window under about 10 s, the decoder loops or drops words more often; the guard catches
+    most of it, at the price of a second decode.
+    """
+
+    margin: float = 4.0
+    floor: float = 10.0
+    tokens_per_second: float = 8.0  # decode cap: above the speech rate of fast talkers, so that
+    tokens_base: int = 4  # a looping decode stops early (it is redone at 30 s anyway)
+    words_per_second: float = 6.0  # faster than anyone speaks: a decode that says more invents
+
+    def frames(self, content_frames: int) -> int:
+        """The encoder input length for ``content_frames`` of audio (even: the conv stride)."""
+        seconds = max(content_frames / FRAMES_PER_SECOND + self.margin, self.floor)
+        frames = math.ceil(seconds * FRAMES_PER_SECOND / 2) * 2
+        return min(frames, FULL_FRAMES)
+
+    def max_tokens(self, seconds: float) -> int:
+        return int(self.tokens_base + self.tokens_per_second * seconds)
+
+
+def content_frames(features: np.ndarray) -> int:
+    """Frames before the zero padding that ``pad_or_trim`` appended (all of them if none)."""
+    frames = features.reshape(-1, features.shape[-1])
+    nonzero = np.flatnonzero(np.any(frames != 0.0, axis=0))
+    return int(nonzero[-1]) + 1 if nonzero.size else 0
+
+
+def repeated(tokens: list[int], n: int = 4, times: int = 3) -> bool:
+    """Whether some ``n``-gram occurs ``times`` or more: the decoder looping on itself."""
+    grams = Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+    return bool(grams) and max(grams.values()) >= times
+
+
+def degenerate(
+    *,
+    tokens: list[int],
+    text: str,
+    avg_logprob: float,
+    compression_ratio: float,
+    no_speech_prob: float,
+    seconds: float,
+    window: float,
+    cap: int,
+    timestamp_begin: int,
+    options: Any,
+    fit: Fit,
+) -> str | None:
+    """Why a decode of a shortened window cannot be trusted, or None when it can."""
+    improbable = options.log_prob_threshold is not None and avg_logprob < options.log_prob_threshold
+    silent = (
+        improbable
+        and options.no_speech_threshold is not None
+        and no_speech_prob > options.no_speech_threshold
+    )
+    if silent:  # generate_segments drops this window as silence, as the library would
+        return None
+    if len(tokens) >= cap:
+        return "no end of text before the cap"
+    text_tokens = [t for t in tokens if t < timestamp_begin]
+    if repeated(text_tokens):
+        return "repeated n-grams"
+    threshold = options.compression_ratio_threshold
+    if threshold is not None and compression_ratio > threshold:
+        return "compression ratio"
+    if improbable:
+        return "low log-probability"
+    if len(text.split()) > 2 + fit.words_per_second * seconds:
+        return "too long for the audio"
+    stamps = [t - timestamp_begin for t in tokens if t >= timestamp_begin]
+    if stamps and max(stamps) * 0.02 > window:
+        return "timestamps past the window"
+    return None
+
+
+def _version(text: str) -> tuple[int, ...]:
+    parts = []
+    for piece in text.split(".")[:3]:
+        digits = "".join(c for c in piece if c.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def contract_problems() -> list[str]:
+    """What this module relies on that the installed faster-whisper no longer provides."""
+    import faster_whisper
+    from faster_whisper.transcribe import TranscriptionOptions, WhisperModel
+
+    problems = []
+    version = _version(faster_whisper.__version__)
+    if not CHECKED[0] <= version < CHECKED[1]:
+        low, high = (".".join(map(str, v)) for v in CHECKED)
+        problems.append(
+            f"faster-whisper {faster_whisper.__version__} is outside {low} <= v < {high}"
+        )
+    sources = {
+        "generate_segments": inspect.getsource(WhisperModel.generate_segments),
+        "detect_language": inspect.getsource(WhisperModel.detect_language),
+    }
+    needed = {
+        "generate_segments": [
+            "segment = pad_or_trim(segment)",
+            "encoder_output = self.encode(segment)",
+            "self.generate_with_fallback(encoder_output, prompt, tokenizer, options)",
+        ],
+        "detect_language": ["self.encode(", "pad_or_trim("],
+    }
+    for name, snippets in needed.items():
+        problems += [f"{name} no longer has {s!r}" for s in snippets if s not in sources[name]]
+    params = list(inspect.signature(WhisperModel.generate_with_fallback).parameters)
+    if params != ["self", "encoder_output", "prompt", "tokenizer", "options"]:
+        problems.append(f"generate_with_fallback takes {params}")
+    fields = {f.name for f in dataclasses.fields(TranscriptionOptions)}
+    wanted = {
+        "temperatures",
+        "max_new_tokens",
+        "compression_ratio_threshold",
+        "log_prob_threshold",
+        "no_speech_threshold",
+    }
+    if not wanted <= fields:
+        problems.append(f"TranscriptionOptions lacks {sorted(wanted - fields)}")
+    return problems
+
+
+def fitted_model_class() -> type | None:
+    """``FittedWhisperModel``, or None (with a warning) when faster-whisper broke the contract."""
+    problems = contract_problems()
+    if problems:
+        _LOGGER.warning(
+            "Encoder window: using the full 30 s window, the installed faster-whisper differs "
+            "from the one this was checked against: %s",
+            "; ".join(problems),
+        )
+        return None
+    return _fitted_class()
+
+
+def _fitted_class() -> type:
+    from faster_whisper import WhisperModel
+
+    class FittedWhisperModel(WhisperModel):
+        """WhisperModel whose windows shorter than 30 s are encoded at their own length."""
+
+        def __init__(self, *args: Any, fit: Fit | None = None, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.fit = fit or Fit()
+            self._window = threading.local()  # one decode per worker thread at a time
+
+        # Counted per thread: the backend reads it after each decode.
+        @property
+        def fallbacks(self) -> int:
+            return int(getattr(self._window, "fallbacks", 0))
+
+        @fallbacks.setter
+        def fallbacks(self, value: int) -> None:
+            self._window.fallbacks = value
+
+        def encode(self, features: np.ndarray) -> Any:
+            state = self._window
+            state.padded = None
+            if features.shape[-1] == FULL_FRAMES and features.ndim == 2:
+                content = content_frames(features)
+                frames = self.fit.frames(content)
+                if frames < FULL_FRAMES:
+                    state.padded, state.content, state.frames = features, content, frames
+                    return super().encode(np.ascontiguousarray(features[:, :frames]))
+            return super().encode(features)
+
+        def generate_with_fallback(
+            self, encoder_output: Any, prompt: list[int], tokenizer: Any, options: Any
+        ) -> Any:
+            state = self._window
+            padded, state.padded = getattr(state, "padded", None), None
+            if padded is None:
+                return super().generate_with_fallback(encoder_output, prompt, tokenizer, options)
+            seconds = state.content / FRAMES_PER_SECOND
+            cap = self.fit.max_tokens(seconds)
+            if options.max_new_tokens is not None:
+                cap = min(cap, options.max_new_tokens)
+            cap = min(cap, self.max_length - len(prompt))
+            short = dataclasses.replace(
+                options, temperatures=list(options.temperatures[:1]), max_new_tokens=cap
+            )
+            decoded = super().generate_with_fallback(encoder_output, prompt, tokenizer, short)
+            result, avg_logprob, _, compression_ratio = decoded
+            tokens = result.sequences_ids[0]
+            why = degenerate(
+                tokens=tokens,
+                text=tokenizer.decode(tokens),
+                avg_logprob=avg_logprob,
+                compression_ratio=compression_ratio,
+                no_speech_prob=result.no_speech_prob,
+                seconds=seconds,
+                window=state.frames / FRAMES_PER_SECOND,
+                cap=cap,
+                timestamp_begin=tokenizer.timestamp_begin,
+                options=options,
+                fit=self.fit,
+            )
+            if why is None:
+                return decoded
+            _LOGGER.debug(
+                "Encoder window: %.2f s of audio, %s (%r); decoding it at 30 s",
+                seconds,
+                why,
+                tokenizer.decode(tokens),
+            )
+            self.fallbacks += 1
+            full = super().encode(padded)
+            return super().generate_with_fallback(full, prompt, tokenizer, options)
+
+    return FittedWhisperModel
