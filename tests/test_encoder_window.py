@@ -4,6 +4,7 @@ contract it relies on, and real decodes on tiny.en against the library's own 30 
 from __future__ import annotations
 
 import tomllib
+import urllib.request
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,7 @@ from wyoming_whisper.backends.encoder_window import (
 from wyoming_whisper.backends.faster_whisper import FasterWhisperBackend
 from wyoming_whisper.backends.mlx import MlxBackend
 
-from .conftest import REPO, clip, words
+from .conftest import REPO, ServerProcess, clip, words
 
 
 @dataclass
@@ -187,3 +188,17 @@ def test_pyproject_pins_the_checked_range() -> None:
     pin = next(d for d in deps if d.startswith("faster-whisper"))
     low, high = (".".join(map(str, v)) for v in CHECKED)
     assert pin == f"faster-whisper>={low},<{high.removesuffix('.0')}"
+
+
+def test_health_and_metrics_report_the_window(server: ServerProcess, start_server) -> None:  # type: ignore[no-untyped-def]
+    """The shared server runs auto; its fallback count is in /health and, per model, /metrics."""
+    window = server.health()["encoder_window"]
+    assert window["mode"] == "auto" and isinstance(window["fallbacks"], int)
+    with urllib.request.urlopen(server.url + "/metrics", timeout=10) as resp:
+        metrics = resp.read().decode()
+    for model in ("tiny.en", "base"):
+        assert f'whisper_encoder_window_fallbacks_total{{model="{model}"}}' in metrics
+    full: ServerProcess = start_server(
+        "-m", "tiny.en", "--no-zeroconf", "--no-wyoming", env={"WHISPER_ENCODER_WINDOW": "full"}
+    )
+    assert full.health()["encoder_window"] == {"mode": "full", "fallbacks": 0}
