@@ -48,8 +48,8 @@ class Fit:
 
     margin: float = 4.0
     floor: float = 10.0
-    tokens_per_second: float = 8.0  # decode cap: above the speech rate of fast talkers, so that
-    tokens_base: int = 4  # a looping decode stops early (it is redone at 30 s anyway)
+    tokens_per_second: float = 10.0  # decode cap: above the speech rate of fast talkers, so
+    tokens_base: int = 8  # that a looping decode stops early (it is redone at 30 s anyway)
     words_per_second: float = 6.0  # faster than anyone speaks: a decode that says more invents
 
     def frames(self, content_frames: int) -> int:
