@@ -251,7 +251,7 @@ def to_argv(options: dict[str, Any], cache_dir: Path) -> list[str]:
         argv.append("--preload")
     argv += ["--device", options["device"], "--compute-type", options["compute_type"]]
     argv += ["--beam-size", str(options["beam_size"])]
-    argv += ["--encoder-window", options.get("encoder_window") or "auto"]
+    argv += ["--encoder-window", options["encoder_window"]]
     if not _empty(options.get("api_key")):
         argv += ["--api-key", str(options["api_key"])]
     argv += ["--log-level", options["log_level"]]

@@ -228,9 +228,10 @@ def _fitted_class() -> type:
             decoded = super().generate_with_fallback(encoder_output, prompt, tokenizer, short)
             result, avg_logprob, _, compression_ratio = decoded
             tokens = result.sequences_ids[0]
+            text = tokenizer.decode(tokens)
             why = degenerate(
                 tokens=tokens,
-                text=tokenizer.decode(tokens),
+                text=text,
                 avg_logprob=avg_logprob,
                 compression_ratio=compression_ratio,
                 no_speech_prob=result.no_speech_prob,
@@ -247,7 +248,7 @@ def _fitted_class() -> type:
                 "Encoder window: %.2f s of audio, %s (%r); decoding it at 30 s",
                 seconds,
                 why,
-                tokenizer.decode(tokens),
+                text,
             )
             self.fallbacks += 1
             full = super().encode(padded)
