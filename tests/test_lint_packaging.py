@@ -4,6 +4,7 @@ Dockerfile's targets checked for what the images promise (same entry module, hea
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shlex
@@ -212,11 +213,15 @@ def test_the_images_environment_variables_are_honoured() -> None:
     assert str(config.cache_dir) == "/models"
 
 
+@functools.cache
+def _lock() -> list[dict]:
+    with open(REPO / "uv.lock", "rb") as f:
+        return list(tomllib.load(f)["package"])
+
+
 def _locked_versions(name: str) -> set[str]:
     """uv.lock's versions of ``name`` (two where Python versions need different releases)."""
-    with open(REPO / "uv.lock", "rb") as f:
-        lock = tomllib.load(f)
-    return {p["version"] for p in lock["package"] if p["name"] == name}
+    return {p["version"] for p in _lock() if p["name"] == name}
 
 
 @pytest.mark.parametrize("target", ["cpu", "cuda", "addon"])
