@@ -59,6 +59,10 @@ def load_manifest(directory: Path = DATA_DIR) -> list[Clip]:
     ]
 
 
+# Five different LJ Speech sentences, 43 s together: longer than one 30 s window, never repetitive.
+LONG_CLIPS = [f"coqui_tts_ljspeech/LJ001-000{i}.flac" for i in (1, 3, 5, 7, 9)]
+
+
 def clip(relpath: str) -> Path:
     """A committed test recording; a missing one is a broken checkout, never a skip."""
     path = DATA_DIR / relpath

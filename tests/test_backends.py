@@ -25,7 +25,7 @@ from wyoming_whisper.backends.faster_whisper import FasterWhisperBackend
 from wyoming_whisper.backends.mlx import MlxBackend
 
 from . import fake_mlx
-from .conftest import clip, load_manifest, words
+from .conftest import LONG_CLIPS, clip, load_manifest, words
 from .ct2_to_mlx import convert
 
 REAL_MLX = importlib.util.find_spec("mlx_whisper") is not None and (
@@ -125,11 +125,9 @@ def test_capabilities_and_languages(backend_model) -> None:  # type: ignore[no-u
 
 def test_cancel_stops_between_segments(backend_model) -> None:  # type: ignore[no-untyped-def]
     _, model = backend_model
-    # 43 s of five different sentences: two 30 s windows. (Repeating one clip would make the
-    # window's text repetitive, and real mlx would retry it at every temperature.)
-    audio = np.concatenate(
-        [decode_file(str(clip(f"coqui_tts_ljspeech/LJ001-000{i}.flac"))) for i in (1, 3, 5, 7, 9)]
-    )
+    # Two 30 s windows of different sentences (one clip repeated would read as repetitive, and
+    # real mlx would retry the window at every temperature).
+    audio = np.concatenate([decode_file(str(clip(c))) for c in LONG_CLIPS])
     token = CancelToken()
     streamed: list[Segment] = []
 

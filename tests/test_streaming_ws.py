@@ -11,12 +11,11 @@ import aiohttp
 import numpy as np
 import pytest
 
-from .conftest import ServerProcess, clip, words
+from .conftest import LONG_CLIPS, ServerProcess, clip, words
 from .wyoming_client import load_pcm16
 
 PATH = "/v1/audio/transcriptions/stream"
 EOS = b"EOS"
-LONG_CLIPS = [f"coqui_tts_ljspeech/LJ001-000{i}.flac" for i in (1, 3, 5, 7, 9)]
 
 
 def ws_url(server: ServerProcess, **query: str) -> str:
