@@ -358,9 +358,12 @@ class Stream:
         if not self.engine.has_idle_worker:
             return
         end = self._len
-        new_speech = self.tracker.heard_speech and self.tracker.speech_end > self._partial_mark
-        if end - self._partial_mark < PARTIAL_EVERY_SECONDS * SAMPLE_RATE or not new_speech:
-            return
+        every = PARTIAL_EVERY_SECONDS * SAMPLE_RATE
+        start = self.tracker.speech_start
+        if start is None or self.tracker.speech_end <= self._partial_mark:
+            return  # no new speech since the last partial
+        if end - self._partial_mark < every or end - start < every:
+            return  # a partial of less than a second of speech is a guess ("n.", "S")
         self._partial_mark = end
         self._partial = asyncio.create_task(self._run_partial(end))
         self._partial.add_done_callback(_quiet)
