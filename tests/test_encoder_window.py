@@ -13,6 +13,7 @@ from faster_whisper import WhisperModel
 from faster_whisper.audio import pad_or_trim
 
 from wyoming_whisper.audio import decode_file
+from wyoming_whisper.backends.base import CancelToken
 from wyoming_whisper.backends.encoder_window import (
     CHECKED,
     FULL_FRAMES,
@@ -25,6 +26,7 @@ from wyoming_whisper.backends.encoder_window import (
 )
 from wyoming_whisper.backends.faster_whisper import FasterWhisperBackend
 from wyoming_whisper.backends.mlx import MlxBackend
+from wyoming_whisper.errors import Abandoned
 
 from .conftest import REPO, ServerProcess, clip, words
 
@@ -172,6 +174,29 @@ def test_a_degenerate_short_decode_falls_back_to_the_full_window_text(tiny_en: s
     _, got = _decode(starved, audio)
     assert got == want
     assert words(got) in (["1", "2", "3"], ["one", "two", "three"])
+    assert starved.fallbacks == 1
+
+
+def test_speculative_work_gives_up_instead_of_decoding_at_30_s(tiny_en: str) -> None:
+    """An early decode or a partial (speculative) whose short decode is degenerate raises
+    Abandoned at once: a looping 30 s decode would hold the worker the final answer needs."""
+    audio = decode_file(str(clip("speech_recognition/english.wav")))
+    fitted_class = fitted_model_class()
+    assert fitted_class is not None
+    starved = fitted_class(
+        tiny_en,
+        device="cpu",
+        compute_type="int8",
+        local_files_only=True,
+        fit=Fit(tokens_base=1, tokens_per_second=0.0),
+    )
+    starved.token = CancelToken(speculative=True)
+    with pytest.raises(Abandoned, match="no end of text before the cap"):
+        _decode(starved, audio)
+    assert starved.fallbacks == 0
+    starved.token = CancelToken()  # the final answer: decoded again at 30 s, as the library does
+    _, text = _decode(starved, audio)
+    assert words(text) in (["1", "2", "3"], ["one", "two", "three"])
     assert starved.fallbacks == 1
 
 

@@ -178,14 +178,18 @@ class Engine:
         options: TranscribeOptions,
         model: str,
         on_segment: Callable[[Segment], None] | None = None,
+        *,
+        speculative: bool = False,
     ) -> Result:
         """Decode 16 kHz mono float32 with a served model; call inside ``admit``.
 
         ``on_segment`` is called on the event loop as each segment is final. If the caller is
-        cancelled (its client went away), the decode stops at the next segment.
+        cancelled (its client went away), the decode stops at the next segment. A
+        ``speculative`` decode (background work) may raise ``Abandoned`` instead of running a
+        costly second pass (see ``CancelToken``).
         """
         loop = asyncio.get_running_loop()
-        token = CancelToken()
+        token = CancelToken(speculative=speculative)
         relay: Callable[[Segment], None] | None = None
         if on_segment is not None:
             callback = on_segment
@@ -211,6 +215,8 @@ class Engine:
                 self.metrics.cancelled.labels(model).inc()
                 # The model must stay loaded until the worker lets go of it.
                 await asyncio.wait([future])
+                if not future.cancelled():
+                    future.exception()  # retrieved: what a decode nobody awaits raised is moot
                 raise
             except Exception as err:
                 if not is_out_of_memory(err):

@@ -112,8 +112,12 @@ def is_out_of_memory(err: BaseException) -> bool:
     return isinstance(err, (RuntimeError, OSError)) and any(m in text for m in _OOM_MARKERS)
 
 
-class Cancelled(WhisperError):
-    """The client went away; the work was stopped."""
+class Abandoned(WhisperError):
+    """Speculative work (an early decode, a partial) gave up instead of paying for a fallback.
 
-    status = 499
-    code = "cancelled"
+    Only background work is speculative, so no client sees this: its owner decodes again, in
+    full, when the answer is due.
+    """
+
+    status = 503
+    code = "abandoned"

@@ -323,7 +323,7 @@ class Stream:
             free = self.engine.has_idle_worker or own_partial
             if silence >= pause and short and free and self.paced:
                 self._cancel_partial()  # the early decode is worth more than a partial
-                task = asyncio.create_task(self._decode(target))
+                task = asyncio.create_task(self._decode(target, speculative=True))
                 task.add_done_callback(_quiet)
                 self._early = _Decode(target, task)
                 self.engine.stats.early_decodes += 1
@@ -340,11 +340,17 @@ class Stream:
             self._partial.cancel()
 
     async def _decode(
-        self, end: int, on_segment: Callable[[Segment], None] | None = None
+        self,
+        end: int,
+        on_segment: Callable[[Segment], None] | None = None,
+        *,
+        speculative: bool = False,
     ) -> Result:
         audio = self.audio(end)
         with self.engine.admit(self.model):
-            return await self.engine.transcribe(audio, self.options, self.model, on_segment)
+            return await self.engine.transcribe(
+                audio, self.options, self.model, on_segment, speculative=speculative
+            )
 
     # -- partials -------------------------------------------------------------------------------
 
@@ -385,7 +391,9 @@ class Stream:
         tail = self._buf[start:end].copy()
         try:
             with self.engine.admit(self.model):
-                result = await self.engine.transcribe(tail, self.partial_options(), self.model)
+                result = await self.engine.transcribe(
+                    tail, self.partial_options(), self.model, speculative=True
+                )
         except WhisperError as err:  # best effort: the final reports real failures
             _LOGGER.debug("Partial skipped: %s", err.message)
             return

@@ -90,9 +90,15 @@ OnSegment = Callable[[Segment], None]
 
 @dataclass
 class CancelToken:
-    """Set by the engine when the client is gone; a backend checks it between segments."""
+    """Set by the engine when the client is gone; a backend checks it between segments.
+
+    ``speculative`` marks background work whose result may never be used (early decodes,
+    partials): a backend may raise ``errors.Abandoned`` rather than start a costly second pass,
+    which would hold a worker that the final answer needs.
+    """
 
     event: threading.Event = field(default_factory=threading.Event)
+    speculative: bool = False
 
     def cancel(self) -> None:
         self.event.set()

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import Abandoned
+
 _LOGGER = logging.getLogger(__name__)
 
 CHECKED = ((1, 2, 1), (1, 3, 0))  # faster-whisper versions: from (inclusive) .. to (exclusive)
@@ -199,6 +201,16 @@ def _fitted_class() -> type:
         def fallbacks(self, value: int) -> None:
             self._window.fallbacks = value
 
+        # The decode's CancelToken (backends/base.py), per thread: a cancelled or speculative
+        # decode gives up rather than pay for the 30 s pass.
+        @property
+        def token(self) -> Any:
+            return getattr(self._window, "token", None)
+
+        @token.setter
+        def token(self, value: Any) -> None:
+            self._window.token = value
+
         def encode(self, features: np.ndarray) -> Any:
             state = self._window
             state.padded = None
@@ -244,6 +256,12 @@ def _fitted_class() -> type:
             )
             if why is None:
                 return decoded
+            token = self.token
+            if token is not None and (token.speculative or token.cancelled):
+                # A 30 s decode that loops costs seconds (base: 10 s for a 1.8 s pause between
+                # words), and background work holds the worker the final answer is waiting for.
+                _LOGGER.debug("Encoder window: %.2f s of audio, %s; abandoned", seconds, why)
+                raise Abandoned(f"{why} in a {seconds:.2f} s window; not decoded at 30 s")
             _LOGGER.debug(
                 "Encoder window: %.2f s of audio, %s (%r); decoding it at 30 s",
                 seconds,

@@ -78,6 +78,7 @@ class FasterWhisperModel:
             language = "en"
         if self._fitted:
             self._model.fallbacks = 0  # counted per worker thread, read below
+            self._model.token = cancel
         segments_iter, info = self._model.transcribe(
             audio,
             language=language,
