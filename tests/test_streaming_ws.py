@@ -180,7 +180,7 @@ async def test_api_key(strict_server: ServerProcess, jfk_pcm: bytes) -> None:
     [
         ({"model": "nope-model"}, "nope-model"),
         ({"language": "klingon"}, "klingon"),
-        ({"prompt": "x" * 3000}, "prompt"),
+        ({"prompt": "x" * 4001}, "prompt"),
     ],
 )
 async def test_bad_query(

@@ -23,9 +23,10 @@ from . import malloc
 from .backends.base import SAMPLE_RATE, CancelToken, Result, Segment, TranscribeOptions
 from .backends.select import Selection
 from .config import Config
-from .errors import Busy, ModelNotFound, OutOfMemory, TooLarge, Unsupported, is_out_of_memory
+from .errors import Busy, ModelNotFound, OutOfMemory, TooLarge, is_out_of_memory
 from .metrics import Metrics, gauge
 from .models.manager import ModelManager, ModelState
+from .request import TranscriptionRequest, check_language
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -90,6 +91,18 @@ class Engine:
         base = TranscribeOptions(beam_size=self.config.beam_size, language=self.config.language)
         values = {k: v for k, v in overrides.items() if v is not None}
         return replace(base, **values)
+
+    def request_options(self, request: TranscriptionRequest, **overrides: Any) -> TranscribeOptions:
+        """The decoding options of a validated request (``overrides`` are the door's own)."""
+        asked = {
+            "language": request.language,
+            "task": request.task,
+            "initial_prompt": request.prompt,
+            "hotwords": request.hotwords or None,
+            "temperature": request.temperature,
+            "word_timestamps": request.word_timestamps,
+        }
+        return self.options(**{**asked, **overrides})
 
     @property
     def busy(self) -> bool:
@@ -198,12 +211,8 @@ class Engine:
                 loop.call_soon_threadsafe(callback, segment)
 
         async with self.manager.use(model) as loaded:
-            if options.task == "translate" and not loaded.is_multilingual:
-                raise Unsupported(
-                    f"model {model!r} is English-only and cannot translate; "
-                    "use a multilingual model",
-                    param="model",
-                )
+            if not loaded.is_multilingual:  # a model whose name did not say it (a local dir)
+                check_language(model, None, options.task, english_only=True)
             started = time.monotonic()
             future = loop.run_in_executor(
                 self._pool, loaded.transcribe, samples, options, relay, token

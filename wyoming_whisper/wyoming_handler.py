@@ -30,8 +30,9 @@ from . import __version__
 from .audio import PcmConverter
 from .backends.base import Segment
 from .engine import Engine
-from .errors import BadAudio, InvalidRequest, WhisperError
-from .languages import model_languages, normalize_language
+from .errors import BadAudio, WhisperError
+from .languages import model_languages
+from .request import build_request
 from .streaming import ENDPOINT_SECONDS, ChunkText, Stream, StreamSettings
 
 _LOGGER = logging.getLogger(__name__)
@@ -304,31 +305,27 @@ class WhisperEventHandler(AsyncEventHandler):
 
     def _start_utterance(self, *, follows_answer: bool = False) -> Utterance:
         """A new utterance using the last transcribe request (or the defaults)."""
-        req = self._pending or Transcribe()
+        asked = self._pending or Transcribe()
         try:
-            for key in ("name", "language"):
-                if not isinstance(getattr(req, key), (str, type(None))):
-                    raise InvalidRequest(f"transcribe '{key}' must be a string", param=key)
-            model = self.engine.model_name(req.name)
-            language = normalize_language(req.language)
+            req = build_request(
+                self.engine,
+                model=asked.name,
+                language=asked.language,
+                hotwords=[*(asked.transcript_names or []), *(asked.transcript_terms or [])],
+            )
             # Refuse at once when the queue is full, before the client streams its audio.
-            self.engine.check_capacity(model)
+            self.engine.check_capacity(req.model)
         except WhisperError:
             # Keep a failed placeholder: the rest of this utterance's audio is ignored quietly.
             model = self.config.default_model
             stream = Stream(self.engine, model, self.engine.options(), StreamSettings())
             self._utterance = Utterance(model, stream, failed=True)
             raise
-        names = [str(n) for n in (req.transcript_names or []) if str(n).strip()]
-        terms = [str(t) for t in (req.transcript_terms or []) if str(t).strip()]
-        options = self.engine.options(
-            language=language,
-            hotwords=tuple(dict.fromkeys([*names, *terms])),
-            vad_filter=self.config.vad_filter,
-        )
+        model, language = req.model, req.language
+        options = self.engine.request_options(req, vad_filter=self.config.vad_filter)
         endpoint: float | None = None
         if self.config.vad_endpointing:
-            sensitivity = getattr(req.vad_sensitivity, "value", req.vad_sensitivity)
+            sensitivity = getattr(asked.vad_sensitivity, "value", asked.vad_sensitivity)
             endpoint = ENDPOINT_SECONDS.get(str(sensitivity), ENDPOINT_SECONDS["default"])
         settings = StreamSettings(
             early_decoding=not self.config.no_early_decoding,

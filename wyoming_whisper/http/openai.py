@@ -11,22 +11,22 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import os
 import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from ..backends.base import FALLBACK_TEMPERATURES, Segment
+from ..backends.base import Segment
 from ..engine import Engine
-from ..errors import BadAudio, InvalidRequest, ModelNotFound, TooLarge, Unsupported, WhisperError
-from ..formats import RESPONSE_FORMATS, render
-from ..languages import model_languages, normalize_language
+from ..errors import BadAudio, InvalidRequest, ModelNotFound, TooLarge, WhisperError
+from ..formats import render
+from ..languages import model_languages
+from ..request import Task, TranscriptionRequest, build_request, parse_bool, require_model
 from .state import ENGINE
 
 _LOGGER = logging.getLogger(__name__)
@@ -34,12 +34,7 @@ routes = web.RouteTableDef()
 
 CHUNK_SIZE = 256 * 1024
 MAX_FIELD_BYTES = 64 * 1024  # a prompt is at most a few hundred tokens
-GRANULARITIES = frozenset({"word", "segment"})
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off", ""}
 STARTED = int(time.time())
-
-Task = Literal["transcribe", "translate"]
 
 
 @dataclass
@@ -53,103 +48,23 @@ class AudioForm:
     admitted: bool = False
 
 
-@dataclass(frozen=True)
-class AudioRequest:
-    """A validated request: what to decode, with which model, and how to answer."""
-
-    model: str
-    response_format: str
-    language: str | None
-    prompt: str | None
-    temperature: tuple[float, ...]
-    granularities: frozenset[str]
-    stream: bool
-
-
 # -- parsing and validation -------------------------------------------------------------------
 
 
-def _parse_temperature(raw: str | None) -> tuple[float, ...]:
-    """0 (or none) means Whisper's fallback schedule; any other value in [0, 1] is used alone."""
-    if raw is None or not raw.strip():
-        return FALLBACK_TEMPERATURES
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not 0.0 <= value <= 1.0:  # also false for NaN
-        raise InvalidRequest(
-            f"temperature must be a number between 0 and 1, got {raw!r}",
-            param="temperature",
-            code="invalid_value",
-        )
-    return FALLBACK_TEMPERATURES if value == 0.0 else (value,)
-
-
-def _parse_bool(raw: str | None, param: str) -> bool:
-    text = (raw or "").strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise InvalidRequest(
-        f"{param} must be true or false, got {raw!r}", param=param, code="invalid_value"
-    )
-
-
-def _resolve_model(engine: Engine, raw: str | None) -> str:
-    if raw is None or not raw.strip():
-        raise InvalidRequest(
-            "you must provide a model parameter (e.g. 'whisper-1')",
-            param="model",
-            code="missing_required_parameter",
-        )
-    return engine.model_name(raw.strip())
-
-
-def validate(engine: Engine, form: AudioForm, task: Task) -> AudioRequest:
-    """Check every field against OpenAI's contract and this server's models; 400 otherwise."""
+def validate(engine: Engine, form: AudioForm, task: Task) -> tuple[TranscriptionRequest, bool]:
+    """The request the form describes (request.py checks it) and whether to answer as SSE."""
     fields = form.fields
-    model = _resolve_model(engine, fields.get("model"))
-    response_format = (fields.get("response_format") or "json").strip()
-    if response_format not in RESPONSE_FORMATS:
-        raise InvalidRequest(
-            f"response_format {response_format!r} is not supported; use one of "
-            f"{', '.join(RESPONSE_FORMATS)}",
-            param="response_format",
-            code="invalid_value",
-        )
-    granularities = frozenset(g.strip() for g in form.granularities if g.strip())
-    unknown = granularities - GRANULARITIES
-    if unknown:
-        raise InvalidRequest(
-            f"timestamp_granularities may hold 'word' and 'segment', got {sorted(unknown)}",
-            param="timestamp_granularities",
-            code="invalid_value",
-        )
-    language = normalize_language(fields.get("language"))
-    english_only = model_languages(model) == ["en"]
-    if task == "translate" and english_only:
-        raise Unsupported(
-            f"model {model!r} is English-only and cannot translate; name a multilingual model",
-            param="model",
-        )
-    if english_only and language not in (None, "en"):
-        raise InvalidRequest(
-            f"model {model!r} is English-only; it cannot transcribe language {language!r}",
-            param="language",
-            code="unsupported_language",
-        )
-    prompt = fields.get("prompt")
-    return AudioRequest(
-        model=model,
-        response_format=response_format,
-        language=language,
-        prompt=prompt.strip() if prompt and prompt.strip() else None,
-        temperature=_parse_temperature(fields.get("temperature")),
-        granularities=granularities,
-        stream=_parse_bool(fields.get("stream"), "stream"),
+    req = build_request(
+        engine,
+        model=require_model(fields.get("model")),
+        task=task,
+        language=fields.get("language"),
+        prompt=fields.get("prompt"),
+        temperature=fields.get("temperature"),
+        granularities=form.granularities,
+        response_format=fields.get("response_format"),
     )
+    return req, parse_bool(fields.get("stream"), "stream")
 
 
 def _limit_bytes(engine: Engine) -> int:
@@ -217,7 +132,7 @@ async def read_form(
             name = part.name or ""
             if name == "file" and form.path is None:
                 if "model" in form.fields:  # SDKs send the fields first: admit before the audio
-                    model = _resolve_model(engine, form.fields["model"])
+                    model = engine.model_name(require_model(form.fields["model"]))
                     admission.enter_context(engine.admit(model))
                     form.admitted = True
                 await _save_file(part, form, limit)
@@ -279,7 +194,7 @@ async def _answer(request: web.Request, task: Task) -> web.StreamResponse:
     with contextlib.ExitStack() as admission:
         try:
             await read_form(request, engine, form, admission)
-            req = validate(engine, form, task)
+            req, sse = validate(engine, form, task)
             if not form.admitted:  # the file came before the model field
                 admission.enter_context(engine.admit(req.model))
             assert form.path is not None
@@ -288,15 +203,11 @@ async def _answer(request: web.Request, task: Task) -> web.StreamResponse:
             if form.path is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(form.path)
-        options = engine.options(
-            language=req.language,
-            task=task,
-            initial_prompt=req.prompt,
-            temperature=req.temperature,
-            word_timestamps="word" in req.granularities and req.response_format == "verbose_json",
-        )
-        if req.stream:
-            return await _stream(request, engine, samples, options, req.model)
+        # OpenAI gives words only in verbose_json; the granularity is accepted with any format.
+        words = req.word_timestamps and req.response_format == "verbose_json"
+        options = engine.request_options(req, word_timestamps=words)
+        if sse:
+            return await _events(request, engine, samples, options, req.model)
         result = await engine.transcribe(samples, options, req.model)
     rendered = render(result, req.response_format, granularities=req.granularities)
     if rendered.data is not None:
@@ -333,7 +244,7 @@ class _EventStream:
         return not self.gone
 
 
-async def _stream(
+async def _events(
     request: web.Request, engine: Engine, samples: Any, options: Any, model: str
 ) -> web.StreamResponse:
     """transcript.text.delta per decoded segment, then transcript.text.done with the full text.

@@ -20,7 +20,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from ..audio import PcmConverter
 from ..backends.base import Result
 from ..errors import InvalidRequest, TooLarge, Unauthorized, WhisperError
-from ..languages import normalize_language
+from ..request import build_request
 from ..streaming import Stream, StreamSettings
 from .state import ENGINE
 
@@ -28,7 +28,6 @@ _LOGGER = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 PATH = "/v1/audio/transcriptions/stream"
 EOS = b"EOS"
-MAX_PROMPT_CHARS = 2000
 MAX_MESSAGE_BYTES = 4 << 20  # one binary message (about 2 min of audio)
 CLOSE_POLICY = 1008  # RFC 6455: policy violation (bad key, bad request)
 
@@ -38,18 +37,6 @@ def _authorized(request: web.Request, key: str) -> bool:
     header = request.headers.get("Authorization", "")
     given = request.query.get("token") or (header[7:] if header[:7].lower() == "bearer " else "")
     return hmac.compare_digest(given.strip().encode(), key.encode())
-
-
-def _word_timestamps(values: list[str]) -> bool:
-    """``timestamp_granularities=word`` (repeated or comma-separated) adds words to the final."""
-    given = {v.strip() for raw in values for v in raw.split(",") if v.strip()}
-    unknown = given - {"word", "segment"}
-    if unknown:
-        raise InvalidRequest(
-            f"timestamp_granularities may hold 'word' and 'segment', got {sorted(unknown)}",
-            param="timestamp_granularities",
-        )
-    return "word" in given
 
 
 def split_eos(data: bytes, received: int) -> tuple[bytes, bool]:
@@ -96,20 +83,16 @@ async def stream(request: web.Request) -> web.StreamResponse:
         if config.api_key and not _authorized(request, config.api_key):
             raise Unauthorized("Invalid or missing API key (use ?token= or Authorization)")
         query = request.query
-        model = engine.model_name(query.get("model"))
-        language = normalize_language(query.get("language"))
-        prompt = query.get("prompt") or None
-        if prompt is not None and len(prompt) > MAX_PROMPT_CHARS:
-            raise InvalidRequest(
-                f"prompt longer than {MAX_PROMPT_CHARS} characters", param="prompt"
-            )
-        engine.check_capacity(model)  # refuse at once, before the client streams its audio
-        options = engine.options(
-            language=language,
-            initial_prompt=prompt,
-            vad_filter=config.vad_filter,
-            word_timestamps=_word_timestamps(query.getall("timestamp_granularities", [])),
+        req = build_request(
+            engine,
+            model=query.get("model"),
+            language=query.get("language"),
+            prompt=query.get("prompt"),
+            granularities=query.getall("timestamp_granularities", []),
         )
+        model = req.model
+        engine.check_capacity(model)  # refuse at once, before the client streams its audio
+        options = engine.request_options(req, vad_filter=config.vad_filter)
         settings = StreamSettings(
             early_decoding=not config.no_early_decoding,
             early_pause=config.early_decoding_pause,
@@ -152,7 +135,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         code = WSCloseCode.MESSAGE_TOO_BIG if isinstance(err, TooLarge) else CLOSE_POLICY
         if err.status >= 500:
             code = WSCloseCode.INTERNAL_ERROR
-        await _fail(ws, err.message, code)
+        await _fail(ws, err.message, code, err=err)
     except (ConnectionError, asyncio.CancelledError):
         raise
     except Exception:
@@ -164,11 +147,18 @@ async def stream(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def _fail(ws: web.WebSocketResponse, message: str, code: int) -> None:
+async def _fail(
+    ws: web.WebSocketResponse, message: str, code: int, *, err: WhisperError | None = None
+) -> None:
+    """One error message (with the fault's ``code`` and ``param``, as HTTP and Wyoming name
+    it), then the close frame."""
     _LOGGER.warning("WebSocket client error: %s", message)
     if ws.closed:
         return
+    body: dict[str, Any] = {"type": "error", "message": message}
+    if err is not None:
+        body.update(code=err.code, param=err.param)
     with contextlib.suppress(ConnectionError, RuntimeError):
-        await ws.send_json({"type": "error", "message": message})
+        await ws.send_json(body)
         reason = message.encode()[:120].decode(errors="ignore").encode()
         await ws.close(code=code, message=reason)

@@ -1,0 +1,169 @@
+"""One transcription request, whichever front door it came in by, checked in one place.
+
+HTTP form fields, WebSocket query parameters and a Wyoming ``transcribe`` event are each turned
+into a ``TranscriptionRequest`` by ``build_request``, so the same fault (an unknown model, a
+language an English-only model cannot speak, a bad granularity) gets the same error, with the
+same code and message, on every door; each door only renders it in its own shape.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from .backends.base import FALLBACK_TEMPERATURES
+from .errors import InvalidRequest, Unsupported
+from .formats import RESPONSE_FORMATS
+from .languages import model_languages, normalize_language
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+Task = Literal["transcribe", "translate"]
+GRANULARITIES = frozenset({"word", "segment"})
+MAX_PROMPT_CHARS = 4000  # past Whisper's 224-token prompt window (it keeps the end); fits a URL
+TRUE = frozenset({"true", "1", "yes", "on"})
+FALSE = frozenset({"false", "0", "no", "off", ""})
+
+
+@dataclass(frozen=True)
+class TranscriptionRequest:
+    """What a client asked for, validated: which model, what to do, and how to answer."""
+
+    model: str
+    task: Task = "transcribe"
+    language: str | None = None  # None: detect
+    prompt: str | None = None
+    hotwords: tuple[str, ...] = ()  # names and terms to bias towards, most important first
+    temperature: tuple[float, ...] = FALLBACK_TEMPERATURES
+    granularities: frozenset[str] = frozenset()
+    response_format: str = "json"
+
+    @property
+    def word_timestamps(self) -> bool:
+        return "word" in self.granularities
+
+
+def check_language(
+    model: str, language: str | None, task: str = "transcribe", *, english_only: bool | None = None
+) -> None:
+    """An English-only model can neither translate nor transcribe another language.
+
+    Known by the model's name before it loads, or told (``english_only``) once it has.
+    """
+    if english_only is None:
+        english_only = model_languages(model) == ["en"]
+    if not english_only:
+        return
+    if task == "translate":
+        raise Unsupported(
+            f"model {model!r} is English-only and cannot translate; name a multilingual model",
+            param="model",
+        )
+    if language not in (None, "en"):
+        raise InvalidRequest(
+            f"model {model!r} is English-only; it cannot transcribe language {language!r}",
+            param="language",
+            code="unsupported_language",
+        )
+
+
+def parse_temperature(raw: str | float | None) -> tuple[float, ...]:
+    """0 (or none) means Whisper's fallback schedule; any other value in [0, 1] is used alone."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return FALLBACK_TEMPERATURES
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:  # also false for NaN
+        raise InvalidRequest(
+            f"temperature must be a number between 0 and 1, got {raw!r}",
+            param="temperature",
+            code="invalid_value",
+        )
+    return FALLBACK_TEMPERATURES if value == 0.0 else (value,)
+
+
+def parse_bool(raw: str | None, param: str) -> bool:
+    text = (raw or "").strip().lower()
+    if text in TRUE:
+        return True
+    if text in FALSE:
+        return False
+    raise InvalidRequest(
+        f"{param} must be true or false, got {raw!r}", param=param, code="invalid_value"
+    )
+
+
+def parse_granularities(values: Iterable[str]) -> frozenset[str]:
+    """``word`` and ``segment``, each value repeated or comma-separated."""
+    given = frozenset(v.strip() for raw in values for v in raw.split(",") if v.strip())
+    unknown = given - GRANULARITIES
+    if unknown:
+        raise InvalidRequest(
+            f"timestamp_granularities may hold 'word' and 'segment', got {sorted(unknown)}",
+            param="timestamp_granularities",
+            code="invalid_value",
+        )
+    return given
+
+
+def require_model(raw: str | None) -> str:
+    """OpenAI's API requires the model field; the streaming doors default it instead."""
+    if raw is None or not raw.strip():
+        raise InvalidRequest(
+            "you must provide a model parameter (e.g. 'whisper-1')",
+            param="model",
+            code="missing_required_parameter",
+        )
+    return raw.strip()
+
+
+def build_request(
+    engine: Engine,
+    *,
+    model: str | None,
+    task: Task = "transcribe",
+    language: str | None = None,
+    prompt: str | None = None,
+    hotwords: Iterable[str] = (),
+    temperature: str | float | None = None,
+    granularities: Iterable[str] = (),
+    response_format: str | None = None,
+) -> TranscriptionRequest:
+    """Validate what a front door received, in one order, with one error per fault."""
+    for param, value in (("model", model), ("language", language), ("prompt", prompt)):
+        if value is not None and not isinstance(value, str):
+            raise InvalidRequest(f"{param} must be a string", param=param, code="invalid_value")
+    name = engine.model_name(model.strip() if model else None)
+    shape = (response_format or "json").strip()
+    if shape not in RESPONSE_FORMATS:
+        raise InvalidRequest(
+            f"response_format {shape!r} is not supported; use one of {', '.join(RESPONSE_FORMATS)}",
+            param="response_format",
+            code="invalid_value",
+        )
+    wanted = parse_granularities(granularities)
+    code = normalize_language(language)
+    check_language(name, code, task)
+    text = prompt.strip() if prompt else ""
+    if len(text) > MAX_PROMPT_CHARS:
+        raise InvalidRequest(
+            f"prompt is longer than {MAX_PROMPT_CHARS} characters",
+            param="prompt",
+            code="invalid_value",
+        )
+    phrases = [str(p).strip() for p in hotwords if str(p).strip()]
+    return TranscriptionRequest(
+        model=name,
+        task=task,
+        language=code,
+        prompt=text or None,
+        hotwords=tuple(dict.fromkeys(phrases)),
+        temperature=parse_temperature(temperature),
+        granularities=wanted,
+        response_format=shape,
+    )
