@@ -23,7 +23,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from wyoming_whisper.http.app import error_middleware
+from wyoming_whisper.http.errors import error_middleware
 
 from .conftest import ServerProcess, clip
 from .http_helpers import form_body as multipart

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from wyoming_whisper.backends.base import Segment
-from wyoming_whisper.http.stream import split_eos
+from wyoming_whisper.http.websocket import split_eos
 from wyoming_whisper.streaming import (
     WINDOW,
     ChunkText,

@@ -11,6 +11,7 @@ import socket
 import uuid
 
 import aiohttp
+from zeroconf import Error as ZeroconfError
 from zeroconf import IPVersion
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
@@ -60,7 +61,7 @@ class ZeroconfAdvertiser:
                 properties={"version": "1"},
             )
             await aiozc.async_register_service(info)
-        except Exception as err:
+        except (OSError, ZeroconfError) as err:  # the network's fault; a bug stays a bug
             _LOGGER.warning(
                 "Zeroconf advertisement failed (%s); Home Assistant will not "
                 "discover this server, add it by host and port",

@@ -6,6 +6,9 @@ HTTP maps ``status``/``type``/``code``/``param`` onto OpenAI's error body, Wyomi
 
 from __future__ import annotations
 
+# What every front door says of a fault that is ours, not the client's (the log has the rest).
+INTERNAL_MESSAGE = "internal server error; see the server log"
+
 
 class WhisperError(Exception):
     """A fault with a message that is safe and useful to show the client."""

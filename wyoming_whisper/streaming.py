@@ -15,7 +15,6 @@ is the final answer as long as no new speech arrives before the end of the strea
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -324,7 +323,7 @@ class Stream:
             if silence >= pause and short and free and self.paced:
                 self._cancel_partial()  # the early decode is worth more than a partial
                 task = asyncio.create_task(self._decode(target, speculative=True))
-                task.add_done_callback(_quiet)
+                task.add_done_callback(_retrieve)
                 self._early = _Decode(target, task)
                 self.engine.stats.early_decodes += 1
                 _LOGGER.debug("Early decode of %.2f s started", target / SAMPLE_RATE)
@@ -372,7 +371,7 @@ class Stream:
             return  # a partial of less than a second of speech is a guess ("n.", "S")
         self._partial_mark = end
         self._partial = asyncio.create_task(self._run_partial(end))
-        self._partial.add_done_callback(_quiet)
+        self._partial.add_done_callback(_retrieve)
 
     def partial_options(self) -> TranscribeOptions:
         """Cheaper settings, for partials only: greedy, no fallback, settled text as context."""
@@ -447,8 +446,14 @@ class Stream:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(BaseException):
+            try:
                 await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # our caller is cancelled, not just the task we cancelled
+            except Exception:  # already taken, and logged when a bug, by _retrieve
+                pass
 
 
 def settled_count(segments: Sequence[Segment], tail_seconds: float) -> int:
@@ -465,9 +470,10 @@ def settled_count(segments: Sequence[Segment], tail_seconds: float) -> int:
     return sum(1 for _ in takewhile(lambda s: s.end <= edge, closed))
 
 
-def _quiet(task: asyncio.Task) -> None:
-    """Retrieve a background task's exception so asyncio does not log it as unhandled."""
+def _retrieve(task: asyncio.Task) -> None:
+    """Take a background decode's exception, so asyncio does not report it as never retrieved;
+    a fault that is not a WhisperError (a bug) is logged once, with its traceback."""
     if not task.cancelled():
         err = task.exception()
         if err is not None and not isinstance(err, WhisperError):
-            _LOGGER.warning("Background decode failed: %r", err)
+            _LOGGER.error("Background decode failed", exc_info=err)

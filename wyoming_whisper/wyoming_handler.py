@@ -30,7 +30,7 @@ from . import __version__
 from .audio import PcmConverter
 from .backends.base import Segment
 from .engine import Engine
-from .errors import BadAudio, WhisperError
+from .errors import INTERNAL_MESSAGE, BadAudio, WhisperError
 from .languages import model_languages
 from .request import build_request
 from .streaming import ENDPOINT_SECONDS, ChunkText, Stream, StreamSettings
@@ -111,6 +111,29 @@ def _length(header: dict, key: str, limit: int) -> int:
     if value > limit:
         raise ProtocolError(f"'{key}' of {value} bytes exceeds the limit of {limit}", fatal=True)
     return value
+
+
+class MalformedEvent(Exception):
+    """An event of a known type whose data does not fit that type."""
+
+
+def parse(kind: type[T], event: Event) -> T:
+    """``kind.from_event``, with a wrong or missing field as MalformedEvent rather than a crash."""
+    try:
+        parsed = kind.from_event(event)  # type: ignore[attr-defined]
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise MalformedEvent(f"malformed {event.type} event: {err}") from None
+    for key in ("rate", "width", "channels"):
+        value = getattr(parsed, key, 0)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise MalformedEvent(f"malformed {event.type} event: '{key}' must be an integer")
+    for key in ("name", "language"):
+        if not isinstance(getattr(parsed, key, None), (str, type(None))):
+            raise MalformedEvent(f"malformed {event.type} event: '{key}' must be a string")
+    for key in ("transcript_names", "transcript_terms"):
+        if not isinstance(getattr(parsed, key, None), (list, tuple, type(None))):
+            raise MalformedEvent(f"malformed {event.type} event: '{key}' must be a list")
+    return parsed
 
 
 def _hung_up(reading: asyncio.Task[Event | None]) -> bool:
@@ -258,13 +281,13 @@ class WhisperEventHandler(AsyncEventHandler):
                 await self._utterance.stream.close()
             await self._error(err.message, err.code or "error")
             self._close_if_answering(event)
-        except (KeyError, TypeError, ValueError) as err:
-            await self._error(f"malformed {event.type} event: {err}", "bad-event")
+        except MalformedEvent as err:
+            await self._error(str(err), "bad-event")
             self._close_if_answering(event)
         except Exception:
             _LOGGER.exception("Unexpected error handling %s", event.type)
             await self._drop_utterance()
-            await self._error("internal server error; see the server log", "internal-error")
+            await self._error(INTERNAL_MESSAGE, "internal-error")
             self._close_if_answering(event)
         return self._is_running
 
@@ -276,18 +299,18 @@ class WhisperEventHandler(AsyncEventHandler):
         if Describe.is_type(event.type):
             await self.write_event(build_info(self.engine).event())
         elif Ping.is_type(event.type):
-            await self.write_event(Pong(text=Ping.from_event(event).text).event())
+            await self.write_event(Pong(text=parse(Ping, event).text).event())
         elif Transcribe.is_type(event.type):
-            self._pending = Transcribe.from_event(event)
+            self._pending = parse(Transcribe, event)
             await self._drop_utterance()
             self._start_utterance()
         elif AudioStart.is_type(event.type):
-            start = AudioStart.from_event(event)
+            start = parse(AudioStart, event)
             current = self._utterance or self._start_utterance()
             if not current.failed:
                 current.converter = PcmConverter(start.rate, start.width, start.channels)
         elif AudioChunk.is_type(event.type):
-            await self._on_chunk(AudioChunk.from_event(event))
+            await self._on_chunk(parse(AudioChunk, event))
         elif AudioStop.is_type(event.type):
             done, self._utterance, self._pending = self._utterance, None, None
             if done is None:

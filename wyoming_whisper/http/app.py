@@ -12,59 +12,13 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ..engine import Engine
-from ..errors import OutOfMemory, Unauthorized, WhisperError, is_out_of_memory
-from . import docs, openai, ops, stream, ui
+from ..errors import Unauthorized
+from . import docs, openai, ops, ui, websocket
+from .errors import bearer_token, error_middleware
 from .state import CONFIG, ENGINE
 
 _LOGGER = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def error_body(
-    message: str, type_: str, *, param: str | None = None, code: str | None = None
-) -> dict[str, dict[str, str | None]]:
-    """OpenAI's error shape, which the openai SDK parses into its exceptions."""
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
-
-
-def error_response(err: WhisperError) -> web.Response:
-    headers = {"Retry-After": str(err.retry_after)} if err.retry_after else None
-    return web.json_response(
-        error_body(err.message, err.type, param=err.param, code=err.code),
-        status=err.status,
-        headers=headers,
-    )
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The one place errors become responses: our faults, aiohttp's, and unexpected ones."""
-    try:
-        return await handler(request)
-    except WhisperError as err:
-        return error_response(err)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        kind = "server_error" if exc.status >= 500 else "invalid_request_error"
-        message = exc.text if exc.text and exc.text != exc.reason else exc.reason
-        if exc.status == 404:
-            message = f"Unknown route {request.method} {request.path}"
-        elif exc.status == 405:
-            message = f"Method {request.method} is not allowed on {request.path}"
-        return web.json_response(
-            error_body(message or exc.reason, kind, code=_status_code(exc.status)),
-            status=exc.status,
-            headers={k: v for k, v in exc.headers.items() if k.lower() == "allow"},
-        )
-    except Exception as exc:
-        if is_out_of_memory(exc):  # the server's condition, not a bug: 503, try again later
-            _LOGGER.error("Out of memory on %s %s: %s", request.method, request.path, exc)
-            return error_response(OutOfMemory("the server is out of memory; retry later"))
-        _LOGGER.exception("Unhandled error on %s %s", request.method, request.path)
-        return web.json_response(
-            error_body("Internal server error; see the server log", "server_error"), status=500
-        )
 
 
 def metrics_middleware(engine: Engine) -> Callable:
@@ -99,17 +53,6 @@ def metrics_middleware(engine: Engine) -> Callable:
     return count
 
 
-def _status_code(status: int) -> str | None:
-    return {
-        400: "bad_request",
-        401: "invalid_api_key",
-        404: "not_found",
-        405: "method_not_allowed",
-        413: "too_large",
-        415: "unsupported_media_type",
-    }.get(status)
-
-
 def auth_middleware(api_key: str) -> Callable:
     """With --api-key, every /v1 route wants ``Authorization: Bearer <key>``; /health stays open."""
     expected = api_key.encode()
@@ -118,15 +61,14 @@ def auth_middleware(api_key: str) -> Callable:
     async def check_key(request: web.Request, handler: Handler) -> web.StreamResponse:
         # The WebSocket checks its key itself: browsers cannot set headers, so it also takes a
         # ``token`` query parameter, and its errors are WebSocket messages.
-        guarded = request.path.startswith("/v1/") and request.path != stream.PATH
+        guarded = request.path.startswith("/v1/") and request.path != websocket.PATH
         if guarded and request.method != "OPTIONS":
-            header = request.headers.get("Authorization", "")
-            scheme, _, given = header.partition(" ")
-            if scheme.lower() != "bearer" or not given.strip():
+            given = bearer_token(request)
+            if not given:
                 raise Unauthorized(
                     "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'."
                 )
-            if not hmac.compare_digest(given.strip().encode(), expected):
+            if not hmac.compare_digest(given.encode(), expected):
                 raise Unauthorized("Incorrect API key provided.")
         return await handler(request)
 
@@ -201,6 +143,6 @@ def create_app(engine: Engine) -> web.Application:
     app.add_routes(ops.routes)
     app.add_routes(openai.routes)
     app.add_routes(docs.routes)
-    app.add_routes(stream.routes)
+    app.add_routes(websocket.routes)
     app.add_routes(ui.routes)
     return app

@@ -23,10 +23,18 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from ..backends.base import Segment
 from ..engine import Engine
-from ..errors import BadAudio, InvalidRequest, ModelNotFound, TooLarge, WhisperError
+from ..errors import (
+    INTERNAL_MESSAGE,
+    BadAudio,
+    InvalidRequest,
+    ModelNotFound,
+    TooLarge,
+    WhisperError,
+)
 from ..formats import render
 from ..languages import model_languages
 from ..request import Task, TranscriptionRequest, build_request, parse_bool, require_model
+from .errors import error_body
 from .state import ENGINE
 
 _LOGGER = logging.getLogger(__name__)
@@ -278,9 +286,7 @@ async def _events(
             if not stream.started:
                 raise
             _LOGGER.exception("Transcription failed mid-stream")
-            await stream.send(
-                _stream_error("Internal server error; see the server log", "server_error")
-            )
+            await stream.send(_stream_error(INTERNAL_MESSAGE, "server_error"))
             return stream.response
         if await stream.send({"type": "transcript.text.done", "text": result.text}):
             await stream.response.write_eof()
@@ -292,8 +298,6 @@ async def _events(
 
 
 def _stream_error(message: str, type_: str, code: str | None = None) -> dict[str, Any]:
-    from .app import error_body
-
     return {"type": "error", **error_body(message, type_, code=code)}
 
 

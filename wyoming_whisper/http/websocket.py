@@ -19,9 +19,10 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..audio import PcmConverter
 from ..backends.base import Result
-from ..errors import InvalidRequest, TooLarge, Unauthorized, WhisperError
+from ..errors import INTERNAL_MESSAGE, InvalidRequest, TooLarge, Unauthorized, WhisperError
 from ..request import build_request
 from ..streaming import Stream, StreamSettings
+from .errors import bearer_token
 from .state import ENGINE
 
 _LOGGER = logging.getLogger(__name__)
@@ -34,9 +35,8 @@ CLOSE_POLICY = 1008  # RFC 6455: policy violation (bad key, bad request)
 
 def _authorized(request: web.Request, key: str) -> bool:
     """A ``token`` query parameter (browsers cannot set headers) or ``Authorization: Bearer``."""
-    header = request.headers.get("Authorization", "")
-    given = request.query.get("token") or (header[7:] if header[:7].lower() == "bearer " else "")
-    return hmac.compare_digest(given.strip().encode(), key.encode())
+    given = request.query.get("token", "").strip() or bearer_token(request)
+    return hmac.compare_digest(given.encode(), key.encode())
 
 
 def split_eos(data: bytes, received: int) -> tuple[bytes, bool]:
@@ -73,12 +73,12 @@ def final_message(result: Result, seconds: float) -> dict[str, Any]:
 
 
 @routes.get(PATH)
-async def stream(request: web.Request) -> web.StreamResponse:
+async def websocket(request: web.Request) -> web.StreamResponse:
     engine = request.app[ENGINE]
     config = engine.config
     ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES)
     await ws.prepare(request)
-    utterance: Stream | None = None
+    stream: Stream | None = None
     try:
         if config.api_key and not _authorized(request, config.api_key):
             raise Unauthorized("Invalid or missing API key (use ?token= or Authorization)")
@@ -103,7 +103,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             if not ws.closed:
                 await ws.send_json({"type": "partial", "text": text, "is_final": False})
 
-        utterance = Stream(engine, model, options, settings, on_partial=send_partial)
+        stream = Stream(engine, model, options, settings, on_partial=send_partial)
         converter = PcmConverter(16000, 2, 1)
         received = 0
         while True:
@@ -112,7 +112,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 audio, ended = split_eos(msg.data, received)
                 received += len(audio)
                 if audio:
-                    await utterance.append(converter.feed(audio))
+                    await stream.append(converter.feed(audio))
                 if ended:
                     break
             elif msg.type == WSMsgType.TEXT:
@@ -123,11 +123,11 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 raise TooLarge(f"message rejected: {ws.exception()}")
             else:  # the client closed or went away: nothing to answer
                 return ws
-        if utterance.samples == 0:
+        if stream.samples == 0:
             raise InvalidRequest("no audio received before EOS", param="audio")
         with engine.answering():  # a shutdown waits for the final message
-            result = await utterance.finish()
-            await ws.send_json(final_message(result, utterance.seconds))
+            result = await stream.finish()
+            await ws.send_json(final_message(result, stream.seconds))
             await ws.close()
     except TimeoutError:
         await _fail(ws, "no audio received for too long", WSCloseCode.POLICY_VIOLATION)
@@ -140,10 +140,10 @@ async def stream(request: web.Request) -> web.StreamResponse:
         raise
     except Exception:
         _LOGGER.exception("WebSocket stream failed")
-        await _fail(ws, "internal server error; see the server log", WSCloseCode.INTERNAL_ERROR)
+        await _fail(ws, INTERNAL_MESSAGE, WSCloseCode.INTERNAL_ERROR)
     finally:
-        if utterance is not None:
-            await utterance.close()
+        if stream is not None:
+            await stream.close()
     return ws
 
 
