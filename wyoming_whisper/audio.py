@@ -37,10 +37,6 @@ def pcm_to_float(data: bytes, width: int, channels: int) -> np.ndarray:
     return np.ascontiguousarray(samples, dtype=np.float32)
 
 
-def float_to_pcm16(samples: np.ndarray) -> bytes:
-    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
-
-
 class PcmConverter:
     """Streams raw PCM of one format into 16 kHz mono float32, chunk by chunk.
 
@@ -95,13 +91,6 @@ def _frames_to_array(frames: list) -> np.ndarray:
     if not frames:
         return np.zeros(0, dtype=np.float32)
     return np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(np.float32)
-
-
-def convert_pcm(data: bytes, rate: int, width: int, channels: int) -> np.ndarray:
-    """A whole PCM buffer -> 16 kHz mono float32."""
-    conv = PcmConverter(rate, width, channels)
-    head = conv.feed(data)
-    return np.concatenate([head, conv.flush()])
 
 
 def decode_file(path: str) -> np.ndarray:

@@ -37,7 +37,6 @@ from .streaming import ENDPOINT_SECONDS, ChunkText, Stream, StreamSettings
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
-MAX_HEADER_BYTES = 64 * 1024
 MAX_DATA_BYTES = 1 << 20  # JSON data of one event
 MAX_PAYLOAD_BYTES = 4 << 20  # one audio chunk (about 20 s of 48 kHz stereo 16-bit)
 WHISPER_ATTRIBUTION = Attribution(name="OpenAI", url="https://github.com/openai/whisper")

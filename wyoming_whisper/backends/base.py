@@ -74,17 +74,6 @@ class TranscribeOptions:
     condition_on_previous_text: bool = True
 
 
-@dataclass(frozen=True)
-class Capabilities:
-    """What a backend honours of TranscribeOptions; the rest it ignores (and says so in its doc)."""
-
-    word_timestamps: bool = True
-    translation: bool = True
-    hotwords: bool = True  # biasing phrases (mlx: folded into the prompt)
-    beam_search: bool = True  # beam_size > 1 (mlx-whisper decodes greedily)
-    vad_filter: bool = True
-
-
 OnSegment = Callable[[Segment], None]
 
 
@@ -114,9 +103,6 @@ class LoadedModel(Protocol):
     @property
     def is_multilingual(self) -> bool: ...
 
-    @property
-    def languages(self) -> list[str]: ...
-
     def transcribe(
         self,
         audio: np.ndarray,
@@ -136,7 +122,6 @@ class Backend(Protocol):
     """Loads models of one kind (faster-whisper, mlx); the server never knows which one runs."""
 
     name: str
-    capabilities: Capabilities
     # "auto": windows shorter than 30 s are encoded at their own length; "full": always 30 s.
     encoder_window: str
 

@@ -13,7 +13,6 @@ import numpy as np
 from .. import malloc
 from .base import (
     CancelToken,
-    Capabilities,
     OnSegment,
     Result,
     Segment,
@@ -42,10 +41,6 @@ class FasterWhisperModel:
     @property
     def is_multilingual(self) -> bool:
         return bool(self._model.model.is_multilingual)
-
-    @property
-    def languages(self) -> list[str]:
-        return list(self._model.supported_languages)
 
     def _hotwords(self, phrases: tuple[str, ...]) -> str | None:
         """Keep whole phrases, in priority order, while they fit the prompt's token budget."""
@@ -136,7 +131,6 @@ class FasterWhisperModel:
 
 class FasterWhisperBackend:
     name = "faster-whisper"
-    capabilities = Capabilities()
 
     def __init__(
         self,

@@ -29,12 +29,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ..languages import LANGUAGES
 from ..models.resolve import ModelResolutionError, local_model
 from .base import (
     SAMPLE_RATE,
     CancelToken,
-    Capabilities,
     OnSegment,
     Result,
     Segment,
@@ -190,17 +188,10 @@ class MlxModel:
         self.path = path
         self.fp16 = fp16
         self._multilingual = bool(model.is_multilingual)
-        self._languages = (
-            list(LANGUAGES)[: int(model.num_languages)] if self._multilingual else ["en"]
-        )
 
     @property
     def is_multilingual(self) -> bool:
         return self._multilingual
-
-    @property
-    def languages(self) -> list[str]:
-        return list(self._languages)
 
     def decode_kwargs(self, audio: np.ndarray, options: TranscribeOptions) -> dict[str, Any]:
         """TranscribeOptions -> mlx_whisper.transcribe's keywords."""
@@ -353,9 +344,6 @@ def speech_clips(audio: np.ndarray) -> list[float] | None:
 
 class MlxBackend:
     name = "mlx"
-    capabilities = Capabilities(
-        word_timestamps=True, translation=True, hotwords=True, beam_search=False, vad_filter=True
-    )
     # mlx-whisper's AudioEncoder asserts its input is exactly 30 s (it adds a fixed 1500-position
     # embedding), so every window is encoded at full length.
     encoder_window = "full"

@@ -78,11 +78,12 @@ def _audio_form(translation: bool) -> dict[str, Any]:
             "segment, then transcript.text.done.",
         },
     }
+    properties["language"] = {
+        "type": "string",
+        "description": "ISO-639-1 code of the spoken language (e.g. 'en'); detected if absent."
+        + (" An extension for translations: it skips detection." if translation else ""),
+    }
     if not translation:
-        properties["language"] = {
-            "type": "string",
-            "description": "ISO-639-1 code of the spoken language (e.g. 'en'); detected if absent.",
-        }
         properties["timestamp_granularities[]"] = {
             "type": "array",
             "items": {"type": "string", "enum": ["word", "segment"]},
@@ -146,6 +147,8 @@ def build_spec() -> dict[str, Any]:
     string = {"type": "string"}
     integer = {"type": "integer"}
     nullable_string = {"type": ["string", "null"]}
+    nullable_number = {"type": ["number", "null"]}
+    boolean = {"type": "boolean"}
     schemas: dict[str, Any] = {
         "Error": {
             "type": "object",
@@ -279,16 +282,73 @@ def build_spec() -> dict[str, Any]:
                 },
             },
         },
+        "ModelStatus": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name", "state", "loaded", "ttl", "ttl_seconds", "queue_depth"],
+            "properties": {
+                "name": string,
+                "state": {"type": "string", "enum": ["unloaded", "loading", "loaded", "error"]},
+                "loaded": boolean,
+                "unload_pending": boolean,
+                "ttl": {**number, "description": "Idle seconds before unloading (0: never)"},
+                "ttl_seconds": {
+                    **number,
+                    "description": "The same, as the reference server names it",
+                },
+                "seconds_until_unload": nullable_number,
+                "last_used": nullable_number,
+                "load_seconds": nullable_number,
+                "active_requests": integer,
+                "loads": integer,
+                "error": nullable_string,
+                "queue_depth": {**integer, "description": "Requests admitted (running or queued)"},
+            },
+        },
         "Health": {
             "type": "object",
-            "required": ["status", "version", "models"],
+            "additionalProperties": False,
+            "required": ["status", "version", "backend", "device", "models"],
             "properties": {
                 "status": {"type": "string", "enum": ["ok", "loading", "degraded"]},
                 "version": string,
-                "models": {"type": "array", "items": {"type": "object"}},
+                "backend": {"type": "string", "enum": ["faster-whisper", "mlx"]},
+                "device": string,
+                "compute_type": string,
+                "default_model": string,
+                "models": {"type": "array", "items": _ref("ModelStatus")},
+                "encoder_window": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "mode": {"type": "string", "enum": ["auto", "full"]},
+                        "fallbacks": integer,
+                    },
+                },
+                "streaming": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "early_decodes": integer,
+                        "early_hits": integer,
+                        "partials": integer,
+                    },
+                },
             },
         },
     }
+    for name in (
+        "Error",
+        "Usage",
+        "Transcription",
+        "TranscriptionSegment",
+        "TranscriptionWord",
+        "TranscriptionVerbose",
+        "Model",
+        "ModelList",
+        "UnloadResult",
+    ):
+        schemas[name]["additionalProperties"] = False  # a field the handlers add is documented
     security: list[dict[str, list[str]]] = [{"bearer": []}]
     paths: dict[str, Any] = {
         "/v1/audio/transcriptions": {"post": {**_audio_operation(False), "security": security}},
@@ -318,9 +378,25 @@ def build_spec() -> dict[str, Any]:
                 "tags": ["Models"],
                 "summary": "Unload one model, or all, from memory now",
                 "security": security,
+                "parameters": [
+                    {
+                        "name": "model",
+                        "in": "query",
+                        "required": False,
+                        "schema": string,
+                        "description": "The model to unload, instead of a body",
+                    }
+                ],
                 "requestBody": {
                     "required": False,
-                    "content": {"application/json": {"schema": _ref("UnloadRequest")}},
+                    "content": {
+                        media: {"schema": _ref("UnloadRequest")}
+                        for media in (
+                            "application/json",
+                            "multipart/form-data",
+                            "application/x-www-form-urlencoded",
+                        )
+                    },
                 },
                 "responses": {
                     "200": _json(_ref("UnloadResult")),

@@ -59,6 +59,7 @@ class ManagedModel:
             "loaded": self.state is ModelState.LOADED,
             "unload_pending": self.unload_pending,
             "ttl": self.ttl,
+            "ttl_seconds": self.ttl,  # the reference server's name for the same idle time
             "seconds_until_unload": None if until is None else round(until, 1),
             "last_used": self.last_used,
             "load_seconds": None if self.load_seconds is None else round(self.load_seconds, 3),
