@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import threading
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -294,3 +296,54 @@ async def test_resources_flat_after_many_requests(start_server, tmp_path: Path) 
     print(f"resources before {before} after {after}")
     assert rss_after - rss_before < 20
     assert "Traceback" not in srv.log()
+
+
+async def test_health_answers_while_a_200_mb_upload_and_4_mb_chunks_arrive(
+    server: ServerProcess,
+) -> None:
+    """Spooling an upload to disk and converting large stream chunks run off the event loop."""
+    upload = b"\x00" * (200 * 1024 * 1024 - 4096)  # at the default --max-upload-mb; not audio
+    body, ctype = make_multipart({"model": "tiny.en"}, upload, "big.wav")
+    pcm = bytes((4 << 20) - 2)  # one WebSocket message just under its limit: 131 s of PCM
+    latencies: list[float] = []
+    done = threading.Event()
+
+    def poll() -> None:  # its own thread: the test's loop is busy writing 200 MB
+        while not done.is_set():
+            started = time.perf_counter()
+            with urllib.request.urlopen(server.url + "/health", timeout=10) as resp:
+                assert resp.status == 200
+                resp.read()
+            latencies.append(time.perf_counter() - started)
+            time.sleep(0.02)
+
+    async def send(session: aiohttp.ClientSession) -> tuple[int, dict]:
+        url = server.url + "/v1/audio/transcriptions"
+        async with session.post(url, data=body, headers={"Content-Type": ctype}) as resp:
+            return resp.status, await resp.json()
+
+    async def stream(session: aiohttp.ClientSession) -> dict:
+        url = server.url.replace("http", "ws") + WS_PATH
+        async with session.ws_connect(url, max_msg_size=0) as ws:
+            for _ in range(2):
+                await ws.send_bytes(pcm)
+            await ws.send_bytes(b"EOS")
+            return dict(json.loads((await ws.receive()).data))
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            (status, answer), final = await asyncio.gather(send(session), stream(session))
+    finally:
+        done.set()
+        poller.join()
+    assert status == 400 and answer["error"]["param"] == "file", answer  # zeros, not a WAV
+    assert final["type"] == "final" and final["duration"] > 260, final
+    ordered = sorted(latencies)
+    print(
+        f"/health: {len(ordered)} polls, median {ordered[len(ordered) // 2] * 1000:.1f} ms, "
+        f"p90 {ordered[int(len(ordered) * 0.9)] * 1000:.1f} ms, max {ordered[-1] * 1000:.1f} ms"
+    )
+    assert len(ordered) >= 10
+    assert ordered[int(len(ordered) * 0.9)] < 0.05, ordered[-5:]

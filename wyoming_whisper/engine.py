@@ -30,6 +30,7 @@ from .request import TranscriptionRequest, check_language
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
+AUDIO_THREADS = 2  # each job is milliseconds long; two keep one slow client from stalling others
 
 # OpenAI's model names: clients written for OpenAI send these; they mean "the default model".
 OPENAI_MODEL_ALIASES = frozenset(
@@ -60,6 +61,9 @@ class Engine:
         self.manager = manager
         self.selection = selection
         self._pool = ThreadPoolExecutor(config.max_concurrency, thread_name_prefix="inference")
+        # Audio handling that must not wait behind a decode, nor run on the loop: upload spooling,
+        # PCM conversion and resampling, the streams' voice activity detection, the idle trim.
+        self._audio = ThreadPoolExecutor(AUDIO_THREADS, thread_name_prefix="audio")
         self._in_flight: dict[str, int] = dict.fromkeys(manager.models, 0)
         self._answering = 0
         self.stats = EngineStats()
@@ -165,11 +169,15 @@ class Engine:
             self._in_flight[model] -= 1
             if not any(self._in_flight.values()):  # idle: give the decode's scratch memory back
                 with contextlib.suppress(RuntimeError):  # no loop, or it is shutting down
-                    asyncio.get_running_loop().run_in_executor(None, malloc.trim)
+                    asyncio.get_running_loop().run_in_executor(self._audio, malloc.trim)
 
     async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking work (decoding audio) on the worker pool."""
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def run_audio(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run short blocking audio work (a chunk, a file write, a VAD pass) off the loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._audio, fn, *args)
 
     async def decode_file(self, path: str) -> np.ndarray:
         samples = await self.run_blocking(audio_mod.decode_file, path)
@@ -284,6 +292,5 @@ class Engine:
 
     async def close(self) -> None:
         """Wait for running decodes, then stop the worker threads."""
-        await asyncio.get_running_loop().run_in_executor(
-            None, lambda: self._pool.shutdown(wait=True, cancel_futures=True)
-        )
+        for pool in (self._pool, self._audio):
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)

@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from itertools import takewhile
+from typing import Any
 
 import numpy as np
 
@@ -246,6 +247,11 @@ class Stream:
         """A copy of the audio so far (up to ``end`` samples)."""
         return self._buf[: self._len if end is None else min(end, self._len)].copy()
 
+    async def convert(self, fn: Callable[..., np.ndarray], *args: Any) -> None:
+        """Append what ``fn`` (a ``PcmConverter``'s feed or flush) makes of a client's bytes,
+        converted and resampled off the loop."""
+        await self.append(await self.engine.run_audio(fn, *args))
+
     async def append(self, samples: np.ndarray) -> None:
         """Add 16 kHz mono float32; runs the VAD off the loop, then schedules background work."""
         if self._finishing:
@@ -272,10 +278,10 @@ class Stream:
         if self._vad_seen >= self._len:
             return
         if self._vad is None:
-            self._vad = await asyncio.to_thread(SileroStream)
+            self._vad = await self.engine.run_audio(SileroStream)
         fresh = self._buf[self._vad_seen : self._len].copy()
         self._vad_seen = self._len
-        probs = await asyncio.to_thread(self._vad.process, fresh)
+        probs = await self.engine.run_audio(self._vad.process, fresh)
         self.tracker.update(probs.tolist())
 
     def _store(self, samples: np.ndarray) -> None:

@@ -319,7 +319,7 @@ class WhisperEventHandler(AsyncEventHandler):
                 self._is_running = False
                 return
             if done.converter is not None:
-                await done.stream.append(done.converter.flush())
+                await done.stream.convert(done.converter.flush)
             if done.follows_answer and not done.stream.heard_speech:
                 await done.stream.close()  # only the tail of an utterance already answered
                 return
@@ -372,9 +372,9 @@ class WhisperEventHandler(AsyncEventHandler):
         if (chunk.rate, chunk.width, chunk.channels) != (conv.rate, conv.width, conv.channels):
             # Every chunk names its own format, and the wyoming library's own servers convert
             # chunk by chunk: follow the chunk rather than refuse it.
-            await utt.stream.append(conv.flush())
+            await utt.stream.convert(conv.flush)
             conv = utt.converter = PcmConverter(chunk.rate, chunk.width, chunk.channels)
-        await utt.stream.append(conv.feed(chunk.audio or b""))
+        await utt.stream.convert(conv.feed, chunk.audio or b"")
         if utt.stream.endpoint_reached:
             # --vad-endpointing: answer now; what follows is the next utterance.
             _LOGGER.debug("VAD endpoint after %.2f s", utt.stream.seconds)

@@ -104,19 +104,37 @@ async def _read_field(part: BodyPartReader) -> str:
         ) from None
 
 
-async def _save_file(part: BodyPartReader, form: AudioForm, limit: int) -> None:
-    """Write the file part to disk chunk by chunk, stopping as soon as it passes the limit."""
+async def _save_file(engine: Engine, part: BodyPartReader, form: AudioForm, limit: int) -> None:
+    """Write the file part to disk chunk by chunk (off the loop), stopping as soon as it passes
+    the limit."""
     suffix = os.path.splitext(part.filename or "")[1][:16]
     if not suffix.replace(".", "").isalnum():
         suffix = ""
-    fd, path = tempfile.mkstemp(prefix="whisper-upload-", suffix=suffix)
+    fd, path = await engine.run_audio(tempfile.mkstemp, suffix, "whisper-upload-")
     form.path = path
-    with os.fdopen(fd, "wb") as out:
+    out = os.fdopen(fd, "wb")
+    try:
         while chunk := await part.read_chunk(CHUNK_SIZE):
             form.size += len(chunk)
             if form.size > limit:
                 raise TooLarge("")
-            out.write(chunk)
+            await engine.run_audio(out.write, chunk)
+    finally:
+        await engine.run_audio(out.close)
+
+
+async def _discard(engine: Engine, path: str) -> None:
+    """Delete a spooled upload off the loop (at once if the request is being cancelled)."""
+    try:
+        await engine.run_audio(_remove, path)
+    except asyncio.CancelledError:
+        _remove(path)
+        raise
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 async def read_form(
@@ -143,7 +161,7 @@ async def read_form(
                     model = engine.model_name(require_model(form.fields["model"]))
                     admission.enter_context(engine.admit(model))
                     form.admitted = True
-                await _save_file(part, form, limit)
+                await _save_file(engine, part, form, limit)
             elif name in ("timestamp_granularities[]", "timestamp_granularities"):
                 form.granularities.append(await _read_field(part))
             elif name and name != "file":
@@ -209,8 +227,7 @@ async def _answer(request: web.Request, task: Task) -> web.StreamResponse:
             samples = await engine.decode_file(form.path)
         finally:
             if form.path is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(form.path)
+                await _discard(engine, form.path)
         # OpenAI gives words only in verbose_json; the granularity is accepted with any format.
         words = req.word_timestamps and req.response_format == "verbose_json"
         options = engine.request_options(req, word_timestamps=words)

@@ -232,4 +232,4 @@ class ModelManager:
             self._cancel_unload(managed)
             if managed.model is not None:
                 await self._unload(managed)
-        self._loader.shutdown(wait=True, cancel_futures=True)
+        await asyncio.to_thread(self._loader.shutdown, wait=True, cancel_futures=True)
