@@ -5,15 +5,14 @@ audio-stop (early decoding). The answer is transcript-start, transcript-chunk...
 transcript-stop, in the order the wyoming library documents; clients that only know ``transcript``
 ignore the others. With --vad-endpointing the server ends utterances itself.
 
-Events are read with our own bounded reader rather than the library's, so a malformed line, an
-oversized declared length or a stalled client gets an ``error`` event instead of a silent hang-up,
-and never touches other connections.
+Events are read with our own bounded reader (framing.py) rather than the library's, so a malformed
+line, an oversized declared length or a stalled client gets an ``error`` event instead of a silent
+hang-up, and never touches other connections.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -31,122 +30,14 @@ from .audio import PcmConverter
 from .backends.base import Segment
 from .engine import Engine
 from .errors import INTERNAL_MESSAGE, BadAudio, WhisperError
+from .framing import MalformedEvent, ProtocolError, hung_up, parse, read_event
 from .languages import model_languages
 from .request import build_request
 from .streaming import ENDPOINT_SECONDS, ChunkText, Stream, StreamSettings
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
-MAX_DATA_BYTES = 1 << 20  # JSON data of one event
-MAX_PAYLOAD_BYTES = 4 << 20  # one audio chunk (about 20 s of 48 kHz stereo 16-bit)
 WHISPER_ATTRIBUTION = Attribution(name="OpenAI", url="https://github.com/openai/whisper")
-
-
-class ProtocolError(Exception):
-    """The byte stream is not Wyoming.
-
-    ``fatal`` when framing is lost and we must hang up; ``skip_line`` when the rest of the
-    current line is garbage still to be read past.
-    """
-
-    def __init__(self, message: str, *, fatal: bool, skip_line: bool = False) -> None:
-        super().__init__(message)
-        self.fatal = fatal
-        self.skip_line = skip_line
-
-
-async def read_event(reader: asyncio.StreamReader) -> Event | None:
-    """Read one event; None at end of stream; ProtocolError for anything malformed."""
-    first = await reader.read(1)
-    if not first:
-        return None
-    if first not in b"{ \t\r\n":
-        # Not the start of a JSON header: say so now, even if the garbage never ends its line.
-        raise ProtocolError(
-            "not a Wyoming event (expected a JSON header line)", fatal=False, skip_line=True
-        )
-    try:
-        line = first if first == b"\n" else first + await reader.readuntil(b"\n")
-    except asyncio.IncompleteReadError:
-        raise ProtocolError("connection closed in the middle of an event", fatal=True) from None
-    except asyncio.LimitOverrunError:
-        raise ProtocolError("event header line too long", fatal=True) from None
-    if not line.strip():
-        raise ProtocolError("empty event line", fatal=False)
-    try:
-        header = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ProtocolError("event header is not JSON", fatal=False) from None
-    if not isinstance(header, dict) or not isinstance(header.get("type"), str):
-        raise ProtocolError("event header has no 'type'", fatal=False)
-
-    data = header.get("data") or {}
-    data_length = _length(header, "data_length", MAX_DATA_BYTES)
-    payload_length = _length(header, "payload_length", MAX_PAYLOAD_BYTES)
-    try:
-        extra = await reader.readexactly(data_length) if data_length else b""
-        payload = await reader.readexactly(payload_length) if payload_length else None
-    except asyncio.IncompleteReadError:
-        raise ProtocolError("connection closed in the middle of an event", fatal=True) from None
-    if not isinstance(data, dict):
-        raise ProtocolError("event 'data' is not an object", fatal=False)
-    if extra:
-        try:
-            more = json.loads(extra)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ProtocolError("event data is not JSON", fatal=False) from None
-        if not isinstance(more, dict):
-            raise ProtocolError("event data is not an object", fatal=False)
-        data = {**data, **more}
-    return Event(type=header["type"], data=data, payload=payload)
-
-
-def _length(header: dict, key: str, limit: int) -> int:
-    value = header.get(key)
-    if value is None:
-        return 0
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ProtocolError(f"'{key}' must be a non-negative integer", fatal=True)
-    if value > limit:
-        raise ProtocolError(f"'{key}' of {value} bytes exceeds the limit of {limit}", fatal=True)
-    return value
-
-
-class MalformedEvent(Exception):
-    """An event of a known type whose data does not fit that type."""
-
-
-def parse(kind: type[T], event: Event) -> T:
-    """``kind.from_event``, with a wrong or missing field as MalformedEvent rather than a crash."""
-    try:
-        parsed = kind.from_event(event)  # type: ignore[attr-defined]
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise MalformedEvent(f"malformed {event.type} event: {err}") from None
-    for key in ("rate", "width", "channels"):
-        value = getattr(parsed, key, 0)
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise MalformedEvent(f"malformed {event.type} event: '{key}' must be an integer")
-    for key in ("name", "language"):
-        if not isinstance(getattr(parsed, key, None), (str, type(None))):
-            raise MalformedEvent(f"malformed {event.type} event: '{key}' must be a string")
-    for key in ("transcript_names", "transcript_terms"):
-        if not isinstance(getattr(parsed, key, None), (list, tuple, type(None))):
-            raise MalformedEvent(f"malformed {event.type} event: '{key}' must be a list")
-    return parsed
-
-
-def _hung_up(reading: asyncio.Task[Event | None]) -> bool:
-    """True when a finished read says the connection is gone (not a pipelined next event)."""
-    if not reading.done():
-        return False
-    if reading.cancelled():
-        return True
-    err = reading.exception()
-    if err is None:
-        return reading.result() is None
-    return isinstance(err, (ConnectionError, asyncio.IncompleteReadError)) or (
-        isinstance(err, ProtocolError) and err.fatal
-    )
 
 
 def build_info(engine: Engine) -> Info:
@@ -434,7 +325,7 @@ class WhisperEventHandler(AsyncEventHandler):
             self._lookahead = asyncio.ensure_future(read_event(self.reader))
         watched: set[asyncio.Future[Any]] = {job, self._lookahead}
         await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-        if not job.done() and _hung_up(self._lookahead):
+        if not job.done() and hung_up(self._lookahead):
             job.cancel()
             await asyncio.wait([job])
             raise ClientGone

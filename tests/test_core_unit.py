@@ -1,0 +1,217 @@
+"""The core without a model: the engine's admission and model names, the manager's single-flight
+loads and idle TTL, and the Wyoming framing reader. A fake backend stands in for inference only
+here; every test that transcribes elsewhere uses a real model."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from wyoming.asr import Transcribe
+from wyoming.audio import AudioStart
+from wyoming.event import Event
+
+from wyoming_whisper.backends.base import CancelToken, Result, TranscribeOptions
+from wyoming_whisper.backends.select import Selection
+from wyoming_whisper.config import Config
+from wyoming_whisper.engine import Engine
+from wyoming_whisper.errors import Busy, ModelLoadError, ModelNotFound
+from wyoming_whisper.framing import MalformedEvent, ProtocolError, parse, read_event
+from wyoming_whisper.models.manager import ModelManager, ModelState
+
+
+@dataclass
+class FakeModel:
+    name: str
+    release: threading.Event = field(default_factory=threading.Event)
+    unloaded: bool = False
+    is_multilingual: bool = True
+
+    def transcribe(
+        self,
+        audio: np.ndarray,
+        options: TranscribeOptions,
+        on_segment: object = None,
+        cancel: CancelToken | None = None,
+    ) -> Result:
+        self.release.wait(10)
+        return Result(text=self.name, language="en", duration=audio.shape[0] / 16000)
+
+    def unload(self) -> None:
+        self.unloaded = True
+
+
+@dataclass
+class FakeBackend:
+    name: str = "faster-whisper"
+    encoder_window: str = "full"
+    loads: list[str] = field(default_factory=list)
+    gate: threading.Event = field(default_factory=threading.Event)
+    fail: set[str] = field(default_factory=set)
+    made: list[FakeModel] = field(default_factory=list)
+
+    def resolve(self, name: str, cache_dir: object = None) -> str:
+        return name
+
+    def load(self, path: str) -> FakeModel:
+        self.gate.wait(10)
+        self.loads.append(path)
+        if path in self.fail:
+            raise OSError(f"no weights for {path}")
+        model = FakeModel(path)
+        self.made.append(model)
+        return model
+
+
+def engine_with(backend: FakeBackend, **settings: object) -> Engine:
+    config = Config(models=("tiny.en", "base"), default_model="tiny.en", **settings)  # type: ignore[arg-type]
+    manager = ModelManager(config.models, backend, ttl=config.ttl)  # type: ignore[arg-type]
+    return Engine(config, manager, Selection("faster-whisper", "cpu", 0, "int8"))
+
+
+# --- engine ------------------------------------------------------------------------------------
+
+
+def test_model_names_map_onto_served_models() -> None:
+    engine = engine_with(FakeBackend())
+    assert engine.model_name("base") == "base"
+    assert engine.model_name("whisper-base") == "base"  # OpenAI-style name of a served model
+    for alias in (None, "", "whisper-1", "gpt-4o-transcribe"):
+        assert engine.model_name(alias) == "tiny.en"
+    with pytest.raises(ModelNotFound, match=r"served models: tiny\.en, base"):
+        engine.model_name("large-v3-turbo")
+
+
+def test_admission_holds_the_running_and_the_queue_then_refuses() -> None:
+    engine = engine_with(FakeBackend(), max_concurrency=1, max_queue=1)
+    assert engine.capacity == 2 and engine.has_idle_worker
+    with engine.admit("tiny.en"), engine.admit("tiny.en"):
+        assert not engine.has_idle_worker and engine.queue_depth("tiny.en") == 2
+        with pytest.raises(Busy) as info:
+            engine.admit("tiny.en").__enter__()
+        assert info.value.retry_after == 1
+        with engine.admit("base"):  # every model has its own queue
+            pass
+    assert engine.queue_depth("tiny.en") == 0 and engine.has_idle_worker
+
+
+async def test_a_decode_runs_on_the_pool_and_reports_its_model() -> None:
+    backend = FakeBackend()
+    backend.gate.set()
+    engine = engine_with(backend)
+    job = asyncio.ensure_future(
+        engine.transcribe(np.zeros(16000, np.float32), engine.options(), "base")
+    )
+    await asyncio.sleep(0.05)
+    assert not job.done()  # the fake decode waits; the loop does not
+    while not backend.made:
+        await asyncio.sleep(0.01)
+    backend.made[0].release.set()
+    result = await job
+    assert (result.text, result.duration) == ("base", 1.0)
+    await engine.close()
+    await engine.manager.close()
+
+
+# --- manager -----------------------------------------------------------------------------------
+
+
+async def test_concurrent_users_share_one_load() -> None:
+    backend = FakeBackend()
+    manager = ModelManager(("base",), backend, ttl=0)  # type: ignore[arg-type]
+
+    async def use() -> object:
+        async with manager.use("base") as model:
+            return model
+
+    users = [asyncio.ensure_future(use()) for _ in range(5)]
+    await asyncio.sleep(0.05)
+    assert manager.models["base"].state is ModelState.LOADING
+    backend.gate.set()
+    models = await asyncio.gather(*users)
+    assert backend.loads == ["base"] and all(m is models[0] for m in models)
+    await manager.close()
+
+
+async def test_idle_ttl_unloads_but_never_under_a_user() -> None:
+    backend = FakeBackend()
+    backend.gate.set()
+    manager = ModelManager(("base",), backend, ttl=0.1)  # type: ignore[arg-type]
+    async with manager.use("base"):
+        await asyncio.sleep(0.3)  # longer than the TTL, but in use
+        assert manager.models["base"].state is ModelState.LOADED
+    status = manager.models["base"].status()
+    assert status["seconds_until_unload"] is not None and status["ttl_seconds"] == 0.1
+    await asyncio.sleep(0.3)
+    assert manager.models["base"].state is ModelState.UNLOADED and backend.made[0].unloaded
+    async with manager.use("base"):  # the next user loads it again
+        pass
+    assert backend.loads == ["base", "base"]
+    await manager.close()
+
+
+async def test_a_failed_load_is_reported_and_retried() -> None:
+    backend = FakeBackend(fail={"base"})
+    backend.gate.set()
+    manager = ModelManager(("base",), backend, ttl=0)  # type: ignore[arg-type]
+    with pytest.raises(ModelLoadError, match="no weights for base"):
+        async with manager.use("base"):
+            pass
+    assert manager.models["base"].status()["error"] == "no weights for base"
+    backend.fail.clear()
+    async with manager.use("base"):
+        assert manager.models["base"].state is ModelState.LOADED
+    await manager.close()
+
+
+# --- framing -----------------------------------------------------------------------------------
+
+
+def reader_of(data: bytes) -> asyncio.StreamReader:
+    reader = asyncio.StreamReader()
+    reader.feed_data(data)
+    reader.feed_eof()
+    return reader
+
+
+async def test_an_event_with_data_and_payload() -> None:
+    raw = b'{"type": "audio-chunk", "data": {"rate": 16000}, "data_length": 27, '
+    raw += b'"payload_length": 4}\n{"width": 2, "channels": 1}\x01\x02\x03\x04'
+    event = await read_event(reader_of(raw))
+    assert event is not None
+    assert (event.type, event.data, event.payload) == (
+        "audio-chunk",
+        {"rate": 16000, "width": 2, "channels": 1},
+        b"\x01\x02\x03\x04",
+    )
+    assert await read_event(reader_of(b"")) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "fatal"),
+    [
+        (b"hello\n", False),
+        (b"{not json}\n", False),
+        (b'{"data": {}}\n', False),
+        (b'{"type": "x", "payload_length": -1}\n', True),
+        (b'{"type": "x", "payload_length": 99999999999}\n', True),
+        (b'{"type": "x", "payload_length": 10}\nabc', True),  # closed mid-event
+    ],
+)
+async def test_faults_say_whether_the_framing_survives(raw: bytes, fatal: bool) -> None:
+    with pytest.raises(ProtocolError) as info:
+        await read_event(reader_of(raw))
+    assert info.value.fatal is fatal
+
+
+def test_fields_that_do_not_fit_their_event() -> None:
+    assert parse(AudioStart, AudioStart(rate=16000, width=2, channels=1).event()).rate == 16000
+    with pytest.raises(MalformedEvent, match="'rate' must be an integer"):
+        parse(AudioStart, Event("audio-start", {"rate": "fast", "width": 2, "channels": 1}))
+    with pytest.raises(MalformedEvent):
+        parse(AudioStart, Event("audio-start", {"rate": 16000}))
+    with pytest.raises(MalformedEvent, match="'transcript_names' must be a list"):
+        parse(Transcribe, Event("transcribe", {"transcript_names": 7}))
