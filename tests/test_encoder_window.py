@@ -6,6 +6,7 @@ from __future__ import annotations
 import tomllib
 import urllib.request
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
@@ -156,20 +157,25 @@ def test_fitted_window_keeps_text_and_timestamps_of_the_full_window(tiny_en: str
         assert close(wa.start, wb.start) and close(wa.end, wb.end), (wa, wb)
 
 
-def test_a_degenerate_short_decode_falls_back_to_the_full_window_text(tiny_en: str) -> None:
-    """A cap of one token cuts every shortened decode off before its end of text: each window is
-    decoded again at 30 s, so the text is exactly the library's, and every fallback is counted."""
-    audio = decode_file(str(clip("speech_recognition/english.wav")))
+def starved_model(path: str) -> Any:
+    """A fitted model whose token cap (one token) cuts every shortened decode off: degenerate."""
     fitted_class = fitted_model_class()
     assert fitted_class is not None
-    full = WhisperModel(tiny_en, device="cpu", compute_type="int8", local_files_only=True)
-    starved = fitted_class(
-        tiny_en,
+    return fitted_class(
+        path,
         device="cpu",
         compute_type="int8",
         local_files_only=True,
         fit=Fit(tokens_base=1, tokens_per_second=0.0),
     )
+
+
+def test_a_degenerate_short_decode_falls_back_to_the_full_window_text(tiny_en: str) -> None:
+    """A cap of one token cuts every shortened decode off before its end of text: each window is
+    decoded again at 30 s, so the text is exactly the library's, and every fallback is counted."""
+    audio = decode_file(str(clip("speech_recognition/english.wav")))
+    full = WhisperModel(tiny_en, device="cpu", compute_type="int8", local_files_only=True)
+    starved = starved_model(tiny_en)
     _, want = _decode(full, audio)
     _, got = _decode(starved, audio)
     assert got == want
@@ -181,15 +187,7 @@ def test_speculative_work_gives_up_instead_of_decoding_at_30_s(tiny_en: str) -> 
     """An early decode or a partial (speculative) whose short decode is degenerate raises
     Abandoned at once: a looping 30 s decode would hold the worker the final answer needs."""
     audio = decode_file(str(clip("speech_recognition/english.wav")))
-    fitted_class = fitted_model_class()
-    assert fitted_class is not None
-    starved = fitted_class(
-        tiny_en,
-        device="cpu",
-        compute_type="int8",
-        local_files_only=True,
-        fit=Fit(tokens_base=1, tokens_per_second=0.0),
-    )
+    starved = starved_model(tiny_en)
     starved.token = CancelToken(speculative=True)
     with pytest.raises(Abandoned, match="no end of text before the cap"):
         _decode(starved, audio)

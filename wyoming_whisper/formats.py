@@ -66,6 +66,22 @@ def _usage(result: Result) -> dict[str, Any]:
     return {"type": "duration", "seconds": round(result.duration)}
 
 
+def segment_json(s: Segment) -> dict[str, Any]:
+    """One segment in OpenAI's verbose_json shape (the WebSocket's final uses it too)."""
+    return {
+        "id": s.id,
+        "seek": s.seek,
+        "start": s.start,
+        "end": s.end,
+        "text": s.text,
+        "tokens": list(s.tokens),
+        "temperature": s.temperature,
+        "avg_logprob": s.avg_logprob,
+        "compression_ratio": s.compression_ratio,
+        "no_speech_prob": s.no_speech_prob,
+    }
+
+
 def to_verbose_json(
     result: Result, *, words: bool = False, segments: bool = True
 ) -> dict[str, Any]:
@@ -81,21 +97,7 @@ def to_verbose_json(
         "text": result.text,
     }
     if segments:
-        body["segments"] = [
-            {
-                "id": s.id,
-                "seek": s.seek,
-                "start": s.start,
-                "end": s.end,
-                "text": s.text,
-                "tokens": list(s.tokens),
-                "temperature": s.temperature,
-                "avg_logprob": s.avg_logprob,
-                "compression_ratio": s.compression_ratio,
-                "no_speech_prob": s.no_speech_prob,
-            }
-            for s in result.segments
-        ]
+        body["segments"] = [segment_json(s) for s in result.segments]
     if words:
         body["words"] = [
             {"word": w.word.strip(), "start": w.start, "end": w.end}

@@ -31,6 +31,7 @@ from faster_whisper.vad import get_vad_model
 from .backends.base import SAMPLE_RATE, Result, Segment, TranscribeOptions
 from .engine import Engine
 from .errors import TooLarge, WhisperError
+from .request import TranscriptionRequest
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -219,6 +220,26 @@ class Stream:
         self._first_chunk_at: float | None = None
         self._vad_seen = 0  # samples the VAD has processed
         self.early_used = False
+
+    @classmethod
+    def open(
+        cls,
+        engine: Engine,
+        request: TranscriptionRequest,
+        *,
+        endpoint_silence: float | None = None,
+        on_partial: PartialCallback | None = None,
+    ) -> Stream:
+        """A stream for a validated request, with the server's streaming settings (both doors)."""
+        config = engine.config
+        settings = StreamSettings(
+            early_decoding=not config.no_early_decoding,
+            early_pause=config.early_decoding_pause,
+            endpoint_silence=endpoint_silence,
+            max_seconds=config.stream_seconds,
+        )
+        options = engine.request_options(request, vad_filter=config.vad_filter)
+        return cls(engine, request.model, options, settings, on_partial=on_partial)
 
     # -- audio in -------------------------------------------------------------------------------
 

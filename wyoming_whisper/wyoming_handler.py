@@ -234,20 +234,12 @@ class WhisperEventHandler(AsyncEventHandler):
             stream = Stream(self.engine, model, self.engine.options(), StreamSettings())
             self._utterance = Utterance(model, stream, failed=True)
             raise
-        model, language = req.model, req.language
-        options = self.engine.request_options(req, vad_filter=self.config.vad_filter)
         endpoint: float | None = None
         if self.config.vad_endpointing:
             sensitivity = getattr(asked.vad_sensitivity, "value", asked.vad_sensitivity)
             endpoint = ENDPOINT_SECONDS.get(str(sensitivity), ENDPOINT_SECONDS["default"])
-        settings = StreamSettings(
-            early_decoding=not self.config.no_early_decoding,
-            early_pause=self.config.early_decoding_pause,
-            endpoint_silence=endpoint,
-            max_seconds=self.config.stream_seconds,
-        )
-        stream = Stream(self.engine, model, options, settings)
-        utt = Utterance(model, stream, language, follows_answer=follows_answer)
+        stream = Stream.open(self.engine, req, endpoint_silence=endpoint)
+        utt = Utterance(req.model, stream, req.language, follows_answer=follows_answer)
         self._utterance = utt
         return utt
 

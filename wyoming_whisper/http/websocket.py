@@ -20,8 +20,9 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from ..audio import PcmConverter
 from ..backends.base import Result
 from ..errors import INTERNAL_MESSAGE, InvalidRequest, TooLarge, Unauthorized, WhisperError
+from ..formats import segment_json
 from ..request import build_request
-from ..streaming import Stream, StreamSettings
+from ..streaming import Stream
 from .errors import bearer_token
 from .state import ENGINE
 
@@ -57,10 +58,9 @@ def split_eos(data: bytes, received: int) -> tuple[bytes, bool]:
 def final_message(result: Result, seconds: float) -> dict[str, Any]:
     segments = []
     for seg in result.segments:
-        item = asdict(seg)
-        item["tokens"] = list(seg.tokens)
-        if not seg.words:
-            item.pop("words")
+        item = segment_json(seg)
+        if seg.words:  # asked for with timestamp_granularities=word; probability included
+            item["words"] = [asdict(w) for w in seg.words]
         segments.append(item)
     return {
         "type": "final",
@@ -90,20 +90,13 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             prompt=query.get("prompt"),
             granularities=query.getall("timestamp_granularities", []),
         )
-        model = req.model
-        engine.check_capacity(model)  # refuse at once, before the client streams its audio
-        options = engine.request_options(req, vad_filter=config.vad_filter)
-        settings = StreamSettings(
-            early_decoding=not config.no_early_decoding,
-            early_pause=config.early_decoding_pause,
-            max_seconds=config.stream_seconds,
-        )
+        engine.check_capacity(req.model)  # refuse at once, before the client streams its audio
 
         async def send_partial(text: str) -> None:
             if not ws.closed:
                 await ws.send_json({"type": "partial", "text": text, "is_final": False})
 
-        stream = Stream(engine, model, options, settings, on_partial=send_partial)
+        stream = Stream.open(engine, req, on_partial=send_partial)
         converter = PcmConverter(16000, 2, 1)
         received = 0
         while True:
