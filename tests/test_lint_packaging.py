@@ -245,3 +245,16 @@ def test_runtime_requirements_pin_every_package_with_hashes() -> None:
     for name, version in pins:
         assert version in _locked_versions(name), (name, version)
     assert text.count("--hash=sha256:") >= len(pins)
+
+
+def test_the_architecture_note_names_every_module() -> None:
+    """docs/architecture.md says where everything lives: a new module must be placed there."""
+    note = (REPO / "docs" / "architecture.md").read_text()
+    package = REPO / "wyoming_whisper"
+    modules = {
+        p.relative_to(package).as_posix()
+        for p in package.rglob("*.py")
+        if p.name != "__init__.py" and p.parent.name != "static"
+    }
+    missing = sorted(m for m in modules if f"`{m}`" not in note)
+    assert not missing, f"not in docs/architecture.md: {missing}"
