@@ -16,6 +16,7 @@ from wyoming_whisper.errors import OutOfMemory, is_out_of_memory
         RuntimeError("cuBLAS failed with status CUBLAS_STATUS_ALLOC_FAILED"),
         RuntimeError("std::bad_alloc"),
         OSError(12, "Cannot allocate memory"),
+        RuntimeError("can't start new thread"),  # a thread pool's next worker
     ],
 )
 def test_allocation_failures_are_out_of_memory(err: BaseException) -> None:

@@ -173,11 +173,11 @@ class Engine:
 
     async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking work (decoding audio) on the worker pool."""
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        return await _run(self._pool, fn, *args)
 
     async def run_audio(self, fn: Callable[..., T], *args: Any) -> T:
         """Run short blocking audio work (a chunk, a file write, a VAD pass) off the loop."""
-        return await asyncio.get_running_loop().run_in_executor(self._audio, fn, *args)
+        return await _run(self._audio, fn, *args)
 
     async def decode_file(self, path: str) -> np.ndarray:
         samples = await self.run_blocking(audio_mod.decode_file, path)
@@ -294,3 +294,15 @@ class Engine:
         """Wait for running decodes, then stop the worker threads."""
         for pool in (self._pool, self._audio):
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+
+
+async def _run(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+    """``fn`` on ``pool``; running out of memory (no room even for the pool's next thread) is
+    the server's condition, a 503 on every front door, not a bug."""
+    try:
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+    except Exception as err:
+        if not is_out_of_memory(err):
+            raise
+        _LOGGER.error("Out of memory running %s: %s", getattr(fn, "__qualname__", fn), err)
+        raise OutOfMemory("the server is out of memory; retry later") from err

@@ -104,6 +104,7 @@ _OOM_MARKERS = (
     "bad_alloc",
     "cannot allocate memory",
     "cublas_status_alloc_failed",
+    "can't start new thread",  # a pool's next worker: no memory left for its stack
 )
 
 
