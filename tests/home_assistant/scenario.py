@@ -1,0 +1,316 @@
+"""Home Assistant and wyoming-whisper together, as a user sets them up; run by
+tests/test_home_assistant.py inside a network namespace that has only loopback.
+
+Starts Home Assistant (its own venv, ``hass --skip-pip``) and three wyoming-whisper servers on
+loopback: A is added by host and port, B is found by Home Assistant's zeroconf, C is offered as
+the Supervisor offers an add-on (source ``hassio``). Then, through Home Assistant's own REST and
+websocket APIs only: onboarding, the three config flows, the STT entity, ``POST /api/stt``, an
+Assist pipeline run with the audio sent at once, and one paced in real time. Writes what it saw
+as JSON to ``argv[2]``; the test module checks it.
+
+    python scenario.py HA_VENV OUT.json
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.wyoming_client import load_pcm16  # noqa: E402
+
+HA = "http://127.0.0.1:18123"
+CLIENT_ID = HA + "/"
+CLIP = REPO / "tests" / "data" / "speech_recognition" / "english.wav"  # "one, two, three"
+SERVERS = {"A": (10300, 10301), "B": (10310, 10311), "C": (10320, 10321)}  # wyoming, http
+CHUNK = 960  # bytes: 30 ms of 16 kHz 16-bit mono, as a satellite streams
+
+
+def start_server(name: str, logs: Path) -> subprocess.Popen:
+    wyoming, http = SERVERS[name]
+    args = [sys.executable, "-m", "wyoming_whisper", "-m", "tiny.en", "--host", "127.0.0.1"]
+    args += ["--port", str(http), "--wyoming-port", str(wyoming)]
+    if name == "A":
+        args += ["--preload", "--no-zeroconf"]
+    elif name == "B":
+        args += ["--zeroconf-name", "whisper-b"]
+    else:
+        args += ["--no-zeroconf"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = open(logs / f"server-{name}.log", "w")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def wait_http(url: str, timeout: float, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+def health(name: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{SERVERS[name][1]}/health", timeout=5) as r:
+        return dict(json.loads(r.read()))
+
+
+class Hass:
+    """Home Assistant's REST and websocket APIs, as its frontend uses them."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+        self.headers: dict[str, str] = {}
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.next_id = 1
+
+    async def rest(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
+        headers = {**self.headers, **kw.pop("headers", {})}
+        async with self.session.request(method, HA + path, headers=headers, **kw) as resp:
+            text = await resp.text()
+            try:
+                return resp.status, json.loads(text)
+            except ValueError:
+                return resp.status, text
+
+    async def onboard(self) -> None:
+        user = {"client_id": CLIENT_ID, "name": "Owner", "username": "owner"}
+        user |= {"password": "owner-pass-123", "language": "en"}
+        _, body = await self.rest("POST", "/api/onboarding/users", json=user)
+        grant = {"grant_type": "authorization_code", "code": body["auth_code"]}
+        _, token = await self.rest("POST", "/auth/token", data={**grant, "client_id": CLIENT_ID})
+        self.headers = {"Authorization": f"Bearer {token['access_token']}"}
+        # (core_config is left out: it sets up weather and radio integrations this venv lacks)
+        await self.rest("POST", "/api/onboarding/analytics")
+        done = {"client_id": CLIENT_ID, "redirect_uri": HA + "/?auth_callback=1"}
+        await self.rest("POST", "/api/onboarding/integration", json=done)
+        self.ws = await self.session.ws_connect(HA + "/api/websocket", max_msg_size=0)
+        await self.ws.receive_json()
+        await self.ws.send_json({"type": "auth", "access_token": token["access_token"]})
+        assert (await self.ws.receive_json())["type"] == "auth_ok"
+
+    async def send(self, **message: Any) -> int:
+        assert self.ws is not None
+        mid, self.next_id = self.next_id, self.next_id + 1
+        await self.ws.send_json({"id": mid, **message})
+        return mid
+
+    async def command(self, **message: Any) -> Any:
+        assert self.ws is not None
+        mid = await self.send(**message)
+        while True:
+            answer = await asyncio.wait_for(self.ws.receive_json(), 60)
+            if answer.get("id") == mid and answer["type"] == "result":
+                assert answer["success"], answer
+                return answer["result"]
+
+    async def flow(self, flow_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        _, body = await self.rest("POST", f"/api/config/config_entries/flow/{flow_id}", json=data)
+        return dict(body)
+
+    async def discovered(self, source: str, timeout: float = 30) -> dict[str, Any] | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            flows = await self.command(type="config_entries/flow/progress")
+            found = [
+                f for f in flows if f["handler"] == "wyoming" and f["context"]["source"] == source
+            ]
+            if found:
+                return dict(found[0])
+            await asyncio.sleep(0.5)
+        return None
+
+    async def run_pipeline(self, pipeline: str, pcm: bytes, *, paced: bool) -> dict[str, Any]:
+        """assist_pipeline/run from stt to stt, audio as binary messages, as a satellite does."""
+        assert self.ws is not None
+        mid = await self.send(
+            type="assist_pipeline/run",
+            start_stage="stt",
+            end_stage="stt",
+            pipeline=pipeline,
+            input={"sample_rate": 16000},
+        )
+        events: list[dict[str, Any]] = []
+        handler = None
+        sender: asyncio.Task[float] | None = None
+
+        async def stream(prefix: bytes) -> float:
+            assert self.ws is not None
+            started = time.monotonic()
+            for i, offset in enumerate(range(0, len(pcm), CHUNK)):
+                if paced:
+                    await asyncio.sleep(max(0.0, started + i * 0.03 - time.monotonic()))
+                await self.ws.send_bytes(prefix + pcm[offset : offset + CHUNK])
+            await self.ws.send_bytes(prefix)  # the end of the audio
+            return time.monotonic()
+
+        while True:
+            message = await asyncio.wait_for(self.ws.receive_json(), 120)
+            if message.get("id") != mid:
+                continue
+            if message["type"] == "result":
+                assert message["success"], message
+                continue
+            event = message["event"]
+            event["at"] = time.monotonic()
+            events.append(event)
+            if event["type"] == "run-start":
+                handler = event["data"]["runner_data"]["stt_binary_handler_id"]
+            elif event["type"] == "stt-start":
+                sender = asyncio.create_task(stream(bytes([handler or 0])))
+            elif event["type"] in ("run-end", "error"):
+                break
+        ended = await sender if sender else None
+        end = next((e for e in events if e["type"] == "stt-end"), None)
+        return {
+            "events": [e["type"] for e in events],
+            "text": end["data"]["stt_output"]["text"] if end else None,
+            "error": next((e["data"] for e in events if e["type"] == "error"), None),
+            "answer_after_audio_end": (end["at"] - ended) if end and ended else None,
+        }
+
+
+async def scenario(result: dict[str, Any]) -> None:
+    command = load_pcm16(CLIP)
+    async with aiohttp.ClientSession() as session:
+        hass = Hass(session)
+        await hass.onboard()
+        _, onboarding = await hass.rest("GET", "/api/onboarding")
+        result["onboarding"] = onboarding
+
+        # A: the config flow by host and port, as a user types them in.
+        _, start = await hass.rest(
+            "POST", "/api/config/config_entries/flow", json={"handler": "wyoming"}
+        )
+        result["user_flow"] = await hass.flow(
+            start["flow_id"], {"host": "127.0.0.1", "port": 10300}
+        )
+
+        await asyncio.sleep(1.0)  # the entry's platform sets up its entity
+        engines = await hass.command(type="stt/engine/list")
+        result["stt_engines"] = engines["providers"]
+        entity = next(
+            (p["engine_id"] for p in engines["providers"] if p["engine_id"].startswith("stt.")),
+            None,
+        )
+        result["entity"] = entity
+        if entity is None:
+            return
+        _, result["stt_info"] = await hass.rest("GET", f"/api/stt/{entity}")
+        content = "format=wav; codec=pcm; sample_rate=16000; bit_rate=16; channel=1; language=en"
+        _, result["stt_post"] = await hass.rest(
+            "POST", f"/api/stt/{entity}", headers={"X-Speech-Content": content}, data=command
+        )
+
+        pipeline = await hass.command(
+            type="assist_pipeline/pipeline/create",
+            name="Whisper",
+            language="en",
+            conversation_engine="conversation.home_assistant",
+            conversation_language="en",
+            stt_engine=entity,
+            stt_language="en",
+            tts_engine=None,
+            tts_language=None,
+            tts_voice=None,
+            wake_word_entity=None,
+            wake_word_id=None,
+        )
+        result["pipeline_burst"] = await hass.run_pipeline(pipeline["id"], command, paced=False)
+        before = health("A")["streaming"]
+        silence = b"\x00\x00" * 16000  # a second of silence after the command, as a room gives
+        result["pipeline_paced"] = await hass.run_pipeline(
+            pipeline["id"], command + silence, paced=True
+        )
+        after = health("A")["streaming"]
+        result["early"] = {k: after[k] - before[k] for k in ("early_decodes", "early_hits")}
+        # B: found by Home Assistant's zeroconf browser, confirmed.
+        flow = await hass.discovered("zeroconf")
+        result["zeroconf_flow"] = flow
+        if flow is not None:
+            result["zeroconf_entry"] = await hass.flow(flow["flow_id"], {})
+
+        # C: the add-on's discovery payload, as the Supervisor hands it over (config.uri).
+        _, offered = await hass.rest(
+            "POST",
+            "/api/services/wyoming_hassio_test/discover?return_response",
+            json={
+                "uri": "tcp://127.0.0.1:10320",
+                "name": "Whisper add-on",
+                "slug": "wyoming_whisper",
+            },
+        )
+        result["hassio_offer"] = (
+            offered.get("service_response") if isinstance(offered, dict) else offered
+        )
+        flow = await hass.discovered("hassio", timeout=5)
+        if flow is not None:
+            result["hassio_entry"] = await hass.flow(flow["flow_id"], {})
+
+        result["entries"] = await hass.command(type="config_entries/get", domain="wyoming")
+        engines = await hass.command(type="stt/engine/list")
+        result["stt_engines_after"] = engines["providers"]
+        assert hass.ws is not None
+        await hass.ws.close()
+
+
+def main() -> int:
+    ha_venv, out = Path(sys.argv[1]), Path(sys.argv[2])
+    logs = out.parent
+    config = Path(tempfile.mkdtemp(prefix="ha-config-"))
+    shutil.copy(HERE / "configuration.yaml", config)
+    shutil.copytree(HERE / "custom_components", config / "custom_components")
+    result: dict[str, Any] = {}
+    procs: list[subprocess.Popen] = []
+    try:
+        started = time.monotonic()
+        hass_log = open(logs / "home-assistant.log", "w")  # noqa: SIM115
+        hass = subprocess.Popen(
+            [str(ha_venv / "bin" / "hass"), "--skip-pip", "-c", str(config)],
+            stdout=hass_log,
+            stderr=subprocess.STDOUT,
+        )
+        procs.append(hass)
+        procs += [start_server(name, logs) for name in SERVERS]
+        wait_http(HA + "/manifest.json", 180, hass)
+        for name, proc in zip(SERVERS, procs[1:], strict=True):
+            wait_http(f"http://127.0.0.1:{SERVERS[name][1]}/health", 120, proc)
+        result["startup_seconds"] = round(time.monotonic() - started, 1)
+        asyncio.run(scenario(result))
+    except Exception as err:  # reported to the test, which prints the logs
+        result["failure"] = f"{type(err).__name__}: {err}"
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(config, ignore_errors=True)
+        out.write_text(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""A real Home Assistant core (2025.4.4) with real wyoming-whisper servers, through Home Assistant's
+own APIs: onboarding, the config flow by host and port, zeroconf discovery, the add-on's
+(Supervisor) discovery, the STT entity, POST /api/stt and Assist pipeline runs.
+
+Everything runs in a network namespace that has only loopback (multicast routed to it), so
+nothing browses or advertises beyond this machine. tests/home_assistant/scenario.py does the
+steps once for the module; each test checks one part of what it saw. Home Assistant lives in its
+own venv (``scripts/ha-env``; .ci/run builds it, locally it is built on first use, a few minutes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import REPO, words
+
+SCENARIO = REPO / "tests" / "home_assistant" / "scenario.py"
+NAMESPACE = "ip link set lo up; ip link set lo multicast on; ip route add 224.0.0.0/4 dev lo"
+
+
+def _ha_python() -> bool:
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    return bool(os.environ.get("WHISPER_HA_PYTHON")) or any(pyenv.glob("3.13.*/bin/python3"))
+
+
+def _can_unshare() -> bool:
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        return False
+    return subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def seen(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    # Not platform-only skips: CI (WHISPER_TEST_NO_SKIPS) fails on them; a laptop skips.
+    if not _can_unshare():
+        pytest.skip("needs unshare -n and ip (a network namespace with only loopback)")
+    if not _ha_python():
+        pytest.skip("needs Python 3.13 from pyenv for Home Assistant (pyenv install 3.13)")
+    venv = os.environ.get("WHISPER_HA_VENV", str(REPO / ".venv-ha"))
+    built = subprocess.run(
+        [str(REPO / "scripts" / "ha-env"), venv], capture_output=True, text=True, timeout=900
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    logs = tmp_path_factory.mktemp("home-assistant")
+    out = logs / "seen.json"
+    command = f"{NAMESPACE}; exec {sys.executable} {SCENARIO} {venv} {out}"
+    run = subprocess.run(
+        ["unshare", "-n", "bash", "-c", command], capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0 and out.exists(), run.stderr[-3000:]
+    result: dict[str, Any] = json.loads(out.read_text())
+    if "failure" in result:
+        tails = {p.name: p.read_text()[-3000:] for p in sorted(logs.glob("*.log"))}
+        pytest.fail(f"{result['failure']}\n{json.dumps(tails, indent=1)}")
+    return result
+
+
+def test_onboarded_through_the_api(seen: dict[str, Any]) -> None:
+    done = {s["step"]: s["done"] for s in seen["onboarding"]}
+    assert done["user"] and done["integration"], done
+
+
+def test_config_flow_by_host_and_port_creates_the_entry(seen: dict[str, Any]) -> None:
+    flow = seen["user_flow"]
+    assert flow["type"] == "create_entry" and flow["title"] == "wyoming-whisper", flow
+    assert flow["result"]["source"] == "user" and flow["result"]["state"] == "loaded"
+
+
+def test_zeroconf_discovery_is_offered_and_confirmed(seen: dict[str, Any]) -> None:
+    flow = seen["zeroconf_flow"]
+    assert flow is not None, "Home Assistant's zeroconf never found the server"
+    assert flow["context"]["discovery_key"]["key"] == [
+        "_wyoming._tcp.local.",
+        "whisper-b._wyoming._tcp.local.",
+    ]
+    entry = seen["zeroconf_entry"]
+    assert entry["type"] == "create_entry" and entry["result"]["source"] == "zeroconf", entry
+
+
+def test_the_add_on_discovery_drives_the_hassio_step(seen: dict[str, Any]) -> None:
+    assert seen["hassio_offer"]["step_id"] == "hassio_confirm", seen["hassio_offer"]
+    entry = seen["hassio_entry"]
+    assert entry["type"] == "create_entry" and entry["result"]["source"] == "hassio", entry
+    sources = sorted(e["source"] for e in seen["entries"] if e["state"] == "loaded")
+    assert sources == ["hassio", "user", "zeroconf"], seen["entries"]
+    assert len(seen["stt_engines_after"]) == 3
+
+
+def test_the_stt_entity_lists_our_languages(seen: dict[str, Any]) -> None:
+    assert seen["entity"] == "stt.wyoming_whisper"
+    info = seen["stt_info"]
+    assert info["languages"] == ["en"]  # tiny.en is English-only, as its Wyoming info says
+    assert info["sample_rates"] == [16000] and info["channels"] == [1]
+
+
+def test_post_api_stt_transcribes_a_recording(seen: dict[str, Any]) -> None:
+    answer = seen["stt_post"]
+    assert answer["result"] == "success", answer
+    assert words(answer["text"]) in (["one", "two", "three"], ["1", "2", "3"]), answer
+
+
+@pytest.mark.parametrize("run", ["pipeline_burst", "pipeline_paced"])
+def test_an_assist_pipeline_transcribes_as_a_satellite_streams(
+    seen: dict[str, Any], run: str
+) -> None:
+    result = seen[run]
+    assert result["error"] is None, result
+    assert result["events"][0] == "run-start" and result["events"][-1] == "run-end", result
+    assert "stt-end" in result["events"]
+    assert words(result["text"]) in (["one", "two", "three"], ["1", "2", "3"]), result
+
+
+def test_paced_audio_is_answered_by_the_early_decode(seen: dict[str, Any]) -> None:
+    """Home Assistant streams a command and a second of silence in real time: the server decoded
+    during the pause, so the transcript was ready when the audio ended."""
+    assert seen["early"]["early_hits"] >= 1, seen["early"]
+    print(f"answer {seen['pipeline_paced']['answer_after_audio_end']:.3f} s after the audio ended")
