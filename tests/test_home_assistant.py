@@ -1,6 +1,7 @@
 """A real Home Assistant core (2025.4.4) with real wyoming-whisper servers, through Home Assistant's
 own APIs: onboarding, the config flow by host and port, zeroconf discovery, the add-on's
-(Supervisor) discovery, the STT entity, POST /api/stt and Assist pipeline runs.
+(Supervisor) discovery, the STT entity, POST /api/stt and Assist pipeline runs; and a server that
+reads Assist's names from that Home Assistant, through a stop and a restart of it.
 
 Everything runs in a network namespace that has only loopback (multicast routed to it), so
 nothing browses or advertises beyond this machine. tests/home_assistant/scenario.py does the
@@ -123,3 +124,29 @@ def test_paced_audio_is_answered_by_the_early_decode(seen: dict[str, Any]) -> No
     during the pause, so the transcript was ready when the audio ended."""
     assert seen["early"]["early_hits"] >= 1, seen["early"]
     print(f"answer {seen['pipeline_paced']['answer_after_audio_end']:.3f} s after the audio ended")
+
+
+def test_names_are_read_from_home_assistant(seen: dict[str, Any]) -> None:
+    """Three exposed helpers, an area with an alias and a floor: at least those six names."""
+    read = seen["names_read"]
+    assert read["source"] == "url" and read["connected"] and read["last_error"] is None, read
+    assert read["names"] >= 6, read
+    assert seen["names_on_a"] is None  # a server not told about Home Assistant reads nothing
+    assert words(seen["names_transcript"]) in (["one", "two", "three"], ["1", "2", "3"])
+
+
+def test_home_assistant_down_leaves_transcription_alone(seen: dict[str, Any]) -> None:
+    down = seen["names_while_down"]
+    assert down["stale"] and not down["connected"] and down["last_error"], down
+    assert down["names"] == seen["names_read"]["names"]  # what was read before is still used
+    assert words(seen["down_transcript"]) in (["one", "two", "three"], ["1", "2", "3"])
+    print(
+        f"Wyoming transcription with Home Assistant up {seen['up_transcribe_seconds']} s, "
+        f"down {seen['down_transcribe_seconds']} s"
+    )
+
+
+def test_names_refresh_when_home_assistant_is_back(seen: dict[str, Any]) -> None:
+    after = seen["names_after_restart"]
+    assert after["connected"] and not after["stale"], after
+    assert after["last_refresh"] > seen["names_read"]["last_refresh"]

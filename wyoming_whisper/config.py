@@ -73,6 +73,10 @@ class Config:
     no_early_decoding: bool = False
     early_decoding_pause: float = 0.3
     vad_endpointing: bool = False
+    hass_url: str | None = None  # Home Assistant to read Assist's names from (hass_names.py)
+    hass_token: str | None = field(default=None, repr=False)
+    no_hass_names: bool = False
+    hass_names_for_http: bool = False
     # Home Assistant Supervisor (set by it in an add-on's environment, never on the command line)
     supervisor_token: str | None = field(default=None, repr=False)
     supervisor_url: str = "http://supervisor"
@@ -295,6 +299,29 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: 30)",
     )
     add(
+        "--hass-url",
+        metavar="URL",
+        help="Home Assistant (http://host:8123) whose exposed entity, area and floor names bias "
+        "Wyoming requests that name none (an add-on needs no setting)",
+    )
+    add(
+        "--hass-token",
+        metavar="TOKEN",
+        help="Long-lived access token for --hass-url (or WHISPER_HASS_TOKEN / _FILE)",
+    )
+    add(
+        "--no-hass-names",
+        action="store_true",
+        default=None,
+        help="Do not read names from Home Assistant",
+    )
+    add(
+        "--hass-names-for-http",
+        action="store_true",
+        default=None,
+        help="Also bias HTTP transcriptions that send no prompt with Home Assistant's names",
+    )
+    add(
         "--no-early-decoding",
         action="store_true",
         default=None,
@@ -365,6 +392,14 @@ def load_config(
     # has no flag (a command line is visible to every process). SUPERVISOR_URL is for tests.
     values["supervisor_token"] = env.get("SUPERVISOR_TOKEN") or None
     values["supervisor_url"] = (env.get("SUPERVISOR_URL") or "http://supervisor").rstrip("/")
+    token_file = env.get("WHISPER_HASS_TOKEN_FILE")
+    if not values.get("hass_token") and token_file:  # a secret mounted as a file (Docker, k8s)
+        try:
+            values["hass_token"] = Path(token_file).read_text().strip() or None
+        except OSError as err:
+            parser.error(f"WHISPER_HASS_TOKEN_FILE {token_file!r}: {err.strerror}")
+    if values.get("hass_url") and not values.get("hass_token"):
+        parser.error("--hass-url needs a token: --hass-token, WHISPER_HASS_TOKEN or _FILE")
     return Config(**values)
 
 

@@ -24,6 +24,7 @@ from .backends.base import SAMPLE_RATE, CancelToken, Result, Segment, Transcribe
 from .backends.select import Selection
 from .config import Config
 from .errors import Busy, ModelNotFound, OutOfMemory, TooLarge, is_out_of_memory
+from .hass_names import HassNames
 from .metrics import Metrics, gauge
 from .models.manager import ModelManager, ModelState
 from .request import TranscriptionRequest, check_language
@@ -67,6 +68,7 @@ class Engine:
         self._in_flight: dict[str, int] = dict.fromkeys(manager.models, 0)
         self._answering = 0
         self.stats = EngineStats()
+        self.names: HassNames | None = None  # Home Assistant's names, when the server reads them
         self.metrics = Metrics()
         self.metrics.add_live(self._live_metrics)
         manager.on_change = self.metrics.on_model_change
@@ -95,6 +97,10 @@ class Engine:
         base = TranscribeOptions(beam_size=self.config.beam_size, language=self.config.language)
         values = {k: v for k, v in overrides.items() if v is not None}
         return replace(base, **values)
+
+    def assist_names(self) -> tuple[str, ...]:
+        """Home Assistant's names for a request that brings none (empty when not read)."""
+        return self.names.names if self.names is not None else ()
 
     def request_options(self, request: TranscriptionRequest, **overrides: Any) -> TranscribeOptions:
         """The decoding options of a validated request (``overrides`` are the door's own)."""

@@ -16,6 +16,7 @@ from .backends.select import Selection, create_backend
 from .config import Config
 from .discovery import SupervisorDiscovery, ZeroconfAdvertiser
 from .engine import Engine
+from .hass_names import SUPERVISOR_WEBSOCKET, HassNames
 from .http.app import create_app
 from .models.manager import ModelManager
 from .wyoming_handler import WhisperEventHandler
@@ -46,6 +47,7 @@ class Server:
     async def start(self) -> None:
         cfg = self.config
         await self.manager.start(wait=cfg.preload)
+        self._start_names()
         self._runner = web.AppRunner(
             create_app(self.engine),
             access_log=None,
@@ -69,6 +71,17 @@ class Server:
                 )
                 self._supervisor.start()
 
+    def _start_names(self) -> None:
+        cfg = self.config
+        if cfg.no_hass_names:
+            return
+        if cfg.hass_url and cfg.hass_token:
+            self.engine.names = HassNames(cfg.hass_url, cfg.hass_token, "url")
+        elif cfg.supervisor_token:  # an add-on with homeassistant_api: true
+            self.engine.names = HassNames(SUPERVISOR_WEBSOCKET, cfg.supervisor_token, "supervisor")
+        if self.engine.names is not None:
+            self.engine.names.start()
+
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -84,6 +97,8 @@ class Server:
 
     async def shutdown(self) -> None:
         """Stop accepting, let in-flight work finish (bounded), then release everything."""
+        if self.engine.names is not None:
+            await self.engine.names.stop()
         if self._supervisor is not None:
             await self._supervisor.stop()
         if self._zeroconf is not None:

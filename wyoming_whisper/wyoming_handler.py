@@ -224,7 +224,9 @@ class WhisperEventHandler(AsyncEventHandler):
                 self.engine,
                 model=asked.name,
                 language=asked.language,
-                hotwords=[*(asked.transcript_names or []), *(asked.transcript_terms or [])],
+                # Home Assistant sends no names: those read from it stand in (hass_names.py).
+                hotwords=[*(asked.transcript_names or []), *(asked.transcript_terms or [])]
+                or self.engine.assist_names(),
             )
             # Refuse at once when the queue is full, before the client streams its audio.
             self.engine.check_capacity(req.model)

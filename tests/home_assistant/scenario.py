@@ -31,20 +31,23 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.wyoming_client import load_pcm16  # noqa: E402
+from tests.wyoming_client import load_pcm16, transcribe  # noqa: E402
 
 HA = "http://127.0.0.1:18123"
 CLIENT_ID = HA + "/"
 CLIP = REPO / "tests" / "data" / "speech_recognition" / "english.wav"  # "one, two, three"
 SERVERS = {"A": (10300, 10301), "B": (10310, 10311), "C": (10320, 10321)}  # wyoming, http
+NAMES_SERVER = (10330, 10331)  # D: reads Assist's names from Home Assistant (--hass-url)
+HELPERS = ("Plantuary lamp", "Ecobee", "Quillhaven fan")  # input_boolean helpers, exposed
+AREA, AREA_ALIAS, FLOOR = "Snug", "Den", "Mezzanine"
 CHUNK = 960  # bytes: 30 ms of 16 kHz 16-bit mono, as a satellite streams
 
 
-def start_server(name: str, logs: Path) -> subprocess.Popen:
-    wyoming, http = SERVERS[name]
+def start_server(name: str, logs: Path, *extra: str) -> subprocess.Popen:
+    wyoming, http = SERVERS.get(name, NAMES_SERVER)
     args = [sys.executable, "-m", "wyoming_whisper", "-m", "tiny.en", "--host", "127.0.0.1"]
-    args += ["--port", str(http), "--wyoming-port", str(wyoming)]
-    if name == "A":
+    args += ["--port", str(http), "--wyoming-port", str(wyoming), *extra]
+    if name in ("A", "D"):
         args += ["--preload", "--no-zeroconf"]
     elif name == "B":
         args += ["--zeroconf-name", "whisper-b"]
@@ -71,8 +74,18 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen) -> None:
 
 
 def health(name: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{SERVERS[name][1]}/health", timeout=5) as r:
+    port = SERVERS.get(name, NAMES_SERVER)[1]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
         return dict(json.loads(r.read()))
+
+
+async def until(predicate: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.25)
+    return False
 
 
 class Hass:
@@ -190,7 +203,57 @@ class Hass:
         }
 
 
-async def scenario(result: dict[str, Any]) -> None:
+async def names(hass: Hass, result: dict[str, Any], life: Life) -> None:
+    """Server D reads the names of exposed helpers, an area and a floor; survives a stopped
+    Home Assistant (stale names, transcriptions go on) and refreshes when it is back."""
+    token = await hass.command(
+        type="auth/long_lived_access_token", client_name="wyoming-whisper", lifespan=30
+    )
+    floor = await hass.command(type="config/floor_registry/create", name=FLOOR)
+    await hass.command(
+        type="config/area_registry/create",
+        name=AREA,
+        aliases=[AREA_ALIAS],
+        floor_id=floor["floor_id"],
+    )
+    created = [await hass.command(type="input_boolean/create", name=n) for n in HELPERS]
+    await asyncio.sleep(0.5)  # the helpers' entities are registered
+    ids = [f"input_boolean.{c['id']}" for c in created]
+    await hass.command(
+        type="homeassistant/expose_entity",
+        assistants=["conversation"],
+        entity_ids=ids,
+        should_expose=True,
+    )
+    server = life.start_names_server(token)
+    wait_http(f"http://127.0.0.1:{NAMES_SERVER[1]}/health", 120, server)
+
+    def read() -> dict[str, Any]:
+        return dict(health("D")["hass_names"] or {})
+
+    await until(lambda: read().get("names", 0) >= len(HELPERS) + 3, 30)
+    result["names_read"] = read()
+    pcm = load_pcm16(CLIP)
+    started = time.monotonic()
+    got = await transcribe("127.0.0.1", NAMES_SERVER[0], pcm)
+    result["names_transcript"] = got.data.get("text")
+    result["up_transcribe_seconds"] = round(time.monotonic() - started, 3)
+
+    life.stop_hass()
+    await until(lambda: read().get("stale") is True, 30)
+    result["names_while_down"] = read()
+    started = time.monotonic()
+    got = await transcribe("127.0.0.1", NAMES_SERVER[0], pcm)
+    result["down_transcript"] = got.data.get("text")
+    result["down_transcribe_seconds"] = round(time.monotonic() - started, 3)
+
+    life.start_hass()
+    refreshed = result["names_read"].get("last_refresh") or 0
+    await until(lambda: (read().get("last_refresh") or 0) > refreshed and read()["connected"], 90)
+    result["names_after_restart"] = read()
+
+
+async def scenario(result: dict[str, Any], life: Life) -> None:
     command = load_pcm16(CLIP)
     async with aiohttp.ClientSession() as session:
         hass = Hass(session)
@@ -244,6 +307,7 @@ async def scenario(result: dict[str, Any]) -> None:
         )
         after = health("A")["streaming"]
         result["early"] = {k: after[k] - before[k] for k in ("early_decodes", "early_hits")}
+        result["names_on_a"] = health("A")["hass_names"]  # not configured: none
         # B: found by Home Assistant's zeroconf browser, confirmed.
         flow = await hass.discovered("zeroconf")
         result["zeroconf_flow"] = flow
@@ -270,8 +334,51 @@ async def scenario(result: dict[str, Any]) -> None:
         result["entries"] = await hass.command(type="config_entries/get", domain="wyoming")
         engines = await hass.command(type="stt/engine/list")
         result["stt_engines_after"] = engines["providers"]
-        assert hass.ws is not None
-        await hass.ws.close()
+        await names(hass, result, life)
+        if hass.ws is not None and not hass.ws.closed:
+            await hass.ws.close()
+
+
+class Life:
+    """The processes of one scenario: Home Assistant (stopped and started again) and servers."""
+
+    def __init__(self, ha_venv: Path, config: Path, logs: Path) -> None:
+        self.ha_venv, self.config, self.logs = ha_venv, config, logs
+        self.procs: list[subprocess.Popen] = []
+        self.hass: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start_hass(self) -> None:
+        self.starts += 1
+        log = open(self.logs / f"home-assistant-{self.starts}.log", "w")  # noqa: SIM115
+        self.hass = subprocess.Popen(
+            [str(self.ha_venv / "bin" / "hass"), "--skip-pip", "-c", str(self.config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.procs.append(self.hass)
+        wait_http(HA + "/manifest.json", 180, self.hass)
+
+    def stop_hass(self) -> None:
+        assert self.hass is not None
+        self.hass.terminate()
+        self.hass.wait(60)
+
+    def start_names_server(self, token: str) -> subprocess.Popen:
+        env_token = ("--hass-url", HA, "--hass-token", token)
+        proc = start_server("D", self.logs, *env_token)
+        self.procs.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def main() -> int:
@@ -281,32 +388,20 @@ def main() -> int:
     shutil.copy(HERE / "configuration.yaml", config)
     shutil.copytree(HERE / "custom_components", config / "custom_components")
     result: dict[str, Any] = {}
-    procs: list[subprocess.Popen] = []
+    life = Life(ha_venv, config, logs)
     try:
         started = time.monotonic()
-        hass_log = open(logs / "home-assistant.log", "w")  # noqa: SIM115
-        hass = subprocess.Popen(
-            [str(ha_venv / "bin" / "hass"), "--skip-pip", "-c", str(config)],
-            stdout=hass_log,
-            stderr=subprocess.STDOUT,
-        )
-        procs.append(hass)
-        procs += [start_server(name, logs) for name in SERVERS]
-        wait_http(HA + "/manifest.json", 180, hass)
-        for name, proc in zip(SERVERS, procs[1:], strict=True):
+        servers = [start_server(name, logs) for name in SERVERS]
+        life.procs += servers
+        life.start_hass()
+        for name, proc in zip(SERVERS, servers, strict=True):
             wait_http(f"http://127.0.0.1:{SERVERS[name][1]}/health", 120, proc)
         result["startup_seconds"] = round(time.monotonic() - started, 1)
-        asyncio.run(scenario(result))
+        asyncio.run(scenario(result, life))
     except Exception as err:  # reported to the test, which prints the logs
         result["failure"] = f"{type(err).__name__}: {err}"
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        life.stop()
         shutil.rmtree(config, ignore_errors=True)
         out.write_text(json.dumps(result, indent=2, default=str))
     return 0

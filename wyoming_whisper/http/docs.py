@@ -325,6 +325,19 @@ def build_spec() -> dict[str, Any]:
                         "fallbacks": integer,
                     },
                 },
+                "hass_names": {
+                    "type": ["object", "null"],
+                    "description": "Names read from Home Assistant (null when not configured)",
+                    "additionalProperties": False,
+                    "properties": {
+                        "source": {"type": "string", "enum": ["supervisor", "url"]},
+                        "names": integer,
+                        "connected": boolean,
+                        "stale": boolean,
+                        "last_refresh": nullable_number,
+                        "last_error": nullable_string,
+                    },
+                },
                 "streaming": {
                     "type": "object",
                     "additionalProperties": False,

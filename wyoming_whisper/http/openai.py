@@ -71,6 +71,7 @@ def validate(engine: Engine, form: AudioForm, task: Task) -> tuple[Transcription
         temperature=fields.get("temperature"),
         granularities=form.granularities,
         response_format=fields.get("response_format"),
+        hotwords=engine.assist_names() if engine.config.hass_names_for_http else (),
     )
     return req, parse_bool(fields.get("stream"), "stream")
 

@@ -33,6 +33,7 @@ async def health(request: web.Request) -> web.Response:
                 "mode": engine.manager.backend.encoder_window,
                 "fallbacks": engine.stats.encoder_fallbacks,
             },
+            "hass_names": engine.names.status() if engine.names is not None else None,
             "streaming": {
                 "early_decodes": engine.stats.early_decodes,
                 "early_hits": engine.stats.early_hits,

@@ -1,0 +1,170 @@
+"""The names Assist can act on, read from Home Assistant, to bias decoding towards them.
+
+Home Assistant's Wyoming integration sends only ``transcribe`` with a language, so entity and area
+names ("Plantuary lamp", "Ecobee") never reach the decoder on their own. ``HassNames`` reads
+them over Home Assistant's websocket API (the entities exposed to the conversation agent, their
+names and aliases; areas and floors with their aliases), refreshes them when a registry changes,
+and hands them, ranked, to every request that brings no names of its own.
+
+A Home Assistant that is down, slow or refuses the token never delays a transcription: requests
+use whatever was read last (or nothing), the reader logs each failure streak once and retries
+with backoff, and ``status`` says what it has for ``/health``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import aiohttp
+
+_LOGGER = logging.getLogger(__name__)
+SUPERVISOR_WEBSOCKET = "ws://supervisor/core/websocket"
+REGISTRY_EVENTS = ("entity_registry_updated", "area_registry_updated", "floor_registry_updated")
+BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+TIMEOUT = 10.0  # one websocket command
+
+
+def websocket_url(url: str) -> str:
+    """``http://host:8123`` (or ws://...) -> ``ws://host:8123/api/websocket``."""
+    url = url.rstrip("/")
+    if url.startswith("http"):
+        url = "ws" + url[4:]
+    return url if url.endswith("/websocket") else url + "/api/websocket"
+
+
+def rank_names(
+    exposed: dict[str, Any],
+    entities: list[dict[str, Any]],
+    states: list[dict[str, Any]],
+    areas: list[dict[str, Any]],
+    floors: list[dict[str, Any]],
+) -> tuple[str, ...]:
+    """Entity names and aliases first (what commands name most), then areas, then floors."""
+    spoken = {e for e, where in exposed.items() if where.get("conversation")}
+    friendly = {s["entity_id"]: s.get("attributes", {}).get("friendly_name") for s in states}
+    names: list[str] = []
+    for entry in entities:
+        entity_id = entry.get("entity_id")
+        if entity_id not in spoken:
+            continue
+        names += [entry.get("name") or friendly.get(entity_id) or entry.get("original_name") or ""]
+        names += list(entry.get("aliases") or [])
+    listed = {e.get("entity_id") for e in entities}
+    names += [friendly.get(e) or "" for e in sorted(spoken - listed)]  # exposed, no registry entry
+    for place in (*areas, *floors):
+        names += [place.get("name") or "", *(place.get("aliases") or [])]
+    cleaned = (str(n).strip() for n in names if n)
+    return tuple(dict.fromkeys(n for n in cleaned if n))
+
+
+class HassNames:
+    """Keeps the names of one Home Assistant fresh, in the background."""
+
+    def __init__(self, url: str, token: str, source: str) -> None:
+        self.url = websocket_url(url)
+        self._token = token
+        self.source = source  # "supervisor" or "url"
+        self.names: tuple[str, ...] = ()
+        self.refreshed: float | None = None  # time.time() of the last complete read
+        self.error: str | None = None
+        self.connected = False
+        self._task: asyncio.Task[None] | None = None
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "names": len(self.names),
+            "connected": self.connected,
+            "stale": not self.connected,
+            "last_refresh": self.refreshed,
+            "last_error": self.error,
+        }
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        failures = 0
+        async with aiohttp.ClientSession() as session:
+            while True:
+                try:
+                    await self._follow(session)
+                    failures = 0
+                except (aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError) as err:
+                    self.error = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+                    if failures == 0:
+                        _LOGGER.warning(
+                            "Home Assistant names from %s unavailable (%s); using the %d read "
+                            "before, retrying in the background",
+                            self.url,
+                            self.error,
+                            len(self.names),
+                        )
+                    failures += 1
+                finally:
+                    self.connected = False
+                await asyncio.sleep(BACKOFF[min(failures, len(BACKOFF) - 1)])
+
+    async def _follow(self, session: aiohttp.ClientSession) -> None:
+        """Connect, read the names, and read them again on every registry change."""
+        async with session.ws_connect(self.url, heartbeat=30, max_msg_size=0) as ws:
+            await asyncio.wait_for(ws.receive_json(), TIMEOUT)  # auth_required
+            await ws.send_json({"type": "auth", "access_token": self._token})
+            answer = await asyncio.wait_for(ws.receive_json(), TIMEOUT)
+            if answer.get("type") != "auth_ok":
+                raise PermissionError(answer.get("message") or "token refused")  # an OSError
+            self.connected = True
+            ids = iter(range(1, 1 << 30))
+            for event in REGISTRY_EVENTS:
+                await ws.send_json(
+                    {"id": next(ids), "type": "subscribe_events", "event_type": event}
+                )
+            while True:
+                await self._refresh(ws, ids)
+                # Wait for a registry change (or a closed socket), then read everything again.
+                while True:
+                    msg = await ws.receive()
+                    if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                        raise ConnectionError("Home Assistant closed the websocket")
+                    if msg.type != aiohttp.WSMsgType.TEXT:
+                        continue
+                    if msg.json().get("type") == "event":
+                        await asyncio.sleep(0.5)  # a burst of changes: read once after it
+                        break
+
+    async def _refresh(self, ws: aiohttp.ClientWebSocketResponse, ids: Any) -> None:
+        results: dict[str, Any] = {}
+        commands = {
+            "exposed": "homeassistant/expose_entity/list",
+            "entities": "config/entity_registry/list",
+            "states": "get_states",
+            "areas": "config/area_registry/list",
+            "floors": "config/floor_registry/list",
+        }
+        for key, command in commands.items():
+            mid = next(ids)
+            await ws.send_json({"id": mid, "type": command})
+            while True:
+                answer = await asyncio.wait_for(ws.receive_json(), TIMEOUT)
+                if answer.get("id") == mid and answer.get("type") == "result":
+                    break
+            if not answer.get("success"):
+                raise ConnectionError(f"{command}: {answer.get('error')}")
+            results[key] = answer["result"]
+        exposed = results["exposed"].get("exposed_entities", {})
+        self.names = rank_names(
+            exposed, results["entities"], results["states"], results["areas"], results["floors"]
+        )
+        self.refreshed = time.time()
+        self.error = None
+        _LOGGER.info("Home Assistant names: %d read from %s", len(self.names), self.url)
