@@ -150,3 +150,19 @@ def test_names_refresh_when_home_assistant_is_back(seen: dict[str, Any]) -> None
     after = seen["names_after_restart"]
     assert after["connected"] and not after["stale"], after
     assert after["last_refresh"] > seen["names_read"]["last_refresh"]
+
+
+def test_names_from_home_assistant_fix_misheard_names(seen: dict[str, Any]) -> None:
+    """The 20 spoken commands of tests/data/names: the server that read the names from Home
+    Assistant gets the entity or area name right far more often, and the words no worse."""
+    from bench.names import score
+
+    commands = seen["commands"]
+    assert len(commands) == 20 and len({c["name"] for c in commands}) == 10
+    without, wer_without = score(commands, "without")
+    with_names, wer_with = score(commands, "with")
+    print(
+        f"name accuracy {without:.0%} -> {with_names:.0%}, WER {wer_without:.1%} -> {wer_with:.1%}"
+    )
+    assert with_names >= without + 0.25, (without, with_names)
+    assert wer_with <= wer_without, (wer_without, wer_with)

@@ -31,6 +31,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO))
 
+from tests.data.names.build import AREAS, ENTITIES  # noqa: E402
+from tests.data.names.build import load as load_commands  # noqa: E402
 from tests.wyoming_client import load_pcm16, transcribe  # noqa: E402
 
 HA = "http://127.0.0.1:18123"
@@ -38,8 +40,7 @@ CLIENT_ID = HA + "/"
 CLIP = REPO / "tests" / "data" / "speech_recognition" / "english.wav"  # "one, two, three"
 SERVERS = {"A": (10300, 10301), "B": (10310, 10311), "C": (10320, 10321)}  # wyoming, http
 NAMES_SERVER = (10330, 10331)  # D: reads Assist's names from Home Assistant (--hass-url)
-HELPERS = ("Plantuary lamp", "Ecobee", "Quillhaven fan")  # input_boolean helpers, exposed
-AREA, AREA_ALIAS, FLOOR = "Snug", "Den", "Mezzanine"
+AREA_ALIAS, FLOOR = "Den", "Mezzanine"  # the last area's alias; the floor of every area
 CHUNK = 960  # bytes: 30 ms of 16 kHz 16-bit mono, as a satellite streams
 
 
@@ -210,13 +211,15 @@ async def names(hass: Hass, result: dict[str, Any], life: Life) -> None:
         type="auth/long_lived_access_token", client_name="wyoming-whisper", lifespan=30
     )
     floor = await hass.command(type="config/floor_registry/create", name=FLOOR)
-    await hass.command(
-        type="config/area_registry/create",
-        name=AREA,
-        aliases=[AREA_ALIAS],
-        floor_id=floor["floor_id"],
-    )
-    created = [await hass.command(type="input_boolean/create", name=n) for n in HELPERS]
+    for area in AREAS:
+        aliases = [AREA_ALIAS] if area == AREAS[-1] else []
+        await hass.command(
+            type="config/area_registry/create",
+            name=area,
+            aliases=aliases,
+            floor_id=floor["floor_id"],
+        )
+    created = [await hass.command(type="input_boolean/create", name=n) for n in ENTITIES]
     await asyncio.sleep(0.5)  # the helpers' entities are registered
     ids = [f"input_boolean.{c['id']}" for c in created]
     await hass.command(
@@ -231,8 +234,16 @@ async def names(hass: Hass, result: dict[str, Any], life: Life) -> None:
     def read() -> dict[str, Any]:
         return dict(health("D")["hass_names"] or {})
 
-    await until(lambda: read().get("names", 0) >= len(HELPERS) + 3, 30)
+    await until(lambda: read().get("names", 0) >= len(ENTITIES) + len(AREAS) + 2, 30)
     result["names_read"] = read()
+    # Every spoken command, by the server without names (A) and the one with Home Assistant's (D).
+    heard = []
+    for row in load_commands():
+        audio = load_pcm16(REPO / "tests" / "data" / "names" / row["relpath"])
+        plain = await transcribe("127.0.0.1", SERVERS["A"][0], audio)
+        named = await transcribe("127.0.0.1", NAMES_SERVER[0], audio)
+        heard.append({**row, "without": plain.data.get("text"), "with": named.data.get("text")})
+    result["commands"] = heard
     pcm = load_pcm16(CLIP)
     started = time.monotonic()
     got = await transcribe("127.0.0.1", NAMES_SERVER[0], pcm)
