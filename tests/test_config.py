@@ -148,3 +148,17 @@ def test_config_is_frozen() -> None:
     cfg = Config()
     with pytest.raises(AttributeError):
         cfg.port = 1  # type: ignore[misc]
+
+
+def test_home_assistant_names_settings(tmp_path: Path) -> None:
+    cfg = load_config([], {"WHISPER_HASS_URL": "http://ha:8123", "WHISPER_HASS_TOKEN": "t0k"})
+    assert (cfg.hass_url, cfg.hass_token, cfg.no_hass_names) == ("http://ha:8123", "t0k", False)
+    assert "t0k" not in repr(cfg)  # a secret stays out of logs
+    secret = tmp_path / "token"
+    secret.write_text("from-a-file\n")
+    env = {"WHISPER_HASS_URL": "http://ha:8123", "WHISPER_HASS_TOKEN_FILE": str(secret)}
+    assert load_config([], env).hass_token == "from-a-file"
+    assert load_config(["--no-hass-names", "--hass-names-for-http"], {}).no_hass_names
+    with pytest.raises(SystemExit) as info:
+        load_config(["--hass-url", "http://ha:8123"], {})
+    assert info.value.code == 2

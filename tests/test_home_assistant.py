@@ -135,10 +135,15 @@ def test_names_are_read_from_home_assistant(seen: dict[str, Any]) -> None:
     assert words(seen["names_transcript"]) in (["one", "two", "three"], ["1", "2", "3"])
 
 
+def test_a_registry_change_is_read_again(seen: dict[str, Any]) -> None:
+    change = seen["names_after_change"]
+    assert change["after"] == change["before"] + 1, change  # "Gorseway lamp", created and exposed
+
+
 def test_home_assistant_down_leaves_transcription_alone(seen: dict[str, Any]) -> None:
     down = seen["names_while_down"]
     assert down["stale"] and not down["connected"] and down["last_error"], down
-    assert down["names"] == seen["names_read"]["names"]  # what was read before is still used
+    assert down["names"] == seen["names_after_change"]["after"]  # the names read last still serve
     assert words(seen["down_transcript"]) in (["one", "two", "three"], ["1", "2", "3"])
     print(
         f"Wyoming transcription with Home Assistant up {seen['up_transcribe_seconds']} s, "

@@ -244,6 +244,19 @@ async def names(hass: Hass, result: dict[str, Any], life: Life) -> None:
         named = await transcribe("127.0.0.1", NAMES_SERVER[0], audio)
         heard.append({**row, "without": plain.data.get("text"), "with": named.data.get("text")})
     result["commands"] = heard
+
+    # A registry change (a new exposed helper) is read again without a restart.
+    count = read()["names"]
+    extra = await hass.command(type="input_boolean/create", name="Gorseway lamp")
+    await asyncio.sleep(0.5)
+    await hass.command(
+        type="homeassistant/expose_entity",
+        assistants=["conversation"],
+        entity_ids=[f"input_boolean.{extra['id']}"],
+        should_expose=True,
+    )
+    await until(lambda: read()["names"] > count, 30)
+    result["names_after_change"] = {"before": count, "after": read()["names"]}
     pcm = load_pcm16(CLIP)
     started = time.monotonic()
     got = await transcribe("127.0.0.1", NAMES_SERVER[0], pcm)
