@@ -17,6 +17,7 @@ from wyoming_whisper.errors import OutOfMemory, is_out_of_memory
         RuntimeError("std::bad_alloc"),
         OSError(12, "Cannot allocate memory"),
         RuntimeError("can't start new thread"),  # a thread pool's next worker
+        RuntimeError("could not create a memory object"),  # oneDNN
     ],
 )
 def test_allocation_failures_are_out_of_memory(err: BaseException) -> None:

@@ -105,6 +105,7 @@ _OOM_MARKERS = (
     "cannot allocate memory",
     "cublas_status_alloc_failed",
     "can't start new thread",  # a pool's next worker: no memory left for its stack
+    "could not create a memory object",  # oneDNN (CTranslate2's CPU kernels)
 )
 
 

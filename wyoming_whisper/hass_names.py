@@ -72,6 +72,7 @@ class HassNames:
         self.refreshed: float | None = None  # time.time() of the last complete read
         self.error: str | None = None
         self.connected = False
+        self._changed = False  # a registry event arrived during a read
         self._task: asyncio.Task[None] | None = None
 
     def status(self) -> dict[str, Any]:
@@ -130,7 +131,10 @@ class HassNames:
                     {"id": next(ids), "type": "subscribe_events", "event_type": event}
                 )
             while True:
-                await self._refresh(ws, ids)
+                self._changed = True
+                while self._changed:  # a change seen while reading: read again
+                    self._changed = False
+                    await self._refresh(ws, ids)
                 # Wait for a registry change (or a closed socket), then read everything again.
                 while True:
                     msg = await ws.receive()
@@ -158,6 +162,8 @@ class HassNames:
                 answer = await asyncio.wait_for(ws.receive_json(), TIMEOUT)
                 if answer.get("id") == mid and answer.get("type") == "result":
                     break
+                if answer.get("type") == "event":
+                    self._changed = True  # what was read already may be out of date
             if not answer.get("success"):
                 raise ConnectionError(f"{command}: {answer.get('error')}")
             results[key] = answer["result"]
