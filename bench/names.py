@@ -23,8 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.wer import edit_distance, normalize  # noqa: E402
-
-NAMESPACE = "ip link set lo up; ip link set lo multicast on; ip route add 224.0.0.0/4 dev lo"
+from tests.home_assistant.scenario import run_isolated  # noqa: E402
 
 
 def name_heard(text: str, name: str) -> bool:
@@ -43,9 +42,7 @@ def main() -> int:
     venv = os.environ.get("WHISPER_HA_VENV", str(REPO / ".venv-ha"))
     subprocess.run([str(REPO / "scripts" / "ha-env"), venv], check=True, stdout=subprocess.DEVNULL)
     out = Path(tempfile.mkdtemp(prefix="names-bench-")) / "seen.json"
-    scenario = REPO / "tests" / "home_assistant" / "scenario.py"
-    command = f"{NAMESPACE}; exec {sys.executable} {scenario} {venv} {out}"
-    subprocess.run(["unshare", "-n", "bash", "-c", command], check=True)
+    run_isolated(venv, out, check=True)
     seen = json.loads(out.read_text())
     if "failure" in seen:
         print(f"scenario failed: {seen['failure']} (logs in {out.parent})")

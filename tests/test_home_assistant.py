@@ -15,16 +15,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .conftest import REPO, words
-
-SCENARIO = REPO / "tests" / "home_assistant" / "scenario.py"
-NAMESPACE = "ip link set lo up; ip link set lo multicast on; ip route add 224.0.0.0/4 dev lo"
+from .home_assistant.scenario import run_isolated
 
 
 def _ha_python() -> bool:
@@ -52,10 +49,7 @@ def seen(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     assert built.returncode == 0, built.stderr[-3000:]
     logs = tmp_path_factory.mktemp("home-assistant")
     out = logs / "seen.json"
-    command = f"{NAMESPACE}; exec {sys.executable} {SCENARIO} {venv} {out}"
-    run = subprocess.run(
-        ["unshare", "-n", "bash", "-c", command], capture_output=True, text=True, timeout=600
-    )
+    run = run_isolated(venv, out, capture_output=True, text=True)
     assert run.returncode == 0 and out.exists(), run.stderr[-3000:]
     result: dict[str, Any] = json.loads(out.read_text())
     if "failure" in result:

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,17 @@ class Hass:
                 assert answer["success"], answer
                 return answer["result"]
 
+    async def expose_helpers(self, names: Sequence[str]) -> None:
+        """input_boolean helpers with these names, exposed to Assist (the conversation agent)."""
+        created = [await self.command(type="input_boolean/create", name=n) for n in names]
+        await asyncio.sleep(0.5)  # the helpers' entities are registered
+        await self.command(
+            type="homeassistant/expose_entity",
+            assistants=["conversation"],
+            entity_ids=[f"input_boolean.{c['id']}" for c in created],
+            should_expose=True,
+        )
+
     async def flow(self, flow_id: str, data: dict[str, Any]) -> dict[str, Any]:
         _, body = await self.rest("POST", f"/api/config/config_entries/flow/{flow_id}", json=data)
         return dict(body)
@@ -219,15 +231,7 @@ async def names(hass: Hass, result: dict[str, Any], life: Life) -> None:
             aliases=aliases,
             floor_id=floor["floor_id"],
         )
-    created = [await hass.command(type="input_boolean/create", name=n) for n in ENTITIES]
-    await asyncio.sleep(0.5)  # the helpers' entities are registered
-    ids = [f"input_boolean.{c['id']}" for c in created]
-    await hass.command(
-        type="homeassistant/expose_entity",
-        assistants=["conversation"],
-        entity_ids=ids,
-        should_expose=True,
-    )
+    await hass.expose_helpers(ENTITIES)
     server = life.start_names_server(token)
     wait_http(f"http://127.0.0.1:{NAMES_SERVER[1]}/health", 120, server)
 
@@ -247,14 +251,7 @@ async def names(hass: Hass, result: dict[str, Any], life: Life) -> None:
 
     # A registry change (a new exposed helper) is read again without a restart.
     count = read()["names"]
-    extra = await hass.command(type="input_boolean/create", name="Gorseway lamp")
-    await asyncio.sleep(0.5)
-    await hass.command(
-        type="homeassistant/expose_entity",
-        assistants=["conversation"],
-        entity_ids=[f"input_boolean.{extra['id']}"],
-        should_expose=True,
-    )
+    await hass.expose_helpers(["Gorseway lamp"])
     await until(lambda: read()["names"] > count, 30)
     result["names_after_change"] = {"before": count, "after": read()["names"]}
     pcm = load_pcm16(CLIP)
@@ -403,6 +400,16 @@ class Life:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+NAMESPACE = "ip link set lo up; ip link set lo multicast on; ip route add 224.0.0.0/4 dev lo"
+
+
+def run_isolated(ha_venv: str, out: Path, **kw: Any) -> subprocess.CompletedProcess:
+    """This scenario in a new network namespace that has only loopback (multicast routed to it),
+    so nothing browses or advertises beyond this machine."""
+    command = f"{NAMESPACE}; exec {sys.executable} {Path(__file__)} {ha_venv} {out}"
+    return subprocess.run(["unshare", "-n", "bash", "-c", command], timeout=600, **kw)
 
 
 def main() -> int:
