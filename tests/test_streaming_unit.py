@@ -1,4 +1,4 @@
-"""The pure parts of streaming.py: speech tracking, the final end point, chunk text, settling.
+"""The pure parts of streaming.py: speech tracking, the final end point, chunk text (confirmed words: test_agreement.py).
 
 The incremental VAD is checked against faster-whisper's own one-shot Silero run on a real clip.
 """
@@ -16,7 +16,6 @@ from wyoming_whisper.streaming import (
     SileroStream,
     SpeechTracker,
     final_end,
-    settled_count,
 )
 
 from .conftest import clip
@@ -70,19 +69,6 @@ def test_chunks_join_to_the_transcript(texts: list[str]) -> None:
     pieces = [cutter.feed(t) for t in texts]
     assert "".join(pieces) == "".join(texts).strip()
     assert all(p == "" or p.strip() for p in pieces)
-
-
-def seg(start: float, end: float, text: str = " x") -> Segment:
-    return Segment(id=0, seek=0, start=start, end=end, text=text)
-
-
-def test_settled_count() -> None:
-    segs = [seg(0, 2), seg(2, 4.5), seg(4.5, 6)]
-    assert settled_count(segs, 5.9) == 1  # 4.5 is within 1.5 s of the edge
-    assert settled_count(segs, 7.0) == 2
-    assert settled_count(segs[:1], 30.0) == 0  # the last segment always stays open
-    assert settled_count([seg(0, 1), seg(1, 20.5), seg(20.5, 21)], 21.0) == 2  # long tail
-    assert settled_count([], 5.0) == 0
 
 
 def test_silero_stream_matches_one_shot_run() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from difflib import SequenceMatcher
 
 import numpy as np
 from wyoming.asr import Transcribe, Transcript, TranscriptChunk
@@ -12,7 +13,7 @@ from wyoming.info import Describe, Info
 from wyoming.ping import Ping
 
 from .conftest import ServerProcess, clip, words
-from .wyoming_client import load_pcm16, read_until, send_audio
+from .wyoming_client import load_pcm16, read_until, send_audio, stream_paced
 
 
 async def describe(port: int) -> Info:
@@ -51,6 +52,27 @@ async def test_events_in_order_and_chunks_join_to_the_transcript(server: ServerP
         await send_audio(client, pcm)
         plain = (await read_until(client, "transcript"))[-1]
     assert plain.data["text"] == transcript.text
+
+
+async def test_confirmed_words_arrive_while_the_speaker_talks(server: ServerProcess) -> None:
+    """Live text: transcript-start as speech starts, confirmed words as chunks during speech,
+    the rest after audio-stop; the chunks join to the transcript's words."""
+    pcm = load_pcm16(clip("whisper_cpp/jfk.wav")) + np.zeros(11200, dtype="<i2").tobytes()
+    async with AsyncTcpClient("127.0.0.1", server.wyoming_port) as client:
+        events, stopped = await stream_paced(client, pcm)
+    types = [e.type for _, e in events]
+    assert types[0] == "transcript-start" and types[-2:] == ["transcript", "transcript-stop"]
+    assert set(types[1:-2]) == {"transcript-chunk"}, types
+    assert events[0][0] < 1.5, "transcript-start waits for the end of the audio"
+    chunks = [(t, TranscriptChunk.from_event(e).text) for t, e in events[1:-2]]
+    live = [text for t, text in chunks if t < stopped]
+    assert len(live) >= 3, f"too few chunks during speech: {chunks}"
+    assert chunks[0][0] < 3.0, f"first confirmed words late: {chunks}"  # speech starts at 0.3 s
+    transcript = Transcript.from_event(events[-2][1]).text
+    # The final is authoritative; what was confirmed stands, so the two may differ in a word.
+    joined = words("".join(text for _, text in chunks))
+    assert SequenceMatcher(None, joined, words(transcript)).ratio() > 0.9, (chunks, transcript)
+    assert words(transcript)[:4] == ["and", "so", "my", "fellow"], transcript
 
 
 async def test_vad_endpointing(start_server) -> None:

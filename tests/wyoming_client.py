@@ -73,3 +73,43 @@ async def transcribe(
     async with AsyncTcpClient(host, port) as client:
         await send_audio(client, pcm, rate, width, channels, **kwargs)  # type: ignore[arg-type]
         return (await read_until(client, "transcript"))[-1]
+
+
+async def stream_paced(
+    client: AsyncTcpClient,
+    pcm: bytes,
+    *,
+    chunk_samples: int = 1024,
+    transcribe: Transcribe | None = None,
+) -> tuple[list[tuple[float, Event]], float]:
+    """Send 16 kHz mono PCM in real time (as a microphone does) while reading the answer.
+
+    Returns every event with its arrival time, and the time audio-stop was sent (seconds since
+    the first chunk).
+    """
+    import asyncio
+    import time
+
+    events: list[tuple[float, Event]] = []
+    started = time.perf_counter()
+
+    async def read() -> None:
+        while True:
+            event = await asyncio.wait_for(client.read_event(), 120)
+            assert event is not None, f"connection closed; saw {[e.type for _, e in events]}"
+            events.append((time.perf_counter() - started, event))
+            if event.type in ("transcript-stop", "error"):
+                return
+
+    reader = asyncio.create_task(read())
+    await client.write_event((transcribe or Transcribe()).event())
+    await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+    step = chunk_samples * 2
+    for i, offset in enumerate(range(0, len(pcm), step)):
+        await asyncio.sleep(max(0.0, started + i * chunk_samples / 16000 - time.perf_counter()))
+        chunk = AudioChunk(rate=16000, width=2, channels=1, audio=pcm[offset : offset + step])
+        await client.write_event(chunk.event())
+    stopped = time.perf_counter() - started
+    await client.write_event(AudioStop().event())
+    await reader
+    return events, stopped

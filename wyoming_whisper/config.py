@@ -72,6 +72,7 @@ class Config:
     wyoming_idle_timeout: float = 30.0
     no_early_decoding: bool = False
     early_decoding_pause: float = 0.3
+    no_live_text: bool = False  # no confirmed words while speech arrives (agreement.py)
     vad_endpointing: bool = False
     hass_url: str | None = None  # Home Assistant to read Assist's names from (hass_names.py)
     hass_token: str | None = field(default=None, repr=False)
@@ -332,6 +333,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         metavar="SECONDS",
         help="Pause after speech that triggers an early decode (default: 0.3)",
+    )
+    add(
+        "--no-live-text",
+        action="store_true",
+        default=None,
+        help="Send no confirmed words while the speaker talks (Wyoming chunks, WebSocket and "
+        "Realtime deltas): text only when the utterance ends",
     )
     add(
         "--vad-endpointing",

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from itertools import takewhile
+from itertools import accumulate
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,7 @@ import numpy as np
 # two threads at once (a model load and a stream's VAD) can fail half-way.
 from faster_whisper.vad import get_vad_model
 
+from .agreement import Agreement, align, piece, split
 from .backends.base import SAMPLE_RATE, Result, Segment, TranscribeOptions
 from .engine import Engine
 from .errors import TooLarge, WhisperError
@@ -41,10 +42,12 @@ SPEECH_THRESHOLD = 0.5  # a window this likely to be speech starts (or continues
 CONTINUE_THRESHOLD = 0.35  # ... and one above this continues speech already under way
 TRAIL_SECONDS = 0.3  # audio kept after the last speech: the final decode's end point
 EARLY_MAX_SECONDS = 30.0  # no early decodes of longer audio: one decode window, bounded cost
-PARTIAL_EVERY_SECONDS = 1.0  # a partial per this much new audio holding speech
-COMMIT_GUARD_SECONDS = 1.5  # a partial's segment ending this far before the edge is settled
-MAX_OPEN_TAIL_SECONDS = 20.0  # past this, settle every segment of the tail but the last
-PROMPT_CHARS = 200  # settled text handed to the next partial decode as context
+LIVE_EVERY_SECONDS = 0.5  # a live decode per this much new audio holding speech
+LIVE_FIRST_SECONDS = 0.5  # speech heard before the first live decode
+PARTIAL_MIN_SECONDS = 1.0  # a decode of less speech is a guess ("n." for "And so"): not shown
+TRIM_SECONDS = 10.0  # a longer window starts again after its last confirmed segment
+MAX_OPEN_TAIL_SECONDS = 20.0  # past this, the window moves past every segment but the last
+PROMPT_CHARS = 200  # confirmed text before the window, handed to a live decode as context
 PREROLL_SECONDS = 1.0  # with VAD endpointing: silence kept before speech starts
 # Early decodes only pay off for audio that arrives at about the pace it plays. A recording sent
 # in one burst ends before an early decode could finish, and a decode cannot be interrupted once
@@ -181,7 +184,16 @@ class _Decode:
     task: asyncio.Task[Result]
 
 
-PartialCallback = Callable[[str], Awaitable[None]]
+@dataclass(frozen=True)
+class Partial:
+    """What a live decode tells a client while the speaker talks."""
+
+    text: str  # the confirmed words, then the latest decode's unconfirmed rest
+    committed: str  # every word confirmed so far: never taken back
+    delta: str  # the newly confirmed piece, to append to what came before ("" when none)
+
+
+PartialCallback = Callable[[Partial], Awaitable[None]]
 
 
 class Stream:
@@ -213,9 +225,9 @@ class Stream:
         self._trail = int(settings.trail * SAMPLE_RATE)
         self._early: _Decode | None = None
         self._partial: asyncio.Task[None] | None = None
-        self._partial_mark = 0  # samples when the last partial started
-        self._settled = 0  # samples covered by settled partial text
-        self._settled_text: list[str] = []
+        self._live_mark = 0  # samples when the last live decode started
+        self._window = 0  # where the audio of the next live decode starts (samples)
+        self.agreement = Agreement()
         self._finishing = False
         self._first_chunk_at: float | None = None
         self._vad_seen = 0  # samples the VAD has processed
@@ -239,7 +251,8 @@ class Stream:
             max_seconds=config.stream_seconds,
         )
         options = engine.request_options(request, vad_filter=config.vad_filter)
-        return cls(engine, request.model, options, settings, on_partial=on_partial)
+        live = None if config.no_live_text else on_partial
+        return cls(engine, request.model, options, settings, on_partial=live)
 
     # -- audio in -------------------------------------------------------------------------------
 
@@ -324,7 +337,7 @@ class Stream:
         self._len -= drop
         self._vad_seen -= drop
         self.tracker.shift(drop)
-        self._partial_mark = max(0, self._partial_mark - drop)
+        self._live_mark = max(0, self._live_mark - drop)
 
     # -- background work ------------------------------------------------------------------------
 
@@ -349,7 +362,7 @@ class Stream:
             free = self.engine.has_idle_worker or own_partial
             if silence >= pause and short and free and self.paced:
                 self._cancel_partial()  # the early decode is worth more than a partial
-                task = asyncio.create_task(self._decode(target, speculative=True))
+                task = asyncio.create_task(self._early_decode(target))
                 task.add_done_callback(_retrieve)
                 self._early = _Decode(target, task)
                 self.engine.stats.early_decodes += 1
@@ -365,6 +378,16 @@ class Stream:
         if self._partial is not None and not self._partial.done():
             self._partial.cancel()
 
+    async def _early_decode(self, end: int) -> Result:
+        """A speculative decode of the final audio; with live text, also a hypothesis that may
+        confirm what the last live decode guessed (it decodes the whole utterance)."""
+        result = await self._decode(end, speculative=True)
+        if self.on_partial is not None and not self._finishing:
+            new = self.agreement.update(split(result.text), whole=True)
+            if new:
+                await self._tell(new, self.agreement.pending)
+        return result
+
     async def _decode(
         self,
         end: int,
@@ -378,31 +401,33 @@ class Stream:
                 audio, self.options, self.model, on_segment, speculative=speculative
             )
 
-    # -- partials -------------------------------------------------------------------------------
+    # -- live text: confirmed words while the speaker talks ----------------------------------------
 
     def _maybe_partial(self) -> None:
         if self.on_partial is None or self._finishing:
             return
         if self._partial is not None and not self._partial.done():
-            return  # never queue behind a running partial: skip this one
+            return  # never queue behind a running live decode: skip this one
         if self._early is not None and not self._early.task.done():
             return
         if not self.engine.has_idle_worker:
-            return
+            return  # optional work: never delays a final or another client
         end = self._len
-        every = PARTIAL_EVERY_SECONDS * SAMPLE_RATE
         start = self.tracker.speech_start
-        if start is None or self.tracker.speech_end <= self._partial_mark:
-            return  # no new speech since the last partial
-        if end - self._partial_mark < every or end - start < every:
-            return  # a partial of less than a second of speech is a guess ("n.", "S")
-        self._partial_mark = end
+        if start is None or self.tracker.speech_end <= self._live_mark:
+            return  # no new speech since the last live decode
+        if end - self._live_mark < LIVE_EVERY_SECONDS * SAMPLE_RATE:
+            return
+        if end - start < LIVE_FIRST_SECONDS * SAMPLE_RATE:
+            return
+        self._live_mark = end
         self._partial = asyncio.create_task(self._run_partial(end))
         self._partial.add_done_callback(_retrieve)
 
     def partial_options(self) -> TranscribeOptions:
-        """Cheaper settings, for partials only: greedy, no fallback, settled text as context."""
-        prompt = "".join(self._settled_text)[-PROMPT_CHARS:].strip() or self.options.initial_prompt
+        """Cheaper settings for live decodes: greedy, no fallback, confirmed text as context."""
+        before = self.agreement.confirmed[: len(self.agreement.confirmed) - self.agreement.held]
+        prompt = " ".join(before)[-PROMPT_CHARS:].strip() or self.options.initial_prompt
         return replace(
             self.options,
             beam_size=1,
@@ -413,26 +438,57 @@ class Stream:
         )
 
     async def _run_partial(self, end: int) -> None:
-        start = self._settled
-        tail = self._buf[start:end].copy()
+        """Decode the window, confirm what agrees with the decode before, tell the client."""
+        start = self._window
         try:
             with self.engine.admit(self.model):
                 result = await self.engine.transcribe(
-                    tail, self.partial_options(), self.model, speculative=True
+                    self._buf[start:end].copy(),
+                    self.partial_options(),
+                    self.model,
+                    speculative=True,
                 )
         except WhisperError as err:  # best effort: the final reports real failures
-            _LOGGER.debug("Partial skipped: %s", err.message)
+            _LOGGER.debug("Live decode skipped: %s", err.message)
             return
-        if self._finishing or self.on_partial is None:
+        if self._finishing:
             return
-        settled = settled_count(result.segments, (end - start) / SAMPLE_RATE)
-        if settled:
-            self._settled = start + int(result.segments[settled - 1].end * SAMPLE_RATE)
-            self._settled_text.extend(s.text for s in result.segments[:settled])
-        open_text = "".join(s.text for s in result.segments[settled:])
-        text = ("".join(self._settled_text) + open_text).strip()
+        words = split(result.text)
+        start_at = align(words, self.agreement.window)
+        new = self.agreement.update(words)
+        if start_at is not None:
+            self._move_window(result.segments, start_at + len(new), end - start)
+        pending = self.agreement.pending
+        shown = end - (self.tracker.speech_start or 0) >= PARTIAL_MIN_SECONDS * SAMPLE_RATE
+        if new or shown:
+            await self._tell(new, pending)
+
+    async def _tell(self, new: list[str], pending: list[str]) -> None:
+        """Hand the client its partial (``new``: the words just confirmed)."""
+        assert self.on_partial is not None
+        committed = self.agreement.text
+        first = len(self.agreement.confirmed) == len(new)
+        text = " ".join(w for w in (committed, " ".join(pending)) if w)
         self.engine.stats.partials += 1
-        await self.on_partial(text)
+        await self.on_partial(Partial(text, committed, piece(new, first=first)))
+
+    def _move_window(self, segments: Sequence[Segment], covered: int, samples: int) -> None:
+        """Start the next live decode after the last segment whose words are all confirmed,
+        once the window is long (live decodes stay short); a very long window moves past every
+        segment but the last whatever was confirmed."""
+        if samples < TRIM_SECONDS * SAMPLE_RATE or len(segments) < 2:
+            return
+        counts = list(accumulate(len(split(s.text)) for s in segments))
+        cut = None
+        for i in range(len(segments) - 1):
+            if counts[i] <= covered:
+                cut = i
+        if cut is None and samples > MAX_OPEN_TAIL_SECONDS * SAMPLE_RATE:
+            cut = len(segments) - 2
+        if cut is None:
+            return
+        self._window += int(segments[cut].end * SAMPLE_RATE)
+        self.agreement.forget(counts[cut])
 
     # -- the end --------------------------------------------------------------------------------
 
@@ -481,20 +537,6 @@ class Stream:
                     raise  # our caller is cancelled, not just the task we cancelled
             except Exception:  # already taken, and logged when a bug, by _retrieve
                 pass
-
-
-def settled_count(segments: Sequence[Segment], tail_seconds: float) -> int:
-    """How many leading segments of a partial decode are settled.
-
-    A segment is settled when another follows it and it ended well before the open edge of the
-    audio; later partials decode only what follows it. A very long open tail settles all but its
-    last segment, so partial decodes stay short.
-    """
-    closed = segments[:-1]
-    if tail_seconds > MAX_OPEN_TAIL_SECONDS:
-        return len(closed)
-    edge = tail_seconds - COMMIT_GUARD_SECONDS
-    return sum(1 for _ in takewhile(lambda s: s.end <= edge, closed))
 
 
 def _retrieve(task: asyncio.Task) -> None:

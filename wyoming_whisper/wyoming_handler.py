@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from wyoming.asr import Transcribe, Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
@@ -26,14 +26,15 @@ from wyoming.ping import Ping, Pong
 from wyoming.server import AsyncEventHandler
 
 from . import __version__
+from .agreement import rest, split
 from .audio import PcmConverter
-from .backends.base import Segment
+from .backends.base import Result, Segment
 from .engine import Engine
 from .errors import INTERNAL_MESSAGE, BadAudio, WhisperError
 from .framing import MalformedEvent, ProtocolError, hung_up, parse, read_event
 from .languages import model_languages
 from .request import build_request
-from .streaming import ENDPOINT_SECONDS, ChunkText, Stream, StreamSettings
+from .streaming import ENDPOINT_SECONDS, ChunkText, Partial, Stream, StreamSettings
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -76,6 +77,8 @@ class Utterance:
     converter: PcmConverter | None = None
     failed: bool = False  # an error was already sent; ignore audio until audio-stop
     follows_answer: bool = False  # opened by VAD endpointing right after an answered one
+    started: bool = False  # transcript-start sent
+    sent: list[str] = field(default_factory=list)  # confirmed words sent as transcript-chunks
 
 
 class ClientGone(Exception):
@@ -240,10 +243,34 @@ class WhisperEventHandler(AsyncEventHandler):
         if self.config.vad_endpointing:
             sensitivity = getattr(asked.vad_sensitivity, "value", asked.vad_sensitivity)
             endpoint = ENDPOINT_SECONDS.get(str(sensitivity), ENDPOINT_SECONDS["default"])
-        stream = Stream.open(self.engine, req, endpoint_silence=endpoint)
+        holder: list[Utterance] = []
+
+        async def on_partial(partial: Partial) -> None:
+            await self._live(holder[0], partial)
+
+        stream = Stream.open(self.engine, req, endpoint_silence=endpoint, on_partial=on_partial)
         utt = Utterance(req.model, stream, req.language, follows_answer=follows_answer)
+        holder.append(utt)
         self._utterance = utt
         return utt
+
+    async def _begin(self, utt: Utterance) -> None:
+        """transcript-start, once per utterance."""
+        if not utt.started:
+            utt.started = True
+            await self.write_event(TranscriptStart(language=utt.language).event())
+
+    async def _live(self, utt: Utterance, partial: Partial) -> None:
+        """Newly confirmed words as a transcript-chunk while the speaker talks.
+
+        The words are recorded before the write: a write buffers its bytes before its first
+        await, so what ``sent`` says is what the client gets, even if the answer cancels this.
+        """
+        if utt.failed or not partial.delta:
+            return
+        await self._begin(utt)
+        utt.sent.extend(split(partial.delta))
+        await self.write_event(TranscriptChunk(text=partial.delta).event())
 
     async def _on_chunk(self, chunk: AudioChunk) -> None:
         utt = self._utterance
@@ -260,6 +287,8 @@ class WhisperEventHandler(AsyncEventHandler):
             await utt.stream.convert(conv.flush)
             conv = utt.converter = PcmConverter(chunk.rate, chunk.width, chunk.channels)
         await utt.stream.convert(conv.feed, chunk.audio or b"")
+        if utt.stream.heard_speech and utt.stream.on_partial is not None:
+            await self._begin(utt)  # with live text: transcript-start as speech starts
         if utt.stream.endpoint_reached:
             # --vad-endpointing: answer now; what follows is the next utterance.
             _LOGGER.debug("VAD endpoint after %.2f s", utt.stream.seconds)
@@ -277,7 +306,27 @@ class WhisperEventHandler(AsyncEventHandler):
             await self._answer(utt)
 
     async def _answer(self, utt: Utterance) -> None:
-        await self.write_event(TranscriptStart(language=utt.language).event())
+        await self._begin(utt)
+        if utt.sent:  # words were confirmed during speech: the rest of the final follows them
+            result = await self._unless_gone(asyncio.ensure_future(utt.stream.finish()))
+            if tail := rest(result.text, utt.sent):
+                await self.write_event(TranscriptChunk(text=tail).event())
+        else:
+            result = await self._stream_final(utt)
+        text, language = result.text, result.language or utt.language
+        _LOGGER.info(
+            "Transcript (%s, %.2f s%s): %s",
+            utt.model,
+            utt.stream.seconds,
+            ", early" if utt.stream.early_used else "",
+            text,
+        )
+        await self.write_event(Transcript(text=text, language=language or None).event())
+        await self.write_event(TranscriptStop().event())
+        self.engine.metrics.requests.labels("wyoming", "ok").inc()
+
+    async def _stream_final(self, utt: Utterance) -> Result:
+        """The final, its segments sent as transcript-chunks as the decode firms them up."""
         cutter = ChunkText()
         pieces: asyncio.Queue[str | None] = asyncio.Queue()
 
@@ -298,17 +347,7 @@ class WhisperEventHandler(AsyncEventHandler):
         finally:
             pieces.put_nowait(None)
             await relaying
-        text, language = result.text, result.language or utt.language
-        _LOGGER.info(
-            "Transcript (%s, %.2f s%s): %s",
-            utt.model,
-            utt.stream.seconds,
-            ", early" if utt.stream.early_used else "",
-            text,
-        )
-        await self.write_event(Transcript(text=text, language=language or None).event())
-        await self.write_event(TranscriptStop().event())
-        self.engine.metrics.requests.labels("wyoming", "ok").inc()
+        return result
 
     async def _unless_gone(self, job: asyncio.Future[T]) -> T:
         """Await ``job`` while watching the connection: a hang-up cancels it (ClientGone).

@@ -22,7 +22,7 @@ from ..backends.base import Result
 from ..errors import INTERNAL_MESSAGE, InvalidRequest, TooLarge, Unauthorized, WhisperError
 from ..formats import segment_json
 from ..request import build_request
-from ..streaming import Stream
+from ..streaming import Partial, Stream
 from .errors import bearer_token
 from .state import ENGINE
 
@@ -92,9 +92,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         )
         engine.check_capacity(req.model)  # refuse at once, before the client streams its audio
 
-        async def send_partial(text: str) -> None:
+        async def send_partial(partial: Partial) -> None:
             if not ws.closed:
-                await ws.send_json({"type": "partial", "text": text, "is_final": False})
+                await ws.send_json({"type": "partial", **asdict(partial), "is_final": False})
 
         stream = Stream.open(engine, req, on_partial=send_partial)
         converter = PcmConverter(16000, 2, 1)

@@ -1,0 +1,80 @@
+"""LocalAgreement-2 (agreement.py): what consecutive decodes agree on, the final's rest."""
+
+from __future__ import annotations
+
+from wyoming_whisper.agreement import Agreement, align, common_prefix, key, piece, rest
+
+
+def words(text: str) -> list[str]:
+    return text.split()
+
+
+def test_key_ignores_case_and_punctuation() -> None:
+    assert key("Three.") == key("three") == "three"
+    assert key("1813,") == "1813" and key("...") == ""
+    assert common_prefix(words("And so, my"), words("and so my fellow")) == 3
+
+
+def test_two_decodes_confirm_their_common_prefix_once() -> None:
+    a = Agreement()
+    assert a.update(words("And so my")) == []  # nothing to agree with yet
+    assert a.update(words("And so my fellow")) == words("And so my")
+    assert a.update(words("And so my fellow Americans")) == ["fellow"]
+    assert a.update(words("And so my fellow Americans ask")) == ["Americans"]
+    assert a.text == "And so my fellow Americans" and a.pending == ["ask"]
+
+
+def test_a_guess_that_changes_is_not_confirmed() -> None:
+    a = Agreement()
+    a.update(words("n."))
+    assert a.update(words("And so")) == []  # "n." and "And" disagree
+    assert a.update(words("And so my")) == words("And so")
+
+
+def test_confirmed_words_are_never_taken_back() -> None:
+    a = Agreement()
+    a.update(words("ask not what"))
+    a.update(words("ask not what your"))
+    # Whisper rewrites the confirmed words: nothing of that hypothesis is confirmed...
+    assert a.update(words("ask knot which your country")) == []
+    assert a.text == "ask not what"
+    # ...and the next hypothesis that keeps the confirmed words carries on.
+    assert a.update(words("ask not what your country can")) == ["your"]
+
+
+def test_a_respelled_last_word_still_aligns() -> None:
+    assert align(words("can do. For you"), words("can do")) == 2
+    assert align(words("am I fellow"), words("And so my")) is None
+    assert align(words("asked knot what your"), words("ask not what")) == 3  # anchored on "what"
+    assert align(words("anything"), []) == 0
+
+
+def test_window_moves_past_held_words() -> None:
+    a = Agreement()
+    a.update(words("one two three four"))
+    a.update(words("one two three four five"))
+    assert a.window == words("one two three four")
+    a.forget(3)  # the window now starts after "three"
+    assert a.window == ["four"]
+    assert a.update(words("four five six")) == ["five"]  # compared with the window only
+    a.forget(10)
+    assert a.window == [] and a.held == 0
+
+
+def test_an_early_decode_of_the_whole_utterance_confirms_after_every_word() -> None:
+    a = Agreement(confirmed=words("one two three four"), held=1, pending=["five"])
+    assert a.update(words("one two three four five six"), whole=True) == ["five"]
+
+
+def test_pieces_and_the_rest_of_the_final() -> None:
+    assert piece(["And", "so"], first=True) == "And so"
+    assert piece(["my"], first=False) == " my"
+    assert piece([], first=False) == ""
+    sent = words("And so my fellow")
+    final = "And so my fellow Americans, ask not."
+    assert "".join([" ".join(sent), rest(final, sent)]) == final
+    assert rest("One, two, three.", words("one, two")) == " three."
+    assert rest("In 1813.", words("In 1813.")) == ""
+    assert rest("Hello there.", []) == "Hello there."
+    # The final rewrote a confirmed word: the rest follows as many words as were sent.
+    assert rest("Ask knot what you can do.", words("ask not what")) == " you can do."
