@@ -1,4 +1,4 @@
-"""The pure parts of streaming.py: speech tracking, the final end point, chunk text (confirmed words: test_agreement.py).
+"""The pure parts of streaming.py: speech tracking, the final end point, chunk text.
 
 The incremental VAD is checked against faster-whisper's own one-shot Silero run on a real clip.
 """
@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wyoming_whisper.backends.base import Segment
 from wyoming_whisper.http.websocket import split_eos
 from wyoming_whisper.streaming import (
     WINDOW,
