@@ -27,6 +27,11 @@ default) and one with ``--no-live-text`` (chunks only with the final). Three par
    text, neither the mean nor the p95 of either door is later than without it by more than
    ``--tolerance`` (5 %) + ``--tolerance-ms`` (20 ms).
 
+4. Realtime API: each command clip, at 24 kHz, appended in 100 ms pieces paced in real time
+   to ``/v1/realtime?intent=transcription`` (server VAD, its default 500 ms of silence), then
+   a second of silence; the time from ``input_audio_buffer.speech_stopped`` to
+   ``conversation.item.input_audio_transcription.completed``. Check: median <= 100 ms.
+
 Exits 1 when a check fails or a request gets no answer, 2 when there are no clips or a server
 does not start (``--off-args`` / ``--live-args`` replace the servers' extra flags).
 
@@ -507,6 +512,88 @@ def bench_load(
     return checks
 
 
+# --- part 4: the Realtime API --------------------------------------------------------------------
+
+REALTIME_GOAL = 0.100  # speech_stopped -> completed, median
+REALTIME_SESSION = {
+    "type": "transcription",
+    "audio": {
+        "input": {
+            "format": {"type": "audio/pcm", "rate": 24000},
+            "transcription": {"model": "whisper-1", "language": "en"},
+            "turn_detection": {"type": "server_vad", "silence_duration_ms": 500},
+        }
+    },
+}
+
+
+async def realtime_once(url: str, pcm24: bytes) -> tuple[float, str]:
+    """speech_stopped -> completed (seconds) of one real-time-paced command, and its text."""
+    import base64
+
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(url.replace("http", "ws") + "/v1/realtime?intent=transcription") as ws,
+    ):
+        await ws.receive_json()  # session.created
+        await ws.send_json({"type": "session.update", "session": REALTIME_SESSION})
+        await ws.receive_json()  # session.updated
+        stopped: float | None = None
+        result: list[tuple[float, str]] = []
+
+        async def read() -> None:
+            nonlocal stopped
+            while True:
+                event = await ws.receive_json(timeout=60)
+                kind = event["type"]
+                if kind == "input_audio_buffer.speech_stopped" and stopped is None:
+                    stopped = time.perf_counter()
+                elif kind.endswith("transcription.completed") or kind == "error":
+                    result.append((time.perf_counter(), event.get("transcript", str(event))))
+                    return
+
+        reader = asyncio.create_task(read())
+        audio = pcm24 + bytes(48000)  # a second of silence
+        step, started = 4800, time.perf_counter()
+        for i, offset in enumerate(range(0, len(audio), step)):
+            await asyncio.sleep(max(0.0, started + i * 0.1 - time.perf_counter()))
+            piece = base64.b64encode(audio[offset : offset + step]).decode()
+            await ws.send_json({"type": "input_audio_buffer.append", "audio": piece})
+        await asyncio.wait_for(reader, 60)
+    done, text = result[0]
+    return (done - stopped if stopped is not None else math.nan), text
+
+
+def bench_realtime(server: ServerProcess, clips: Sequence[Clip], args: argparse.Namespace) -> list:
+    print(
+        "== 4. Realtime API: command clips at 24 kHz appended in 100 ms pieces in real time, "
+        "server VAD (500 ms), speech_stopped -> completed"
+    )
+    waits: list[float] = []
+    for clip in clips:
+        audio = decode_file(str(clip.path))
+        up = np.interp(np.arange(0, len(audio), 2 / 3), np.arange(len(audio)), audio)
+        wait, text = asyncio.run(realtime_once(server.url, pcm16(up.astype(np.float32))))
+        waits.append(wait)
+        if args.verbose:
+            print(f"  {clip.path.name}: {ms(wait)}: {text}")
+    done = [w for w in waits if not math.isnan(w)]
+    median = statistics.median(done) if done else math.nan
+    print(f"speech_stopped -> completed: median {ms(median)}, p95 {ms(percentile(done, 0.95))}")
+    return [
+        (
+            f"Realtime completed <= {REALTIME_GOAL * 1000:.0f} ms after speech_stopped (median)",
+            median <= REALTIME_GOAL,
+            ms(median),
+        ),
+        (
+            "every Realtime turn ended by server VAD",
+            len(done) == len(waits),
+            f"{len(done)}/{len(waits)}",
+        ),
+    ]
+
+
 # --- main -----------------------------------------------------------------------------------------
 
 
@@ -567,6 +654,7 @@ def main() -> int:
             checks += bench_long(live, longs, args)
             servers = {"live text": live, "--no-live-text": off}
             checks += bench_load(servers, samples, args)
+            checks += bench_realtime(live, commands, args)
         print(f"live-text server streaming counters: {live.health().get('streaming')}")
     finally:
         for server in (live, off):

@@ -87,6 +87,35 @@ class PcmConverter:
         return _frames_to_array(self._resampler.resample(frame))
 
 
+def _g711_table(law: str) -> np.ndarray:
+    """The 256 16-bit samples a G.711 byte stands for (ITU-T G.711, as telephony decodes it)."""
+    codes = np.arange(256, dtype=np.int32)
+    if law == "ulaw":
+        u = ~codes & 0xFF
+        magnitude = (((u & 0x0F) << 3) + 0x84 << ((u >> 4) & 7)) - 0x84
+        return np.where(u & 0x80, -magnitude, magnitude).astype(np.int16)
+    a = codes ^ 0x55
+    exponent, mantissa = (a >> 4) & 7, a & 0x0F
+    magnitude = np.where(
+        exponent == 0, (mantissa << 4) + 8, ((mantissa << 4) + 0x108) << np.maximum(exponent - 1, 0)
+    )
+    return np.where(a & 0x80, magnitude, -magnitude).astype(np.int16)
+
+
+G711 = {"ulaw": _g711_table("ulaw"), "alaw": _g711_table("alaw")}
+
+
+class G711Converter(PcmConverter):
+    """G.711 μ-law or A-law (8 kHz, a byte per sample: telephony) into 16 kHz mono float32."""
+
+    def __init__(self, law: str) -> None:
+        super().__init__(8000, 2, 1)
+        self._table = G711[law]
+
+    def feed(self, data: bytes) -> np.ndarray:
+        return super().feed(self._table[np.frombuffer(data, dtype=np.uint8)].tobytes())
+
+
 def _frames_to_array(frames: list) -> np.ndarray:
     if not frames:
         return np.zeros(0, dtype=np.float32)

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -69,6 +70,8 @@ class Engine:
         self._answering = 0
         self.stats = EngineStats()
         self.names: HassNames | None = None  # Home Assistant's names, when the server reads them
+        # Utterances being received (streaming.Stream registers itself until it finishes).
+        self.streams: weakref.WeakSet[Any] = weakref.WeakSet()
         self.metrics = Metrics()
         self.metrics.add_live(self._live_metrics)
         manager.on_change = self.metrics.on_model_change
@@ -141,6 +144,11 @@ class Engine:
         delays a request that someone is waiting for.
         """
         return sum(self._in_flight.values()) < self.config.max_concurrency
+
+    @property
+    def speakers(self) -> int:
+        """Streams whose speaker has started talking and whose answer is not given yet."""
+        return sum(1 for stream in list(self.streams) if stream.heard_speech)
 
     def queue_depth(self, model: str) -> int:
         return self._in_flight.get(model, 0)

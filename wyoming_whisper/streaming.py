@@ -39,11 +39,12 @@ _LOGGER = logging.getLogger(__name__)
 WINDOW = 512  # Silero's window at 16 kHz (32 ms)
 CONTEXT = 64  # samples of the previous window Silero sees before each window
 SPEECH_THRESHOLD = 0.5  # a window this likely to be speech starts (or continues) speech
-CONTINUE_THRESHOLD = 0.35  # ... and one above this continues speech already under way
+HYSTERESIS = 0.15  # ... and one above it less this continues speech already under way
 TRAIL_SECONDS = 0.3  # audio kept after the last speech: the final decode's end point
 EARLY_MAX_SECONDS = 30.0  # no early decodes of longer audio: one decode window, bounded cost
 LIVE_EVERY_SECONDS = 0.5  # a live decode per this much new audio holding speech
 LIVE_FIRST_SECONDS = 0.5  # speech heard before the first live decode
+LIVE_PAUSE_SECONDS = 0.1  # none starts this far into a pause: the worker is the early decode's
 PARTIAL_MIN_SECONDS = 1.0  # a decode of less speech is a guess ("n." for "And so"): not shown
 TRIM_SECONDS = 10.0  # a longer window starts again after its last confirmed segment
 MAX_OPEN_TAIL_SECONDS = 20.0  # past this, the window moves past every segment but the last
@@ -96,10 +97,11 @@ class SpeechTracker:
     """Where speech was heard, from per-window probabilities (pure; positions in samples).
 
     Hysteresis as in Silero's own segmentation: a window starts speech at SPEECH_THRESHOLD and
-    continues it above CONTINUE_THRESHOLD.
+    continues it above the threshold less HYSTERESIS.
     """
 
     window: int = WINDOW
+    threshold: float = SPEECH_THRESHOLD  # a client's own (the Realtime API's server_vad)
     position: int = 0  # samples covered by the windows seen so far
     speech_start: int | None = None  # first voiced window's start
     speech_end: int = 0  # end of the last voiced window
@@ -109,7 +111,7 @@ class SpeechTracker:
         for prob in probs:
             start = self.position
             self.position += self.window
-            threshold = CONTINUE_THRESHOLD if self.voiced else SPEECH_THRESHOLD
+            threshold = self.threshold - HYSTERESIS if self.voiced else self.threshold
             self.voiced = prob >= threshold
             if self.voiced:
                 if self.speech_start is None:
@@ -231,7 +233,9 @@ class Stream:
         self._finishing = False
         self._first_chunk_at: float | None = None
         self._vad_seen = 0  # samples the VAD has processed
+        self.dropped = 0  # samples of silence dropped from the front (VAD endpointing)
         self.early_used = False
+        engine.streams.add(self)
 
     @classmethod
     def open(
@@ -336,6 +340,7 @@ class Stream:
         self._buf[: self._len - drop] = self._buf[drop : self._len]
         self._len -= drop
         self._vad_seen -= drop
+        self.dropped += drop
         self.tracker.shift(drop)
         self._live_mark = max(0, self._live_mark - drop)
 
@@ -412,7 +417,13 @@ class Stream:
             return
         if not self.engine.has_idle_worker:
             return  # optional work: never delays a final or another client
+        if self.engine.speakers > self.engine.config.max_concurrency:
+            return  # more people talk than there are workers: their finals come first
         end = self._len
+        if self.tracker.silence_after_speech(self.tracker.position) >= (
+            LIVE_PAUSE_SECONDS * SAMPLE_RATE
+        ):
+            return  # a pause: an early decode may want the worker soon
         start = self.tracker.speech_start
         if start is None or self.tracker.speech_end <= self._live_mark:
             return  # no new speech since the last live decode
@@ -499,6 +510,7 @@ class Stream:
         arrives whole.
         """
         self._finishing = True
+        self.engine.streams.discard(self)
         self._cancel_partial()
         await self._catch_up_vad()
         end = final_end(self.tracker, self._len, self._trail)
@@ -524,6 +536,7 @@ class Stream:
     async def close(self) -> None:
         """Cancel background work (the client went away or the utterance failed)."""
         self._finishing = True
+        self.engine.streams.discard(self)
         tasks = [t for t in (self._partial, self._early.task if self._early else None) if t]
         self._early = None
         for task in tasks:

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from ..engine import Engine
 from ..errors import Unauthorized
-from . import docs, openai, ops, ui, websocket
+from . import docs, openai, ops, realtime, ui, websocket
 from .errors import bearer_token, error_middleware
 from .state import CONFIG, ENGINE
 
@@ -53,15 +53,18 @@ def metrics_middleware(engine: Engine) -> Callable:
     return count
 
 
+# The WebSockets check their key themselves: browsers cannot set headers, so they send the key
+# another way, and their errors are WebSocket messages.
+SELF_CHECKED = frozenset({websocket.PATH, realtime.PATH})
+
+
 def auth_middleware(api_key: str) -> Callable:
     """With --api-key, every /v1 route wants ``Authorization: Bearer <key>``; /health stays open."""
     expected = api_key.encode()
 
     @web.middleware
     async def check_key(request: web.Request, handler: Handler) -> web.StreamResponse:
-        # The WebSocket checks its key itself: browsers cannot set headers, so it also takes a
-        # ``token`` query parameter, and its errors are WebSocket messages.
-        guarded = request.path.startswith("/v1/") and request.path != websocket.PATH
+        guarded = request.path.startswith("/v1/") and request.path not in SELF_CHECKED
         if guarded and request.method != "OPTIONS":
             given = bearer_token(request)
             if not given:
@@ -144,5 +147,6 @@ def create_app(engine: Engine) -> web.Application:
     app.add_routes(openai.routes)
     app.add_routes(docs.routes)
     app.add_routes(websocket.routes)
+    app.add_routes(realtime.routes)
     app.add_routes(ui.routes)
     return app
