@@ -413,3 +413,22 @@ def test_cors(locked: ServerProcess) -> None:
         locked.url + "/v1/models", method="GET", headers={"Origin": "http://evil.example", **AUTH}
     )
     assert status == 200 and "Access-Control-Allow-Origin" not in headers
+
+
+async def test_realtime_api_key_as_header_or_browser_subprotocol(locked: ServerProcess) -> None:
+    import aiohttp
+
+    url = locked.url + "/v1/realtime?intent=transcription"
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(url, headers={"Authorization": "Bearer nope"}) as ws:
+            got = await ws.receive_json(timeout=10)
+            assert got["type"] == "error" and got["error"]["code"] == "invalid_api_key", got
+            closing = await ws.receive(timeout=10)
+            assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 1008
+        async with http.ws_connect(url, headers=AUTH) as ws:
+            assert (await ws.receive_json(timeout=10))["type"] == "session.created"
+        # A browser cannot set headers: it offers the key as a subprotocol, beside "realtime".
+        offered = ("realtime", f"openai-insecure-api-key.{API_KEY}")
+        async with http.ws_connect(url, protocols=offered) as ws:
+            assert ws.protocol == "realtime"  # echoed, or the browser drops the connection
+            assert (await ws.receive_json(timeout=10))["type"] == "session.created"

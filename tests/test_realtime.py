@@ -268,3 +268,14 @@ async def test_only_transcription_sessions(server: ServerProcess, intent: str) -
             got = await ws.receive_json(timeout=10)
             assert got["type"] == "error" and got["error"]["param"] == "intent", got
             assert (await ws.receive(timeout=10)).type == aiohttp.WSMsgType.CLOSE
+
+
+def test_g711_tables_decode_as_telephony_does() -> None:
+    """ITU-T G.711 at 16-bit scale: the values audioop.ulaw2lin / alaw2lin gave."""
+    u, a = G711["ulaw"], G711["alaw"]
+    assert (u[0x00], u[0x80], u[0x7F], u[0xFF]) == (-32124, 32124, 0, 0)
+    assert (a[0x55], a[0xD5], a[0x2A], a[0xAA]) == (-8, 8, -32256, 32256)
+    assert np.all(np.diff(u[0x80:].astype(int)) < 0) and np.all(np.diff(u[:0x80].astype(int)) > 0)
+    pcm = (np.sin(np.arange(800) / 5) * 20000).astype("<i2")
+    back = u[np.frombuffer(ulaw(pcm.tobytes()), dtype=np.uint8)].astype(int)
+    assert np.max(np.abs(back - pcm)) <= 1024  # the coarsest μ-law step at this level

@@ -417,6 +417,38 @@ def build_spec() -> dict[str, Any]:
                 },
             }
         },
+        "/v1/realtime": {
+            "get": {
+                "operationId": "realtimeTranscription",
+                "tags": ["Audio"],
+                "summary": "The Realtime API's transcription sessions (a WebSocket of JSON events)",
+                "description": (
+                    "Upgrade to a WebSocket. Client events: session.update (session.type "
+                    "'transcription') or the beta transcription_session.update; "
+                    "input_audio_buffer.append (base64, at most 15 MiB), .commit, .clear. Server "
+                    "events: session.created/updated, input_audio_buffer.speech_started, "
+                    ".speech_stopped, .committed, .cleared, conversation.item.added, "
+                    "conversation.item.input_audio_transcription.delta (confirmed words during "
+                    "speech), .completed (with usage), .failed, and error. The API key, when "
+                    "set, as Authorization: Bearer or the subprotocol "
+                    "openai-insecure-api-key.<key>. See docs/http-api.md."
+                ),
+                "security": [*security, {}],
+                "parameters": [
+                    {
+                        "name": "intent",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": ["transcription"]},
+                        "description": "Only transcription sessions are served",
+                    }
+                ],
+                "responses": {
+                    "101": {"description": "Switching Protocols: the session's WebSocket"},
+                    **_error_responses(400),
+                },
+            }
+        },
         "/health": {
             "get": {
                 "operationId": "health",
