@@ -150,7 +150,7 @@ async def test_ready_through_loading_serving_full_queue_and_drain(
     )
     assert srv.proc is not None
     # Alive (liveness answers 200) but not ready: the default model is still loading.
-    assert srv.wait_ready(loaded=False)["status"] == "loading"
+    assert srv.wait_ready(loaded=False)["models"][0]["loaded"] is False
     status, body = ready(srv)
     assert (status, body["ready"], body["reason"]) == (503, False, "loading"), body
     release.start()
