@@ -24,6 +24,7 @@ def test_defaults_match_the_spec() -> None:
     assert cfg.no_wyoming is False and cfg.download_only is False
     assert cfg.log_level == "info" and cfg.beam_size == 5
     assert cfg.max_upload_mb == 200
+    assert cfg.drain_seconds == 10 and cfg.shutdown_delay == 0
 
 
 def test_flags_short_and_long() -> None:
@@ -106,6 +107,8 @@ def test_duplicate_models_are_served_once() -> None:
         ([], {"WHISPER_TTL": "-5"}, "WHISPER_TTL"),
         ([], {"WHISPER_PRELOAD": "maybe"}, "WHISPER_PRELOAD"),
         ([], {"WHISPER_PORT": "http"}, "WHISPER_PORT"),
+        (["--drain-seconds", "-1"], {}, "drain-seconds"),
+        ([], {"WHISPER_SHUTDOWN_DELAY": "soon"}, "WHISPER_SHUTDOWN_DELAY"),
     ],
 )
 def test_bad_values_exit_2_with_one_line(
@@ -162,3 +165,12 @@ def test_home_assistant_names_settings(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as info:
         load_config(["--hass-url", "http://ha:8123"], {})
     assert info.value.code == 2
+
+
+def test_drain_settings() -> None:
+    """--drain-seconds and --shutdown-delay: the stop a load balancer needs (docs/scaling.md)."""
+    env = {"WHISPER_DRAIN_SECONDS": "30", "WHISPER_SHUTDOWN_DELAY": "5"}
+    cfg = load_config([], env)
+    assert (cfg.drain_seconds, cfg.shutdown_delay) == (30, 5)
+    cfg = load_config(["--drain-seconds", "0", "--shutdown-delay", "2.5"], env)
+    assert (cfg.drain_seconds, cfg.shutdown_delay) == (0, 2.5)

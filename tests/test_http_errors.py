@@ -361,6 +361,7 @@ def test_wrong_api_key_is_401(locked: ServerProcess, headers: dict[str, str]) ->
 def test_api_key_leaves_health_and_docs_open(locked: ServerProcess) -> None:
     assert locked.health()["status"] == "ok"
     assert request(locked.url + "/openapi.json", method="GET")[0] == 200
+    assert request(locked.url + "/ready", method="GET")[0] == 200
     status, _, reply = request(locked.url + "/v1/models", method="GET", headers=AUTH)
     assert status == 200 and json.loads(reply)["data"][0]["id"] == "tiny.en"
     transcribe_ok(locked.url, AUTH)

@@ -62,6 +62,7 @@ def test_operations_and_models(server: ServerProcess, spec: dict) -> None:
     health = call(server, spec, "get", "/health")
     assert {m["name"] for m in health["models"]} == {"tiny.en", "base"}
     assert all(m["ttl_seconds"] == m["ttl"] for m in health["models"])
+    assert call(server, spec, "get", "/ready")["ready"] is True
     listed = call(server, spec, "get", "/v1/models")
     assert [m["id"] for m in listed["data"]] == ["tiny.en", "base"]
     call(server, spec, "get", "/v1/models/tiny.en", "/v1/models/{model}")

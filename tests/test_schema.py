@@ -36,6 +36,7 @@ def test_openapi_spec_is_valid_and_complete(server: ServerProcess) -> None:
         "/v1/models/{model}",
         "/v1/model/unload",
         "/health",
+        "/ready",
     }
 
 

@@ -74,6 +74,8 @@ class Config:
     early_decoding_pause: float = 0.3
     no_live_text: bool = False  # no confirmed words while speech arrives (agreement.py)
     vad_endpointing: bool = False
+    drain_seconds: float = 10.0  # a stop waits at most this long for in-flight requests
+    shutdown_delay: float = 0.0  # after a stop signal: not ready, still serving, this long
     hass_url: str | None = None  # Home Assistant to read Assist's names from (hass_names.py)
     hass_token: str | None = field(default=None, repr=False)
     no_hass_names: bool = False
@@ -346,6 +348,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         default=None,
         help="End Wyoming utterances on the server's own voice activity detection",
+    )
+    add(
+        "--drain-seconds",
+        type=_non_negative,
+        metavar="SECONDS",
+        help="On SIGTERM, wait at most this long for in-flight requests to finish (default: 10)",
+    )
+    add(
+        "--shutdown-delay",
+        type=_non_negative,
+        metavar="SECONDS",
+        help="On SIGTERM, answer /ready with 503 but keep accepting requests this long before "
+        "closing the ports, so a load balancer stops sending first (default: 0)",
     )
     add("--version", action="version", version=f"%(prog)s {__version__}")
     return p

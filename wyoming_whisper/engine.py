@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import time
 import weakref
@@ -47,6 +48,18 @@ OPENAI_MODEL_ALIASES = frozenset(
 )
 
 
+class Phase(str, enum.Enum):  # noqa: UP042 (str() keeps the member name)
+    """Where the process is in its life, as a load balancer needs to know it (``/ready``)."""
+
+    STARTING = "starting"  # the ports are not all open yet
+    SERVING = "serving"
+    DRAINING = "draining"  # a stop signal came: finish what is in flight, take nothing new
+
+
+# Why a server is not ready, in the order they are checked; "ready" when none applies.
+NOT_READY = ("draining", "starting", "loading", "model_error", "busy")
+
+
 @dataclass
 class EngineStats:
     """Streaming counters shown in /health (request counts and times live in Metrics)."""
@@ -68,6 +81,7 @@ class Engine:
         self._audio = ThreadPoolExecutor(AUDIO_THREADS, thread_name_prefix="audio")
         self._in_flight: dict[str, int] = dict.fromkeys(manager.models, 0)
         self._answering = 0
+        self.phase = Phase.STARTING  # set by the server: SERVING once listening, DRAINING on stop
         self.stats = EngineStats()
         self.names: HassNames | None = None  # Home Assistant's names, when the server reads them
         # Utterances being received (streaming.Stream registers itself until it finishes).
@@ -171,6 +185,27 @@ class Engine:
                 f"(limit {self.capacity}); retry shortly",
                 retry_after=1,
             )
+
+    def readiness(self) -> str:
+        """Whether a load balancer should send this server work: "ready", or why not (NOT_READY).
+
+        Not ready while starting, once a stop signal came, until the default model has loaded
+        for the first time, while its last load failed, and while its queue is full (a request
+        would get 503). A model unloaded after its idle TTL stays ready: the next request loads
+        it again, as on a single server, and replicas must not all drop out when traffic is low.
+        """
+        if self.phase is Phase.DRAINING:
+            return "draining"
+        if self.phase is Phase.STARTING:
+            return "starting"
+        default = self.manager.models[self.config.default_model]
+        if default.state is ModelState.ERROR:
+            return "model_error"
+        if default.loads == 0:
+            return "loading"
+        if self._in_flight[default.name] >= self.capacity:
+            return "busy"
+        return "ready"
 
     @contextmanager
     def admit(self, model: str) -> Iterator[None]:

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 import time
-from functools import partial
+import weakref
 
 from aiohttp import web
 from wyoming.server import AsyncTcpServer
@@ -15,14 +15,13 @@ from wyoming.server import AsyncTcpServer
 from .backends.select import Selection, create_backend
 from .config import Config
 from .discovery import SupervisorDiscovery, ZeroconfAdvertiser
-from .engine import Engine
+from .engine import Engine, Phase
 from .hass_names import SUPERVISOR_WEBSOCKET, HassNames
 from .http.app import create_app
 from .models.manager import ModelManager
 from .wyoming_handler import WhisperEventHandler
 
 _LOGGER = logging.getLogger(__name__)
-DRAIN_SECONDS = 10.0
 
 
 class Server:
@@ -40,6 +39,21 @@ class Server:
         self._wyoming: AsyncTcpServer | None = None
         self._zeroconf: ZeroconfAdvertiser | None = None
         self._supervisor: SupervisorDiscovery | None = None
+        self._connections: weakref.WeakSet[WhisperEventHandler] = weakref.WeakSet()
+
+    def _wyoming_handler(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> WhisperEventHandler:
+        """One handler per Wyoming connection, remembered so that a drain can see its state."""
+        handler = WhisperEventHandler(self.engine, reader, writer)
+        self._connections.add(handler)
+        return handler
+
+    @property
+    def in_flight(self) -> bool:
+        """Work a stop must let finish: admitted requests, answers being written, and Wyoming
+        utterances whose audio is still arriving (nothing is admitted before audio-stop)."""
+        return self.engine.busy or any(h.mid_utterance for h in list(self._connections))
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -60,7 +74,7 @@ class Server:
         _LOGGER.info("HTTP API on http://%s:%d", cfg.host, cfg.port)
         if not cfg.no_wyoming:
             self._wyoming = AsyncTcpServer(cfg.host, cfg.wyoming_port)
-            await self._wyoming.start(partial(WhisperEventHandler, self.engine))
+            await self._wyoming.start(self._wyoming_handler)
             _LOGGER.info("Wyoming on tcp://%s:%d", cfg.host, cfg.wyoming_port)
             if not cfg.no_zeroconf:
                 self._zeroconf = ZeroconfAdvertiser(cfg.wyoming_port, cfg.host, cfg.zeroconf_name)
@@ -70,6 +84,7 @@ class Server:
                     cfg.supervisor_url, cfg.supervisor_token, cfg.wyoming_port
                 )
                 self._supervisor.start()
+        self.engine.phase = Phase.SERVING  # every port is open: /ready may answer 200
 
     def _start_names(self) -> None:
         cfg = self.config
@@ -91,12 +106,29 @@ class Server:
             await self.start()
             _LOGGER.info("Ready")
             await self._stop.wait()
-            _LOGGER.info("Stopping")
+            await self.drain()
         finally:
             await self.shutdown()
 
+    async def drain(self) -> None:
+        """Answer /ready with 503 at once; keep serving for --shutdown-delay, then stop.
+
+        The delay is for load balancers: their health check sees the 503 and stops sending
+        before the ports close, so no client is refused (docs/scaling.md). A second signal
+        ends the delay (Ctrl-C twice).
+        """
+        self.engine.phase = Phase.DRAINING
+        delay = self.config.shutdown_delay
+        if delay > 0:
+            _LOGGER.info("Stopping: not ready, still serving for %.1f s", delay)
+            self._stop.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+        _LOGGER.info("Stopping")
+
     async def shutdown(self) -> None:
-        """Stop accepting, let in-flight work finish (bounded), then release everything."""
+        """Stop accepting, let in-flight work finish (--drain-seconds at most), then release."""
+        self.engine.phase = Phase.DRAINING
         if self.engine.names is not None:
             await self.engine.names.stop()
         if self._supervisor is not None:
@@ -109,8 +141,8 @@ class Server:
         if self._runner is not None:
             for site in list(self._runner.sites):
                 await site.stop()
-        deadline = time.monotonic() + DRAIN_SECONDS
-        while self.engine.busy and time.monotonic() < deadline:
+        deadline = time.monotonic() + self.config.drain_seconds
+        while self.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         if self._wyoming is not None:
             await self._wyoming.stop()

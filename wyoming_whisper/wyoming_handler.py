@@ -155,6 +155,18 @@ class WhisperEventHandler(AsyncEventHandler):
         if utt is not None:
             await utt.stream.close()
 
+    @property
+    def mid_utterance(self) -> bool:
+        """True while an utterance's audio is still arriving: a shutdown waits for its answer.
+
+        Once audio-stop comes the answer holds ``Engine.answering``; before it nothing is
+        admitted yet, and a drain that only waited for the engine would cut the speaker off.
+        """
+        utt = self._utterance
+        if utt is None or utt.failed:
+            return False
+        return not utt.follows_answer or utt.stream.heard_speech
+
     async def handle_event(self, event: Event) -> bool:
         """Dispatch one event; a fault becomes an ``error`` event, never a dropped server.
 

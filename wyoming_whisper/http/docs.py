@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import __version__
+from ..engine import NOT_READY
 from ..formats import RESPONSE_FORMATS
 
 routes = web.RouteTableDef()
@@ -349,6 +350,30 @@ def build_spec() -> dict[str, Any]:
                 },
             },
         },
+        "Ready": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["ready", "reason", "model", "queue_depth", "capacity"],
+            "properties": {
+                "ready": boolean,
+                "reason": {
+                    "type": "string",
+                    "enum": ["ready", *NOT_READY],
+                    "description": "ready; or why not: draining (after SIGTERM), starting (ports "
+                    "not all open), loading (the default model's first load), model_error (its "
+                    "last load failed), busy (its queue is full)",
+                },
+                "model": {**string, "description": "The default model"},
+                "queue_depth": {
+                    **integer,
+                    "description": "The default model's requests in flight (running or queued)",
+                },
+                "capacity": {
+                    **integer,
+                    "description": "In flight at which new requests get 503 (workers + queue)",
+                },
+            },
+        },
     }
     for name in (
         "Error",
@@ -455,6 +480,21 @@ def build_spec() -> dict[str, Any]:
                 "tags": ["Operations"],
                 "summary": "Server and model status (never needs the API key)",
                 "responses": {"200": _json(_ref("Health"))},
+            }
+        },
+        "/ready": {
+            "get": {
+                "operationId": "ready",
+                "tags": ["Operations"],
+                "summary": "Readiness for load balancers: 200 when this server takes new work "
+                "(never needs the API key)",
+                "responses": {
+                    "200": _json(_ref("Ready"), "The default model is loaded, work is admitted"),
+                    "503": _json(
+                        _ref("Ready"),
+                        "Not ready: starting, loading, model error, queue full or draining",
+                    ),
+                },
             }
         },
     }

@@ -1,4 +1,4 @@
-"""Operational routes: health and Prometheus metrics (open even when an API key is set)."""
+"""Operational routes: liveness, readiness, Prometheus metrics (open even with an API key)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,30 @@ async def health(request: web.Request) -> web.Response:
                 "partials": engine.stats.partials,
             },
         }
+    )
+
+
+@routes.get("/ready")
+async def ready(request: web.Request) -> web.Response:
+    """200 when this server should get new work, else 503 with the reason (load balancers).
+
+    ``/health`` is the liveness answer (200 while the process works); this one drops to 503
+    while the default model first loads, after SIGTERM and while its queue is full, so a
+    balancer's health check takes the replica out before a client would see a 503.
+    """
+    engine = request.app[ENGINE]
+    reason = engine.readiness()
+    model = engine.config.default_model
+    return web.json_response(
+        {
+            "ready": reason == "ready",
+            "reason": reason,
+            "model": model,
+            "queue_depth": engine.queue_depth(model),
+            "capacity": engine.capacity,
+        },
+        status=200 if reason == "ready" else 503,
+        headers={"Cache-Control": "no-store"},
     )
 
 
