@@ -51,9 +51,12 @@ class Server:
 
     @property
     def in_flight(self) -> bool:
-        """Work a stop must let finish: admitted requests, answers being written, and Wyoming
-        utterances whose audio is still arriving (nothing is admitted before audio-stop)."""
-        return self.engine.busy or any(h.mid_utterance for h in list(self._connections))
+        """Work a stop must let finish: admitted requests, answers being written, streams whose
+        speaker is talking (WebSocket, Realtime, Wyoming: nothing is admitted before their end),
+        and Wyoming utterances whose audio is arriving before any speech."""
+        if self.engine.busy or self.engine.speakers:
+            return True
+        return any(h.mid_utterance for h in list(self._connections))
 
     def request_stop(self) -> None:
         self._stop.set()
