@@ -250,16 +250,18 @@ class Engine:
         on_segment: Callable[[Segment], None] | None = None,
         *,
         speculative: bool = False,
+        live: bool = False,
     ) -> Result:
         """Decode 16 kHz mono float32 with a served model; call inside ``admit``.
 
         ``on_segment`` is called on the event loop as each segment is final. If the caller is
         cancelled (its client went away), the decode stops at the next segment. A
         ``speculative`` decode (background work) may raise ``Abandoned`` instead of running a
-        costly second pass (see ``CancelToken``).
+        costly second pass, and a ``live`` one decodes audio that ends mid-speech (see
+        ``CancelToken``).
         """
         loop = asyncio.get_running_loop()
-        token = CancelToken(speculative=speculative)
+        token = CancelToken(speculative=speculative, live=live)
         relay: Callable[[Segment], None] | None = None
         if on_segment is not None:
             callback = on_segment

@@ -44,7 +44,6 @@ TRAIL_SECONDS = 0.3  # audio kept after the last speech: the final decode's end 
 EARLY_MAX_SECONDS = 30.0  # no early decodes of longer audio: one decode window, bounded cost
 LIVE_EVERY_SECONDS = 0.5  # a live decode per this much new audio holding speech
 LIVE_FIRST_SECONDS = 0.5  # speech heard before the first live decode
-LIVE_PAUSE_SECONDS = 0.1  # none starts this far into a pause: the worker is the early decode's
 PARTIAL_MIN_SECONDS = 1.0  # a decode of less speech is a guess ("n." for "And so"): not shown
 TRIM_SECONDS = 10.0  # a longer window starts again after its last confirmed segment
 MAX_OPEN_TAIL_SECONDS = 20.0  # past this, the window moves past every segment but the last
@@ -420,10 +419,8 @@ class Stream:
         if self.engine.speakers > self.engine.config.max_concurrency:
             return  # more people talk than there are workers: their finals come first
         end = self._len
-        if self.tracker.silence_after_speech(self.tracker.position) >= (
-            LIVE_PAUSE_SECONDS * SAMPLE_RATE
-        ):
-            return  # a pause: an early decode may want the worker soon
+        if not self.tracker.voiced:
+            return  # a pause may have begun: the early decode will want the worker
         start = self.tracker.speech_start
         if start is None or self.tracker.speech_end <= self._live_mark:
             return  # no new speech since the last live decode
@@ -458,6 +455,7 @@ class Stream:
                     self.partial_options(),
                     self.model,
                     speculative=True,
+                    live=True,
                 )
         except WhisperError as err:  # best effort: the final reports real failures
             _LOGGER.debug("Live decode skipped: %s", err.message)

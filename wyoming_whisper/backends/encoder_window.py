@@ -77,6 +77,9 @@ def repeated(tokens: list[int], n: int = 4, times: int = 3) -> bool:
     return bool(grams) and max(grams.values()) >= times
 
 
+PAST_WINDOW = "timestamps past the window"
+
+
 def degenerate(
     *,
     tokens: list[int],
@@ -114,7 +117,7 @@ def degenerate(
         return "too long for the audio"
     stamps = [t - timestamp_begin for t in tokens if t >= timestamp_begin]
     if stamps and max(stamps) * 0.02 > window:
-        return "timestamps past the window"
+        return PAST_WINDOW
     return None
 
 
@@ -254,9 +257,9 @@ def _fitted_class() -> type:
                 options=options,
                 fit=self.fit,
             )
-            if why is None:
-                return decoded
             token = self.token
+            if why is None or (why == PAST_WINDOW and token is not None and token.live):
+                return decoded
             if token is not None and (token.speculative or token.cancelled):
                 # A 30 s decode that loops costs seconds (base: 10 s for a 1.8 s pause between
                 # words), and background work holds the worker the final answer is waiting for.
