@@ -19,7 +19,8 @@ default) and one with ``--no-live-text`` (chunks only with the final). Three par
 2. Long clips (10-30 s, English): streamed in real time with the ``wyoming`` library's client;
    every ``transcript-chunk`` that arrives before ``audio-stop`` is timed. Prints the time from
    the start of speech (the first speech timestamp of Silero VAD, ``faster_whisper.vad.
-   get_speech_timestamps`` with its default options but no padding) to the first chunk; check: median <= 2.0 s
+   get_speech_timestamps`` with its default options but no padding) to the first chunk;
+   check: median <= 2.0 s
    (a clip with no chunk before audio-stop counts as never).
 3. Load: 4 Wyoming clients streaming commands in real time and 4 HTTP uploads (POST
    /v1/audio/transcriptions) started at once, ``--load-rounds`` rounds per server, alternating.
