@@ -135,6 +135,13 @@ async def test_partials_before_eos_at_4x_real_time(server: ServerProcess, long_p
     assert early, f"no partial before EOS: {messages}"
     assert all(m["is_final"] is False and isinstance(m["text"], str) for _, m in partials)
     assert any(words(m["text"]) for m in early)
+    # Confirmed text only grows, each delta appends to it, and the shown text starts with it.
+    committed = ""
+    for _, m in partials:
+        assert m["committed"] == committed + m["delta"], (committed, m)
+        assert m["text"].startswith(m["committed"]), m
+        committed = m["committed"]
+    assert len(words(committed)) >= 5, f"little confirmed during the stream: {committed!r}"
     final = messages[-1][1]
     assert final["type"] == "final" and code == aiohttp.WSCloseCode.OK
     # The final did not wait behind partials: it came soon after EOS.
