@@ -215,3 +215,20 @@ def test_fields_that_do_not_fit_their_event() -> None:
         parse(AudioStart, Event("audio-start", {"rate": 16000}))
     with pytest.raises(MalformedEvent, match="'transcript_names' must be a list"):
         parse(Transcribe, Event("transcribe", {"transcript_names": 7}))
+
+
+async def test_live_text_is_off_with_the_flag_and_speakers_count_until_the_end() -> None:
+    from wyoming_whisper.request import build_request
+    from wyoming_whisper.streaming import Stream
+
+    async def told(partial: object) -> None:
+        pass
+
+    for flag, live in ((False, True), (True, False)):
+        engine = engine_with(FakeBackend(), no_live_text=flag)
+        stream = Stream.open(engine, build_request(engine, model=None), on_partial=told)
+        assert (stream.on_partial is not None) is live
+        stream.tracker.speech_start = 0  # the VAD heard the speaker
+        assert engine.speakers == 1
+        await stream.close()
+        assert engine.speakers == 0 and not engine.streams
