@@ -71,6 +71,7 @@ from wyoming_bench.stt.corpus import AudioInput, load_corpus  # noqa: E402
 from wyoming_bench.stt.reporting import SttMeasurement, summarize_stt_mode  # noqa: E402
 
 from tests.conftest import AUDIO_DIR, Clip, ServerProcess, load_manifest  # noqa: E402
+from tests.http_helpers import REALTIME_SESSION  # noqa: E402
 from wyoming_whisper.audio import decode_file  # noqa: E402
 
 RATE = 16000
@@ -516,16 +517,6 @@ def bench_load(
 # --- part 4: the Realtime API --------------------------------------------------------------------
 
 REALTIME_GOAL = 0.100  # speech_stopped -> completed, median
-REALTIME_SESSION = {
-    "type": "transcription",
-    "audio": {
-        "input": {
-            "format": {"type": "audio/pcm", "rate": 24000},
-            "transcription": {"model": "whisper-1", "language": "en"},
-            "turn_detection": {"type": "server_vad", "silence_duration_ms": 500},
-        }
-    },
-}
 
 
 async def realtime_once(url: str, pcm24: bytes) -> tuple[float, str]:

@@ -155,3 +155,17 @@ class Resources:
             children=len(proc.children(recursive=True)),
             temp_files=temp,
         )
+
+
+# A Realtime transcription session as the SDK's client sets one up (tests/test_realtime.py and
+# bench/streaming.py): 24 kHz PCM, English, the server's VAD ending each turn after 500 ms.
+REALTIME_SESSION = {
+    "type": "transcription",
+    "audio": {
+        "input": {
+            "format": {"type": "audio/pcm", "rate": 24000},
+            "transcription": {"model": "whisper-1", "language": "en"},
+            "turn_detection": {"type": "server_vad", "silence_duration_ms": 500},
+        }
+    },
+}

@@ -23,18 +23,10 @@ from openai import AsyncOpenAI
 from wyoming_whisper.audio import G711
 
 from .conftest import ServerProcess, clip, words
+from .http_helpers import REALTIME_SESSION
 from .wyoming_client import load_pcm16
 
-GA_SESSION = {
-    "type": "transcription",
-    "audio": {
-        "input": {
-            "format": {"type": "audio/pcm", "rate": 24000},
-            "transcription": {"model": "whisper-1", "language": "en"},
-            "turn_detection": {"type": "server_vad", "silence_duration_ms": 500},
-        }
-    },
-}
+GA_SESSION = REALTIME_SESSION
 MANUAL = json.loads(json.dumps(GA_SESSION))
 MANUAL["audio"]["input"]["turn_detection"] = None  # the client commits
 
