@@ -607,7 +607,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="tiny.en")
     parser.add_argument("--rounds", type=int, default=1, help="rounds of parts 1 and 2")
-    parser.add_argument("--load-rounds", type=int, default=3, help="rounds of part 3, per server")
+    parser.add_argument("--load-rounds", type=int, default=8, help="rounds of part 3, per server")
     parser.add_argument("--audio-dir", type=Path, default=AUDIO_DIR)
     parser.add_argument("--limit", type=int, default=0, help="only the first N clips per part")
     parser.add_argument("--chunk-samples", type=int, default=1024)
