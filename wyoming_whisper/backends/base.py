@@ -88,8 +88,9 @@ class CancelToken:
 
     event: threading.Event = field(default_factory=threading.Event)
     speculative: bool = False
-    # A live decode: its audio ends mid-speech, so a timestamp past the end is what Whisper
-    # predicts for the words still coming, not a sign of a broken decode.
+    # A live decode: its audio ends mid-speech, so a timestamp past the end or an unsure last
+    # word is what Whisper makes of words still coming, not a sign of a broken decode (the
+    # agreement of two decodes filters guesses; loops are still abandoned).
     live: bool = False
 
     def cancel(self) -> None:

@@ -78,6 +78,9 @@ def repeated(tokens: list[int], n: int = 4, times: int = 3) -> bool:
 
 
 PAST_WINDOW = "timestamps past the window"
+IMPROBABLE = "low log-probability"
+# What a live decode's audio, cut off mid-speech, normally looks like; loops are never taken.
+LIVE_TOLERATES = frozenset({PAST_WINDOW, IMPROBABLE})
 
 
 def degenerate(
@@ -112,7 +115,7 @@ def degenerate(
     if threshold is not None and compression_ratio > threshold:
         return "compression ratio"
     if improbable:
-        return "low log-probability"
+        return IMPROBABLE
     if len(text.split()) > 2 + fit.words_per_second * seconds:
         return "too long for the audio"
     stamps = [t - timestamp_begin for t in tokens if t >= timestamp_begin]
@@ -258,7 +261,7 @@ def _fitted_class() -> type:
                 fit=self.fit,
             )
             token = self.token
-            if why is None or (why == PAST_WINDOW and token is not None and token.live):
+            if why is None or (why in LIVE_TOLERATES and token is not None and token.live):
                 return decoded
             if token is not None and (token.speculative or token.cancelled):
                 # A 30 s decode that loops costs seconds (base: 10 s for a 1.8 s pause between
