@@ -78,3 +78,14 @@ def test_pieces_and_the_rest_of_the_final() -> None:
     assert rest("Hello there.", []) == "Hello there."
     # The final rewrote a confirmed word: the rest follows as many words as were sent.
     assert rest("Ask knot what you can do.", words("ask not what")) == " you can do."
+
+
+def test_covered_counts_the_confirmed_words_the_last_hypothesis_starts_with() -> None:
+    a = Agreement()
+    a.update(words("one two"))
+    a.update(words("one two three"))
+    assert a.covered == 2 and a.before == []
+    a.forget(1)  # the window starts after "one"
+    assert a.before == ["one"]
+    assert a.update(words("two three four")) == ["three"] and a.covered == 2
+    assert a.update(words("zwei drei vier")) == [] and a.covered is None  # it disagreed

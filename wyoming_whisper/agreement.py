@@ -66,12 +66,14 @@ class Agreement:
 
     ``confirmed`` holds every confirmed word; the last ``held`` of them lie in the audio the
     window still covers (a decode of the window repeats them); ``pending`` is the previous
-    hypothesis after the confirmed words, waiting for the next one to agree.
+    hypothesis after the confirmed words, waiting for the next one to agree; ``covered`` is how
+    many leading words of the last hypothesis are confirmed (None when it disagreed).
     """
 
     confirmed: list[str] = field(default_factory=list)
     held: int = 0
     pending: list[str] = field(default_factory=list)
+    covered: int | None = None
 
     def update(self, hypothesis: Sequence[str], *, whole: bool = False) -> list[str]:
         """The words this hypothesis confirms (appended to ``confirmed``).
@@ -80,6 +82,7 @@ class Agreement:
         start (an early decode), so it repeats every confirmed word, not only the held ones.
         """
         start = align(hypothesis, self.confirmed if whole else self.window)
+        self.covered = start
         if start is None:
             return []  # it disagrees with what was confirmed: wait for one that does not
         fresh = list(hypothesis[start:])
@@ -87,7 +90,13 @@ class Agreement:
         new, self.pending = fresh[:n], fresh[n:]
         self.confirmed.extend(new)
         self.held += len(new)
+        self.covered = start + n
         return new
+
+    @property
+    def before(self) -> list[str]:
+        """The confirmed words before the window's audio (a live decode's context)."""
+        return self.confirmed[: len(self.confirmed) - self.held]
 
     @property
     def window(self) -> list[str]:

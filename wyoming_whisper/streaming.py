@@ -28,7 +28,7 @@ import numpy as np
 # two threads at once (a model load and a stream's VAD) can fail half-way.
 from faster_whisper.vad import get_vad_model
 
-from .agreement import Agreement, align, piece, split
+from .agreement import Agreement, piece, split
 from .backends.base import SAMPLE_RATE, Result, Segment, TranscribeOptions
 from .engine import Engine
 from .errors import TooLarge, WhisperError
@@ -389,7 +389,7 @@ class Stream:
         if self.on_partial is not None and not self._finishing:
             new = self.agreement.update(split(result.text), whole=True)
             if new:
-                await self._tell(new, self.agreement.pending)
+                await self._tell(new)
         return result
 
     async def _decode(
@@ -434,8 +434,8 @@ class Stream:
 
     def partial_options(self) -> TranscribeOptions:
         """Cheaper settings for live decodes: greedy, no fallback, confirmed text as context."""
-        before = self.agreement.confirmed[: len(self.agreement.confirmed) - self.agreement.held]
-        prompt = " ".join(before)[-PROMPT_CHARS:].strip() or self.options.initial_prompt
+        before = " ".join(self.agreement.before)
+        prompt = before[-PROMPT_CHARS:].strip() or self.options.initial_prompt
         return replace(
             self.options,
             beam_size=1,
@@ -462,22 +462,19 @@ class Stream:
             return
         if self._finishing:
             return
-        words = split(result.text)
-        start_at = align(words, self.agreement.window)
-        new = self.agreement.update(words)
-        if start_at is not None:
-            self._move_window(result.segments, start_at + len(new), end - start)
-        pending = self.agreement.pending
+        new = self.agreement.update(split(result.text))
+        if self.agreement.covered is not None:
+            self._move_window(result.segments, self.agreement.covered, end - start)
         shown = end - (self.tracker.speech_start or 0) >= PARTIAL_MIN_SECONDS * SAMPLE_RATE
         if new or shown:
-            await self._tell(new, pending)
+            await self._tell(new)
 
-    async def _tell(self, new: list[str], pending: list[str]) -> None:
+    async def _tell(self, new: list[str]) -> None:
         """Hand the client its partial (``new``: the words just confirmed)."""
         assert self.on_partial is not None
         committed = self.agreement.text
         first = len(self.agreement.confirmed) == len(new)
-        text = " ".join(w for w in (committed, " ".join(pending)) if w)
+        text = " ".join(w for w in (committed, " ".join(self.agreement.pending)) if w)
         self.engine.stats.partials += 1
         await self.on_partial(Partial(text, committed, piece(new, first=first)))
 

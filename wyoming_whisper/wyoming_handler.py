@@ -255,14 +255,12 @@ class WhisperEventHandler(AsyncEventHandler):
         if self.config.vad_endpointing:
             sensitivity = getattr(asked.vad_sensitivity, "value", asked.vad_sensitivity)
             endpoint = ENDPOINT_SECONDS.get(str(sensitivity), ENDPOINT_SECONDS["default"])
-        holder: list[Utterance] = []
 
         async def on_partial(partial: Partial) -> None:
-            await self._live(holder[0], partial)
+            await self._live(utt, partial)  # only after audio, so once ``utt`` below exists
 
         stream = Stream.open(self.engine, req, endpoint_silence=endpoint, on_partial=on_partial)
         utt = Utterance(req.model, stream, req.language, follows_answer=follows_answer)
-        holder.append(utt)
         self._utterance = utt
         return utt
 

@@ -448,10 +448,9 @@ class Session:
         req = self._request(self.settings, self.beta)
         self.engine.check_capacity(req.model)  # refuse at once when the queue is full
         detection = self.settings.turn_detection
-        holder: list[Item] = []
 
         async def on_partial(partial: Partial) -> None:
-            await self._delta(holder[0], partial)
+            await self._delta(item, partial)  # only after audio, so once ``item`` below exists
 
         stream = Stream.open(
             self.engine,
@@ -462,20 +461,23 @@ class Session:
         if detection is not None:
             stream.tracker.threshold = detection.threshold
         item = Item("item_" + uuid.uuid4().hex[:20], stream, int(self._received_ms))
-        holder.append(item)
         self._item = item
         return item
+
+    async def _about(self, item: Item, kind: str, **fields: Any) -> None:
+        """An event about an item's transcription (its audio is the item's only content part)."""
+        await self.send(
+            f"conversation.item.input_audio_transcription.{kind}",
+            item_id=item.id,
+            content_index=0,
+            **fields,
+        )
 
     async def _delta(self, item: Item, partial: Partial) -> None:
         """Confirmed words while the speaker talks (recorded before the write: see Wyoming)."""
         if partial.delta:
             item.sent.extend(split(partial.delta))
-            await self.send(
-                "conversation.item.input_audio_transcription.delta",
-                item_id=item.id,
-                content_index=0,
-                delta=partial.delta,
-            )
+            await self._about(item, "delta", delta=partial.delta)
 
     async def _end_item(self, item: Item) -> None:
         """Commit the item and decode it in the background: the session keeps receiving."""
@@ -507,16 +509,10 @@ class Session:
                     raise InvalidRequest("no audio in the committed buffer", param="audio")
                 result = await stream.finish()
                 if tail := rest(result.text, item.sent):
-                    await self.send(
-                        "conversation.item.input_audio_transcription.delta",
-                        item_id=item.id,
-                        content_index=0,
-                        delta=tail,
-                    )
-                await self.send(
-                    "conversation.item.input_audio_transcription.completed",
-                    item_id=item.id,
-                    content_index=0,
+                    await self._about(item, "delta", delta=tail)
+                await self._about(
+                    item,
+                    "completed",
                     transcript=result.text,
                     usage={"type": "duration", "seconds": round(stream.seconds, 3)},
                 )
@@ -524,20 +520,14 @@ class Session:
         except WhisperError as err:
             _LOGGER.warning("Realtime transcription failed: %s", err.message)
             self.engine.metrics.requests.labels("realtime", err.code or "error").inc()
-            await self.send(
-                "conversation.item.input_audio_transcription.failed",
-                item_id=item.id,
-                content_index=0,
-                error=error_json(err),
-            )
+            await self._about(item, "failed", error=error_json(err))
         except asyncio.CancelledError:
             raise
         except Exception:
             _LOGGER.exception("Realtime transcription failed")
-            await self.send(
-                "conversation.item.input_audio_transcription.failed",
-                item_id=item.id,
-                content_index=0,
+            await self._about(
+                item,
+                "failed",
                 error={
                     "type": "server_error",
                     "code": "internal_error",
