@@ -23,6 +23,7 @@ import dataclasses
 import inspect
 import logging
 import math
+import re
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -77,6 +78,20 @@ def repeated(tokens: list[int], n: int = 4, times: int = 3) -> bool:
     return bool(grams) and max(grams.values()) >= times
 
 
+def stutters(text: str) -> bool:
+    """Whether the text says something again at once: a word or two three times in a row ("1, 1,
+    1,", "Yes, yes, yes."), or three words or more twice ("8. The Press Yard 8. The Press Yard").
+    A decoder that lost its place in a short window does this on a one-word command; speech
+    rarely does, and when it does the 30 s window only costs time."""
+    said = [w for w in (re.sub(r"[^\w']", "", t).lower() for t in text.split()) if w]
+    for n in range(1, len(said) // 2 + 1):
+        times = 3 if n < 3 else 2
+        for i in range(len(said) - n * times + 1):
+            if all(said[i : i + n] == said[i + k * n : i + (k + 1) * n] for k in range(1, times)):
+                return True
+    return False
+
+
 PAST_WINDOW = "timestamps past the window"
 IMPROBABLE = "low log-probability"
 # What a live decode's audio, cut off mid-speech, normally looks like; loops are never taken.
@@ -111,6 +126,8 @@ def degenerate(
     text_tokens = [t for t in tokens if t < timestamp_begin]
     if repeated(text_tokens):
         return "repeated n-grams"
+    if stutters(text):
+        return "repeated words"
     threshold = options.compression_ratio_threshold
     if threshold is not None and compression_ratio > threshold:
         return "compression ratio"
