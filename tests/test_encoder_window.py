@@ -205,15 +205,21 @@ def test_a_one_word_command_gets_the_library_text(tiny_en: str) -> None:
     _, want = _decode(full, audio, vad_filter=True)
     _, got = _decode(fitted, audio, vad_filter=True)
     assert got == want and not stutters(got), (got, want)
+    assert fitted.fallbacks == 1
+    # An early decode of it too: one 30 s try under the same token cap passes the checks.
+    fitted.token, fitted.fallbacks = CancelToken(speculative=True), 0
+    _, early = _decode(fitted, audio, vad_filter=True)
+    assert early == want and fitted.fallbacks == 1
 
 
 def test_speculative_work_gives_up_instead_of_decoding_at_30_s(tiny_en: str) -> None:
-    """An early decode or a partial (speculative) whose short decode is degenerate raises
-    Abandoned at once: a looping 30 s decode would hold the worker the final answer needs."""
+    """An early decode or a partial (speculative) whose short decode is degenerate tries the 30 s
+    window once under the same token cap, and raises Abandoned when that is degenerate too: a
+    looping 30 s decode would hold the worker the final answer needs."""
     audio = decode_file(str(clip("speech_recognition/english.wav")))
     starved = starved_model(tiny_en)
     starved.token = CancelToken(speculative=True)
-    with pytest.raises(Abandoned, match="no end of text before the cap"):
+    with pytest.raises(Abandoned, match=r"no end of text before the cap .* also at 30 s"):
         _decode(starved, audio)
     assert starved.fallbacks == 0
     starved.token = CancelToken()  # the final answer: decoded again at 30 s, as the library does

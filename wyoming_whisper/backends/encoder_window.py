@@ -260,7 +260,48 @@ def _fitted_class() -> type:
             short = dataclasses.replace(
                 options, temperatures=list(options.temperatures[:1]), max_new_tokens=cap
             )
+            window = state.frames / FRAMES_PER_SECOND
             decoded = super().generate_with_fallback(encoder_output, prompt, tokenizer, short)
+            why, text = self._judge(decoded, tokenizer, options, seconds, window, cap)
+            token = self.token
+            if why is None:
+                return decoded
+            if token is not None and token.cancelled:
+                raise Abandoned(f"{why} in a {seconds:.2f} s window; cancelled")
+            full = super().encode(padded)
+            if token is not None and token.speculative:
+                # A 30 s decode that loops costs seconds (base: 10 s for a 1.8 s pause between
+                # words), and background work holds the worker the final answer is waiting for:
+                # one decode at temperature 0 under the same cap, kept only when it passes the
+                # same checks, which is then what the library's own first try gives.
+                retry = super().generate_with_fallback(full, prompt, tokenizer, short)
+                whole = FULL_FRAMES / FRAMES_PER_SECOND
+                again, _ = self._judge(retry, tokenizer, options, seconds, whole, cap)
+                if again is None:
+                    self.fallbacks += 1
+                    return retry
+                _LOGGER.debug("Encoder window: %.2f s of audio, %s; abandoned", seconds, again)
+                raise Abandoned(f"{again} in a {seconds:.2f} s window, also at 30 s")
+            _LOGGER.debug(
+                "Encoder window: %.2f s of audio, %s (%r); decoding it at 30 s",
+                seconds,
+                why,
+                text,
+            )
+            self.fallbacks += 1
+            return super().generate_with_fallback(full, prompt, tokenizer, options)
+
+        def _judge(
+            self,
+            decoded: Any,
+            tokenizer: Any,
+            options: Any,
+            seconds: float,
+            window: float,
+            cap: int,
+        ) -> tuple[str | None, str]:
+            """Why ``decoded`` cannot be kept (None when it can; a live decode tolerates what
+            audio cut off mid-speech looks like), and its text."""
             result, avg_logprob, _, compression_ratio = decoded
             tokens = result.sequences_ids[0]
             text = tokenizer.decode(tokens)
@@ -271,28 +312,15 @@ def _fitted_class() -> type:
                 compression_ratio=compression_ratio,
                 no_speech_prob=result.no_speech_prob,
                 seconds=seconds,
-                window=state.frames / FRAMES_PER_SECOND,
+                window=window,
                 cap=cap,
                 timestamp_begin=tokenizer.timestamp_begin,
                 options=options,
                 fit=self.fit,
             )
             token = self.token
-            if why is None or (why in LIVE_TOLERATES and token is not None and token.live):
-                return decoded
-            if token is not None and (token.speculative or token.cancelled):
-                # A 30 s decode that loops costs seconds (base: 10 s for a 1.8 s pause between
-                # words), and background work holds the worker the final answer is waiting for.
-                _LOGGER.debug("Encoder window: %.2f s of audio, %s; abandoned", seconds, why)
-                raise Abandoned(f"{why} in a {seconds:.2f} s window; not decoded at 30 s")
-            _LOGGER.debug(
-                "Encoder window: %.2f s of audio, %s (%r); decoding it at 30 s",
-                seconds,
-                why,
-                text,
-            )
-            self.fallbacks += 1
-            full = super().encode(padded)
-            return super().generate_with_fallback(full, prompt, tokenizer, options)
+            if why in LIVE_TOLERATES and token is not None and token.live:
+                return None, text
+            return why, text
 
     return FittedWhisperModel
