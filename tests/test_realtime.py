@@ -62,6 +62,7 @@ async def test_the_sdk_gets_deltas_during_speech_and_the_http_transcript(
     pcm = load_pcm16(clip("deepspeech/LDC93S1.wav"), rate=24000)  # 2.9 s, no pause
     client = AsyncOpenAI(api_key="unused", base_url=f"{server.url}/v1", max_retries=0)
     seen: list[tuple[float, Any]] = []
+    before = server.health()["streaming"]
     async with client.realtime.connect(extra_query={"intent": "transcription"}) as conn:
         created = await conn.recv()
         assert created.type == "session.created" and created.session.type == "transcription"
@@ -99,6 +100,8 @@ async def test_the_sdk_gets_deltas_during_speech_and_the_http_transcript(
     assert done.item_id == seen[0][1].item_id
     assert done.usage.type == "duration" and 2.5 < done.usage.seconds < 4.5
     print(f"speech_stopped -> completed {seen[-1][0] - stopped:.3f} s")
+    # The answer is the decode started during the silence, before the server VAD ended the turn.
+    assert server.health()["streaming"]["early_hits"] == before["early_hits"] + 1
     assert seen[-1][0] - stopped < 1.0, "completed long after the speech stopped"
     joined = words("".join(d for _, d in deltas))
     assert len(joined) >= len(words(done.transcript)) - 2, (deltas, done.transcript)

@@ -334,7 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--early-decoding-pause",
         type=_positive,
         metavar="SECONDS",
-        help="Pause after speech that triggers an early decode (default: 0.3)",
+        help="Pause after speech that starts an early decode when the client ends the utterance "
+        "(default: 0.3; 0.1 when the server does)",
     )
     add(
         "--no-live-text",

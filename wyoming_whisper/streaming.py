@@ -5,8 +5,9 @@ final result. What "the final result" means is fixed here, so that an early deco
 after the end of the stream see exactly the same samples:
 
     the final decode covers the audio from the start up to ``TRAIL_SECONDS`` after the end of the
-    last speech the voice activity detector (Silero, as shipped with faster-whisper) heard; with
-    no speech heard at all, the whole audio.
+    last speech the voice activity detector (Silero, as shipped with faster-whisper) heard
+    (``ENDPOINT_TRAIL_SECONDS`` when the server ends the utterance itself); with no speech heard
+    at all, the whole audio.
 
 Silence after that point therefore cannot change the result, and a decode started during a pause
 is the final answer as long as no new speech arrives before the end of the stream.
@@ -41,6 +42,10 @@ CONTEXT = 64  # samples of the previous window Silero sees before each window
 SPEECH_THRESHOLD = 0.5  # a window this likely to be speech starts (or continues) speech
 HYSTERESIS = 0.15  # ... and one above it less this continues speech already under way
 TRAIL_SECONDS = 0.3  # audio kept after the last speech: the final decode's end point
+# ... and for an utterance the server ends itself after a set silence (VAD endpointing, the
+# Realtime API's server VAD): its early decode starts after this much silence and must be done
+# when the silence is complete, so the margin is shorter (same WER: docs/streaming.md).
+ENDPOINT_TRAIL_SECONDS = 0.1
 EARLY_MAX_SECONDS = 30.0  # no early decodes of longer audio: one decode window, bounded cost
 LIVE_EVERY_SECONDS = 0.5  # a live decode per this much new audio holding speech
 LIVE_FIRST_SECONDS = 0.5  # speech heard before the first live decode
@@ -247,11 +252,13 @@ class Stream:
     ) -> Stream:
         """A stream for a validated request, with the server's streaming settings (both doors)."""
         config = engine.config
+        ends_itself = endpoint_silence is not None
         settings = StreamSettings(
             early_decoding=not config.no_early_decoding,
-            early_pause=config.early_decoding_pause,
+            early_pause=ENDPOINT_TRAIL_SECONDS if ends_itself else config.early_decoding_pause,
             endpoint_silence=endpoint_silence,
             max_seconds=config.stream_seconds,
+            trail=ENDPOINT_TRAIL_SECONDS if ends_itself else TRAIL_SECONDS,
         )
         options = engine.request_options(request, vad_filter=config.vad_filter)
         live = None if config.no_live_text else on_partial
