@@ -230,7 +230,7 @@ class Stream:
         self.tracker = SpeechTracker()
         self._trail = int(settings.trail * SAMPLE_RATE)
         self._early: _Decode | None = None
-        self._partial: asyncio.Task[None] | None = None
+        self._partial: asyncio.Task[Any] | None = None  # the running live decode
         self._live_mark = 0  # samples when the last live decode started
         self._window = 0  # where the audio of the next live decode starts (samples)
         self.agreement = Agreement()
@@ -363,8 +363,7 @@ class Stream:
     def _schedule(self) -> None:
         target = final_end(self.tracker, self.tracker.position, self._trail)
         if self._early is not None and (self.tracker.voiced or self._early.end != target):
-            # New speech after the point the early decode covered: its result is stale.
-            self._cancel_early()
+            self._supersede_early()
         if self.settings.early_decoding and self._early is None:
             pause = max(self.settings.early_pause, self.settings.trail) * SAMPLE_RATE
             silence = self.tracker.silence_after_speech(self.tracker.position)
@@ -380,10 +379,17 @@ class Stream:
                 _LOGGER.debug("Early decode of %.2f s started", target / SAMPLE_RATE)
         self._maybe_partial()
 
-    def _cancel_early(self) -> None:
-        if self._early is not None:
-            self._early.task.cancel()
-            self._early = None
+    def _supersede_early(self) -> None:
+        """New speech after the point the early decode covered: it is not the final any more.
+        With live text its decode, already running (it cannot be stopped), goes on as a live
+        decode of the words so far; without, it is cancelled."""
+        early, self._early = self._early, None
+        assert early is not None
+        if self.on_partial is None or early.task.done():
+            early.task.cancel()
+            return
+        self._partial = early.task
+        self._live_mark = max(self._live_mark, early.end)
 
     def _cancel_partial(self) -> None:
         if self._partial is not None and not self._partial.done():
