@@ -249,19 +249,17 @@ class Engine:
         model: str,
         on_segment: Callable[[Segment], None] | None = None,
         *,
-        speculative: bool = False,
-        live: bool = False,
+        token: CancelToken | None = None,
     ) -> Result:
         """Decode 16 kHz mono float32 with a served model; call inside ``admit``.
 
         ``on_segment`` is called on the event loop as each segment is final. If the caller is
-        cancelled (its client went away), the decode stops at the next segment. A
-        ``speculative`` decode (background work) may raise ``Abandoned`` instead of running a
-        costly second pass, and a ``live`` one decodes audio that ends mid-speech (see
-        ``CancelToken``).
+        cancelled (its client went away), the decode stops at the next segment. ``token`` says
+        what kind of work this is (a speculative or live decode, see ``CancelToken``); the
+        engine cancels it with the caller.
         """
         loop = asyncio.get_running_loop()
-        token = CancelToken(speculative=speculative, live=live)
+        token = token or CancelToken()
         relay: Callable[[Segment], None] | None = None
         if on_segment is not None:
             callback = on_segment

@@ -30,7 +30,7 @@ import numpy as np
 from faster_whisper.vad import get_vad_model
 
 from .agreement import Agreement, piece, split
-from .backends.base import SAMPLE_RATE, Result, Segment, TranscribeOptions
+from .backends.base import SAMPLE_RATE, CancelToken, Result, Segment, TranscribeOptions
 from .engine import Engine
 from .errors import TooLarge, WhisperError
 from .request import TranscriptionRequest
@@ -188,6 +188,7 @@ class _Decode:
 
     end: int
     task: asyncio.Task[Result]
+    token: CancelToken
 
 
 @dataclass(frozen=True)
@@ -372,9 +373,10 @@ class Stream:
             free = self.engine.has_idle_worker or own_partial
             if silence >= pause and short and free and self.paced:
                 self._cancel_partial()  # the early decode is worth more than a partial
-                task = asyncio.create_task(self._early_decode(target))
+                token = CancelToken(speculative=True)
+                task = asyncio.create_task(self._early_decode(target, token))
                 task.add_done_callback(_retrieve)
-                self._early = _Decode(target, task)
+                self._early = _Decode(target, task, token)
                 self.engine.stats.early_decodes += 1
                 _LOGGER.debug("Early decode of %.2f s started", target / SAMPLE_RATE)
         self._maybe_partial()
@@ -388,6 +390,7 @@ class Stream:
         if self.on_partial is None or early.task.done():
             early.task.cancel()
             return
+        early.token.live = True  # a hypothesis now: not worth the encoder's 30 s pass
         self._partial = early.task
         self._live_mark = max(self._live_mark, early.end)
 
@@ -395,10 +398,10 @@ class Stream:
         if self._partial is not None and not self._partial.done():
             self._partial.cancel()
 
-    async def _early_decode(self, end: int) -> Result:
+    async def _early_decode(self, end: int, token: CancelToken) -> Result:
         """A speculative decode of the final audio; with live text, also a hypothesis that may
         confirm what the last live decode guessed (it decodes the whole utterance)."""
-        result = await self._decode(end, speculative=True)
+        result = await self._decode(end, token=token)
         if self.on_partial is not None and not self._finishing:
             new = self.agreement.update(split(result.text), whole=True)
             if new:
@@ -410,12 +413,12 @@ class Stream:
         end: int,
         on_segment: Callable[[Segment], None] | None = None,
         *,
-        speculative: bool = False,
+        token: CancelToken | None = None,
     ) -> Result:
         audio = self.audio(end)
         with self.engine.admit(self.model):
             return await self.engine.transcribe(
-                audio, self.options, self.model, on_segment, speculative=speculative
+                audio, self.options, self.model, on_segment, token=token
             )
 
     # -- live text: confirmed words while the speaker talks ----------------------------------------
@@ -467,8 +470,7 @@ class Stream:
                     self._buf[start:end].copy(),
                     self.partial_options(),
                     self.model,
-                    speculative=True,
-                    live=True,
+                    token=CancelToken(speculative=True, live=True),
                 )
         except WhisperError as err:  # best effort: the final reports real failures
             _LOGGER.debug("Live decode skipped: %s", err.message)

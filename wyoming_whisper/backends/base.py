@@ -90,7 +90,8 @@ class CancelToken:
     speculative: bool = False
     # A live decode: its audio ends mid-speech, so a timestamp past the end or an unsure last
     # word is what Whisper makes of words still coming, not a sign of a broken decode (the
-    # agreement of two decodes filters guesses; loops are still abandoned).
+    # agreement of two decodes filters guesses; loops are still abandoned, never decoded again).
+    # Set while running when an early decode is overtaken by new speech and becomes one.
     live: bool = False
 
     def cancel(self) -> None:

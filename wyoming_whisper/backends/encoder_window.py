@@ -268,6 +268,8 @@ def _fitted_class() -> type:
                 return decoded
             if token is not None and token.cancelled:
                 raise Abandoned(f"{why} in a {seconds:.2f} s window; cancelled")
+            if token is not None and token.live:  # a hypothesis: not worth the 30 s pass
+                raise Abandoned(f"{why} in a {seconds:.2f} s window of a live decode")
             full = super().encode(padded)
             if token is not None and token.speculative:
                 # A 30 s decode that loops costs seconds (base: 10 s for a 1.8 s pause between
