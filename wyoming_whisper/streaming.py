@@ -383,11 +383,12 @@ class Stream:
 
     def _supersede_early(self) -> None:
         """New speech after the point the early decode covered: it is not the final any more.
-        With live text its decode, already running (it cannot be stopped), goes on as a live
-        decode of the words so far; without, it is cancelled."""
+        While live text is wanted its decode, already running (it cannot be stopped), goes on as
+        a live decode of the words so far; otherwise it is cancelled (if it still waits for a
+        worker, it never runs)."""
         early, self._early = self._early, None
         assert early is not None
-        if self.on_partial is None or early.task.done():
+        if not self._live or early.task.done():
             early.task.cancel()
             return
         early.token.live = True  # a hypothesis now: not worth the encoder's 30 s pass
@@ -423,8 +424,16 @@ class Stream:
 
     # -- live text: confirmed words while the speaker talks ----------------------------------------
 
-    def _maybe_partial(self) -> None:
+    @property
+    def _live(self) -> bool:
+        """Whether live text is wanted now: never once more people talk than there are workers
+        (their finals come first)."""
         if self.on_partial is None or self._finishing:
+            return False
+        return self.engine.speakers <= self.engine.config.max_concurrency
+
+    def _maybe_partial(self) -> None:
+        if not self._live:
             return
         if self._partial is not None and not self._partial.done():
             return  # never queue behind a running live decode: skip this one
@@ -432,8 +441,6 @@ class Stream:
             return
         if not self.engine.has_idle_worker:
             return  # optional work: never delays a final or another client
-        if self.engine.speakers > self.engine.config.max_concurrency:
-            return  # more people talk than there are workers: their finals come first
         end = self._len
         if not self.tracker.voiced:
             return  # a pause may have begun: the early decode will want the worker
