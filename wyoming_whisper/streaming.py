@@ -546,8 +546,10 @@ class Stream:
                 self.early_used = True
                 self.engine.stats.early_hits += 1
                 return result
-        elif early is not None:
-            early.task.cancel()
+        # The final is admitted like any request: first let this stream's own background
+        # decodes, cancelled, give back their admission slots (a decode in a worker runs on to
+        # the end of its window; the final would wait behind it for the worker anyway).
+        await _cancelled([t for t in (self._partial, early.task if early else None) if t])
         return await self._decode(end, on_segment=on_segment)
 
     async def close(self) -> None:
@@ -556,17 +558,22 @@ class Stream:
         self.engine.streams.discard(self)
         tasks = [t for t in (self._partial, self._early.task if self._early else None) if t]
         self._early = None
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise  # our caller is cancelled, not just the task we cancelled
-            except Exception:  # already taken, and logged when a bug, by _retrieve
-                pass
+        await _cancelled(tasks)
+
+
+async def _cancelled(tasks: Sequence[asyncio.Task[Any]]) -> None:
+    """Cancel background decodes and wait until they have let go of their workers and slots."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        try:
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # our caller is cancelled, not just the task we cancelled
+        except Exception:  # already taken, and logged when a bug, by _retrieve
+            pass
 
 
 def _retrieve(task: asyncio.Task) -> None:
