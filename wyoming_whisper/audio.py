@@ -7,6 +7,10 @@ them from its worker pool.
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
 
 from .backends.base import SAMPLE_RATE
@@ -123,18 +127,44 @@ def _frames_to_array(frames: list) -> np.ndarray:
 
 
 def decode_file(path: str) -> np.ndarray:
-    """Decode any container FFmpeg reads into 16 kHz mono float32; BadAudio if it cannot."""
+    """Decode any container FFmpeg reads into 16 kHz mono float32; BadAudio if it cannot.
+
+    The same samples as faster-whisper's ``decode_audio`` (16-bit mono at 16 kHz, then / 32768;
+    undecodable frames skipped), without its full garbage collection after every file: that
+    takes 65-70 ms in this server's process, longer than decoding a voice command. What the
+    resampler leaves in reference cycles is young; collecting the young generations frees it.
+    """
     import av
 
+    pieces: list[np.ndarray] = []
     try:
-        from faster_whisper.audio import decode_audio
-
-        audio = decode_audio(path, sampling_rate=SAMPLE_RATE)
+        with av.open(path, mode="r", metadata_errors="ignore") as container:
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+            for frame in [*_decodable(container.decode(audio=0)), None]:
+                if frame is not None:
+                    frame.pts = None  # no timestamp checks: some files jump
+                pieces += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+            del resampler
     except (av.error.FFmpegError, ValueError, IndexError, StopIteration, OSError) as err:
         raise BadAudio(f"could not decode the audio file: {_describe(err)}", param="file") from err
-    if not isinstance(audio, np.ndarray) or audio.size == 0:
+    finally:
+        gc.collect(1)
+    if not pieces or not sum(p.size for p in pieces):
         raise BadAudio("the audio file holds no audio samples", param="file")
-    return audio.astype(np.float32, copy=False)
+    return np.concatenate(pieces).astype(np.float32) / 32768.0
+
+
+def _decodable(frames: Iterator[Any]) -> Iterator[Any]:
+    """The frames FFmpeg can decode: a damaged one is skipped, as faster-whisper does."""
+    import av
+
+    while True:
+        try:
+            yield next(frames)
+        except StopIteration:
+            return
+        except av.error.InvalidDataError:
+            continue
 
 
 def _describe(err: Exception) -> str:
