@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from wyoming_whisper.config import Config, load_config
+from wyoming_whisper.config import Config, default_threads, load_config
 
 from .conftest import skip_platform
 
@@ -109,6 +109,7 @@ def test_duplicate_models_are_served_once() -> None:
         ([], {"WHISPER_PORT": "http"}, "WHISPER_PORT"),
         (["--drain-seconds", "-1"], {}, "drain-seconds"),
         ([], {"WHISPER_SHUTDOWN_DELAY": "soon"}, "WHISPER_SHUTDOWN_DELAY"),
+        (["--cpu-threads", "0"], {}, "cpu-threads"),
     ],
 )
 def test_bad_values_exit_2_with_one_line(
@@ -174,3 +175,13 @@ def test_drain_settings() -> None:
     assert (cfg.drain_seconds, cfg.shutdown_delay) == (30, 5)
     cfg = load_config(["--drain-seconds", "0", "--shutdown-delay", "2.5"], env)
     assert (cfg.drain_seconds, cfg.shutdown_delay) == (0, 2.5)
+
+
+def test_cpu_threads() -> None:
+    """One CTranslate2 thread per two cores a worker has, 1 to 4, unless set."""
+    assert [default_threads(1, cores) for cores in (1, 2, 3, 4, 8, 64)] == [1, 1, 1, 2, 4, 4]
+    assert default_threads(4, 8) == 1 and default_threads(2, 16) == 4 and default_threads(3, 8) == 1
+    cfg = load_config(["--max-concurrency", "1"], {"WHISPER_CPU_THREADS": "3"})
+    assert cfg.cpu_threads == 3 and cfg.threads == 3
+    cfg = load_config(["--max-concurrency", "1"], {})
+    assert cfg.cpu_threads is None and cfg.threads == default_threads(1)

@@ -52,6 +52,15 @@ def test_auto_on_linux_never_picks_mlx() -> None:
     assert select("auto", "auto", "auto", odd).backend == "faster-whisper"
 
 
+def test_cpu_threads_reach_the_backend() -> None:
+    """--cpu-threads (config.threads) is what CTranslate2 is loaded with, per worker."""
+    from wyoming_whisper.backends.faster_whisper import FasterWhisperBackend
+
+    backend = create_backend(select("auto", "auto", "auto", LINUX_CPU), workers=2, threads=1)
+    assert isinstance(backend, FasterWhisperBackend)
+    assert (backend.num_workers, backend.cpu_threads) == (2, 1)
+
+
 @pytest.mark.parametrize("facts", [MAC_NO_MLX, INTEL_MAC, LINUX_CPU, LINUX_CUDA])
 def test_backend_mlx_where_it_cannot_run(facts: PlatformFacts) -> None:
     with pytest.raises(SelectionError, match="macOS on Apple silicon") as err:

@@ -62,10 +62,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wyoming-whisper: error: {err}", file=sys.stderr)
         return 2
     _LOGGER.info(
-        "Backend %s on %s (%s); models: %s",
+        "Backend %s on %s (%s; %d workers%s); models: %s",
         selection.backend,
         selection.device_label,
         selection.compute_type,
+        config.max_concurrency,
+        f", {config.threads} threads each" if selection.device == "cpu" else "",
         ", ".join(config.models),
     )
     from .server import run_server

@@ -67,6 +67,7 @@ class Config:
     max_upload_mb: float = 200.0
     max_queue: int = 8
     max_concurrency: int = field(default_factory=lambda: default_concurrency())
+    cpu_threads: int | None = None  # None: default_threads(max_concurrency)
     max_audio_seconds: float = 3600.0
     max_stream_seconds: float = 300.0
     wyoming_idle_timeout: float = 30.0
@@ -90,6 +91,11 @@ class Config:
         return not self.no_vad_filter
 
     @property
+    def threads(self) -> int:
+        """CTranslate2 threads inside each inference worker on the CPU."""
+        return self.cpu_threads or default_threads(self.max_concurrency)
+
+    @property
     def stream_seconds(self) -> float:
         """Audio one Wyoming utterance or WebSocket stream may buffer (float32: 64 kB/s)."""
         return min(self.max_stream_seconds, self.max_audio_seconds)
@@ -98,6 +104,19 @@ class Config:
 def default_concurrency() -> int:
     """Parallel inference workers: one per two cores, at least one (CTranslate2 threads inside)."""
     return max(1, (os.cpu_count() or 2) // 2)
+
+
+def default_threads(workers: int, cores: int | None = None) -> int:
+    """CTranslate2 threads per worker: one per two cores a worker has, 1 to 4.
+
+    At batch one a decoder step is a chain of small products, and a second OpenMP thread costs
+    more in synchronisation than it saves: tiny.en on 2 vCPUs decodes a command in 0.26 s with
+    one thread and 0.38-0.46 s with two (CTranslate2's default, docs/reliability.md). The cores
+    left over run the server's own threads (event loop, VAD, audio conversion) without taking
+    them from a decode.
+    """
+    cores = cores or os.cpu_count() or 2
+    return max(1, min(4, cores // (2 * max(1, workers))))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -280,6 +299,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         metavar="N",
         help="Parallel inference workers (default: half the CPU cores, at least 1)",
+    )
+    add(
+        "--cpu-threads",
+        type=_positive_int,
+        metavar="N",
+        help="CTranslate2 threads inside each worker on the CPU (default: one per two cores a "
+        "worker has, 1 to 4)",
     )
     add(
         "--max-audio-seconds",

@@ -29,7 +29,9 @@ class Server:
 
     def __init__(self, config: Config, selection: Selection) -> None:
         self.config = config
-        backend = create_backend(selection, config.max_concurrency, config.encoder_window)
+        backend = create_backend(
+            selection, config.max_concurrency, config.encoder_window, config.threads
+        )
         self.manager = ModelManager(
             config.models, backend, ttl=config.ttl, cache_dir=config.cache_dir
         )

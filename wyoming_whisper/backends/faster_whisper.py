@@ -139,11 +139,13 @@ class FasterWhisperBackend:
         compute_type: str,
         num_workers: int = 1,
         encoder_window: str = "auto",
+        cpu_threads: int = 0,
     ) -> None:
         self.device = device
         self.device_index = device_index
         self.compute_type = compute_type
         self.num_workers = num_workers
+        self.cpu_threads = cpu_threads  # per worker; 0: CTranslate2's default (4, or the cores)
         self._model_class: type | None = None
         if encoder_window == "auto":
             from .encoder_window import fitted_model_class
@@ -171,6 +173,7 @@ class FasterWhisperBackend:
             device_index=self.device_index,
             compute_type=self.compute_type,
             num_workers=self.num_workers,
+            cpu_threads=self.cpu_threads,
             local_files_only=True,
         )
         # Converting the stored weights to the compute type leaves ~15 MB of freed heap behind

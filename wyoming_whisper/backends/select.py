@@ -102,7 +102,9 @@ def select(backend: str, device: str, compute_type: str, facts: PlatformFacts) -
     return Selection("faster-whisper", kind, index, compute_type)
 
 
-def create_backend(selection: Selection, workers: int, encoder_window: str = "auto") -> Backend:
+def create_backend(
+    selection: Selection, workers: int, encoder_window: str = "auto", threads: int = 0
+) -> Backend:
     """Instantiate the selected backend (imports only that backend's library)."""
     if selection.backend == "mlx":
         from .mlx import MlxBackend
@@ -116,4 +118,5 @@ def create_backend(selection: Selection, workers: int, encoder_window: str = "au
         selection.compute_type,
         num_workers=workers,
         encoder_window=encoder_window,
+        cpu_threads=threads,
     )
