@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from wyoming_whisper.agreement import Agreement, align, common_prefix, key, piece, rest
+from wyoming_whisper.agreement import Agreement, align, common_prefix, piece, rest
+from wyoming_whisper.words import key
 
 
 def words(text: str) -> list[str]:

@@ -232,3 +232,23 @@ async def test_live_text_is_off_with_the_flag_and_speakers_count_until_the_end()
         assert engine.speakers == 1
         await stream.close()
         assert engine.speakers == 0 and not engine.streams
+
+
+def test_decode_file_reads_what_faster_whisper_reads() -> None:
+    """Uploads are decoded without faster-whisper's full garbage collection per file, to the
+    same samples as its ``decode_audio``, bit for bit, in every container the tests carry."""
+    from faster_whisper.audio import decode_audio
+
+    from wyoming_whisper.audio import decode_file
+
+    from .conftest import REPO
+
+    files = sorted(
+        p
+        for p in (REPO / "tests" / "data").rglob("*")
+        if p.suffix in {".wav", ".flac", ".mp3", ".ogg"}
+    )
+    assert len({p.suffix for p in files}) == 4, files
+    for path in files:
+        got, want = decode_file(str(path)), decode_audio(str(path))
+        assert got.dtype == np.float32 and np.array_equal(got, want), path

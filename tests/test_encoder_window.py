@@ -228,6 +228,29 @@ def test_speculative_work_gives_up_instead_of_decoding_at_30_s(tiny_en: str) -> 
     assert starved.fallbacks == 1
 
 
+def test_a_decode_overtaken_during_the_30_s_encode_gives_up_before_decoding_it(
+    tiny_en: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An early decode overtaken by new speech while its 30 s window encodes (it is a hypothesis
+    now) stops there: the worker goes to the decode that is wanted, not to a 30 s decode."""
+    audio = decode_file(str(clip("speech_recognition/english.wav")))
+    starved = starved_model(tiny_en)
+    token = starved.token = CancelToken(speculative=True)
+    encode, full_windows = WhisperModel.encode, []
+
+    def overtaken(self: Any, features: np.ndarray) -> Any:
+        output = encode(self, features)
+        if features.shape[-1] == FULL_FRAMES:
+            full_windows.append(features.shape)
+            token.live = True  # what Stream._supersede_early does when speech goes on
+        return output
+
+    monkeypatch.setattr(WhisperModel, "encode", overtaken)
+    with pytest.raises(Abandoned, match="window of a live decode"):
+        _decode(starved, audio)
+    assert len(full_windows) == 1 and starved.fallbacks == 0
+
+
 def test_full_mode_and_mlx_use_the_library_window() -> None:
     assert FasterWhisperBackend("cpu", 0, "int8").encoder_window == "auto"
     assert FasterWhisperBackend("cpu", 0, "int8", encoder_window="full").encoder_window == "full"

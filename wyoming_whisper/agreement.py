@@ -8,8 +8,8 @@ that a decode shares with the one before it, after the words already confirmed. 
 are never taken back; the final decode remains the authoritative transcript (``rest`` aligns it
 with what was confirmed).
 
-Words are compared by their letters and digits only, case-folded ("Three." equals "three"), and
-kept as first decoded.
+Words are compared by their letters and digits only, case-folded ("Three." equals "three":
+``words.key``), and kept as first decoded.
 """
 
 from __future__ import annotations
@@ -18,17 +18,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from .words import key
+
 ALIGN_SLACK = 2  # how far a rewritten hypothesis may drift from the confirmed word count
 _WORD = re.compile(r"\S+")
-
-
-def key(word: str) -> str:
-    """A word as compared: letters and digits, case-folded (punctuation and case may change)."""
-    return "".join(ch for ch in word.casefold() if ch.isalnum())
-
-
-def split(text: str) -> list[str]:
-    return text.split()
 
 
 def common_prefix(a: Sequence[str], b: Sequence[str]) -> int:

@@ -136,22 +136,24 @@ def decode_file(path: str) -> np.ndarray:
     """
     import av
 
-    pieces: list[np.ndarray] = []
+    frames: list[Any] = []
     try:
         with av.open(path, mode="r", metadata_errors="ignore") as container:
             resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
             for frame in [*_decodable(container.decode(audio=0)), None]:
                 if frame is not None:
                     frame.pts = None  # no timestamp checks: some files jump
-                pieces += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+                frames += resampler.resample(frame)
             del resampler
+        samples = _frames_to_array(frames)
     except (av.error.FFmpegError, ValueError, IndexError, StopIteration, OSError) as err:
         raise BadAudio(f"could not decode the audio file: {_describe(err)}", param="file") from err
     finally:
+        del frames
         gc.collect(1)
-    if not pieces or not sum(p.size for p in pieces):
+    if not samples.size:
         raise BadAudio("the audio file holds no audio samples", param="file")
-    return np.concatenate(pieces).astype(np.float32) / 32768.0
+    return samples / 32768.0
 
 
 def _decodable(frames: Iterator[Any]) -> Iterator[Any]:

@@ -29,11 +29,12 @@ import numpy as np
 # two threads at once (a model load and a stream's VAD) can fail half-way.
 from faster_whisper.vad import get_vad_model
 
-from .agreement import Agreement, piece, split
+from .agreement import Agreement, piece
 from .backends.base import SAMPLE_RATE, CancelToken, Result, Segment, TranscribeOptions
 from .engine import Engine
 from .errors import TooLarge, WhisperError
 from .request import TranscriptionRequest
+from .words import split
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from wyoming.ping import Ping, Pong
 from wyoming.server import AsyncEventHandler
 
 from . import __version__
-from .agreement import rest, split
+from .agreement import rest
 from .audio import PcmConverter
 from .backends.base import Result, Segment
 from .engine import Engine
@@ -35,6 +35,7 @@ from .framing import MalformedEvent, ProtocolError, hung_up, parse, read_event
 from .languages import model_languages
 from .request import build_request
 from .streaming import ENDPOINT_SECONDS, ChunkText, Partial, Stream, StreamSettings
+from .words import split
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -23,7 +23,6 @@ import dataclasses
 import inspect
 import logging
 import math
-import re
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import Abandoned
+from ..words import keys
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def stutters(text: str) -> bool:
     1,", "Yes, yes, yes."), or three words or more twice ("8. The Press Yard 8. The Press Yard").
     A decoder that lost its place in a short window does this on a one-word command; speech
     rarely does, and when it does the 30 s window only costs time."""
-    said = [w for w in (re.sub(r"[^\w']", "", t).lower() for t in text.split()) if w]
+    said = keys(text)
     for n in range(1, len(said) // 2 + 1):
         times = 3 if n < 3 else 2
         for i in range(len(said) - n * times + 1):
@@ -139,6 +139,15 @@ def degenerate(
     if stamps and max(stamps) * 0.02 > window:
         return PAST_WINDOW
     return None
+
+
+def _give_up(token: Any, why: str, seconds: float) -> None:
+    """Raise Abandoned rather than decode a 30 s window for a decode nobody waits for (cancelled)
+    or for a hypothesis (a live decode: not worth the 30 s pass)."""
+    if token is not None and token.cancelled:
+        raise Abandoned(f"{why} in a {seconds:.2f} s window; cancelled")
+    if token is not None and token.live:
+        raise Abandoned(f"{why} in a {seconds:.2f} s window of a live decode")
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -261,16 +270,14 @@ def _fitted_class() -> type:
                 options, temperatures=list(options.temperatures[:1]), max_new_tokens=cap
             )
             window = state.frames / FRAMES_PER_SECOND
-            decoded = super().generate_with_fallback(encoder_output, prompt, tokenizer, short)
-            why, text = self._judge(decoded, tokenizer, options, seconds, window, cap)
             token = self.token
+            decoded = super().generate_with_fallback(encoder_output, prompt, tokenizer, short)
+            why, text = self._judge(decoded, tokenizer, options, seconds, window, cap, token)
             if why is None:
                 return decoded
-            if token is not None and token.cancelled:
-                raise Abandoned(f"{why} in a {seconds:.2f} s window; cancelled")
-            if token is not None and token.live:  # a hypothesis: not worth the 30 s pass
-                raise Abandoned(f"{why} in a {seconds:.2f} s window of a live decode")
+            _give_up(token, why, seconds)
             full = super().encode(padded)
+            _give_up(token, why, seconds)  # cancelled or overtaken while the 30 s window encoded
             if token is not None and token.speculative:
                 # A 30 s decode that loops costs seconds (base: 10 s for a 1.8 s pause between
                 # words), and background work holds the worker the final answer is waiting for:
@@ -278,7 +285,7 @@ def _fitted_class() -> type:
                 # same checks, which is then what the library's own first try gives.
                 retry = super().generate_with_fallback(full, prompt, tokenizer, short)
                 whole = FULL_FRAMES / FRAMES_PER_SECOND
-                again, _ = self._judge(retry, tokenizer, options, seconds, whole, cap)
+                again, _ = self._judge(retry, tokenizer, options, seconds, whole, cap, token)
                 if again is None:
                     self.fallbacks += 1
                     return retry
@@ -301,6 +308,7 @@ def _fitted_class() -> type:
             seconds: float,
             window: float,
             cap: int,
+            token: Any,
         ) -> tuple[str | None, str]:
             """Why ``decoded`` cannot be kept (None when it can; a live decode tolerates what
             audio cut off mid-speech looks like), and its text."""
@@ -320,7 +328,6 @@ def _fitted_class() -> type:
                 options=options,
                 fit=self.fit,
             )
-            token = self.token
             if why in LIVE_TOLERATES and token is not None and token.live:
                 return None, text
             return why, text

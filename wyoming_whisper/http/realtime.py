@@ -29,13 +29,14 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..agreement import rest, split
+from ..agreement import rest
 from ..audio import G711Converter, PcmConverter
 from ..backends.base import SAMPLE_RATE
 from ..engine import Engine
 from ..errors import INTERNAL_MESSAGE, InvalidRequest, TooLarge, Unauthorized, WhisperError
 from ..request import TranscriptionRequest, build_request
 from ..streaming import ENDPOINT_SECONDS, Partial, Stream
+from ..words import split
 from .errors import bearer_token
 from .state import ENGINE
 
