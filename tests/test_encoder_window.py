@@ -105,8 +105,12 @@ def test_the_guard_names_each_degenerate_decode(
     assert reason is not None and reason.startswith(why)
 
 
-def test_silence_dropped_as_silence_is_no_fallback() -> None:
-    assert judge([1], "Thank you.", avg_logprob=-1.5, no_speech_prob=0.9) is None
+def test_only_the_full_window_may_call_a_decode_silence() -> None:
+    """What generate_segments drops as silence is the library's call at 30 s; in a shortened
+    window it is redone there (a one-word command would vanish)."""
+    silence = {"avg_logprob": -1.5, "no_speech_prob": 0.9}
+    assert judge([1], "Thank you.", **silence, window=30.0) is None
+    assert judge([1], "Thank you.", **silence) == "silence in a shortened window"
 
 
 def test_stutters_is_a_word_thrice_or_a_phrase_twice_in_a_row() -> None:
@@ -210,6 +214,21 @@ def test_a_one_word_command_gets_the_library_text(tiny_en: str) -> None:
     fitted.token, fitted.fallbacks = CancelToken(speculative=True), 0
     _, early = _decode(fitted, audio, vad_filter=True)
     assert early == want and fitted.fallbacks == 1
+
+
+def test_a_one_word_command_a_short_window_calls_silence_keeps_its_word(tiny_en: str) -> None:
+    """espeak's "One." (0.76 s): a 10 s window of it decodes " one." with a no-speech
+    probability of 0.66 and a log-probability of -1.04, which generate_segments drops as silence;
+    the library's 30 s window hears the word, and so does the fitted one after its fallback."""
+    audio = decode_file(str(clip("espeak/one.flac")))
+    full = WhisperModel(tiny_en, device="cpu", compute_type="int8", local_files_only=True)
+    fitted_class = fitted_model_class()
+    assert fitted_class is not None
+    fitted = fitted_class(tiny_en, device="cpu", compute_type="int8", local_files_only=True)
+    _, want = _decode(full, audio, vad_filter=True)
+    _, got = _decode(fitted, audio, vad_filter=True)
+    assert words(want) == ["one"] and got == want, (got, want)
+    assert fitted.fallbacks == 1
 
 
 def test_speculative_work_gives_up_instead_of_decoding_at_30_s(tiny_en: str) -> None:

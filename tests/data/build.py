@@ -47,9 +47,12 @@ COPIED = {
         for n in (1, 2, 3, 5, 7, 8, 9, 13)
     },
 }
-# A spoken command naming a room that is in no dictionary (tests/test_wyoming.py).
+# Rendered commands, with espeak-ng's speed (words per minute): one naming a room that is in no
+# dictionary (tests/test_wyoming.py); a one-word command whose shortened encoder window is judged
+# silence where the library's 30 s window hears it (tests/test_encoder_window.py).
 SPOKEN = {
-    "espeak/brindlethorpe.flac": "Turn on the lights in the Brindlethorpe room",
+    "espeak/brindlethorpe.flac": ("Turn on the lights in the Brindlethorpe room", 150),
+    "espeak/one.flac": ("One.", 160),
 }
 
 
@@ -66,6 +69,17 @@ def to_flac(src: Path, dst: Path, *, rate: int | None = None) -> None:
         for resampled in resampler.resample(None):
             out.mux(stream.encode(resampled))  # type: ignore[union-attr]
         out.mux(stream.encode(None))  # type: ignore[union-attr]
+
+
+def render(text: str, speed: int, dst: Path) -> None:
+    """``text`` spoken by espeak-ng (en-us at ``speed`` words per minute) -> FLAC at ``dst``."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    wav = dst.with_suffix(".wav")
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", str(speed), "-w", str(wav), text], check=True)
+    with wave.open(str(wav)) as w:
+        assert w.getnchannels() == 1 and w.getsampwidth() == 2
+    to_flac(wav, dst)
+    wav.unlink()
 
 
 def duration(path: Path) -> float:
@@ -92,17 +106,11 @@ def main(shared: Path) -> None:
             [relpath, row["language"], f"{duration(dst):.3f}", row["reference_text"], origin,
              row["license"], how]
         )  # fmt: skip
-    for relpath, text in SPOKEN.items():
+    for relpath, (text, speed) in SPOKEN.items():
         dst = HERE / relpath
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        wav = dst.with_suffix(".wav")
-        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(wav), text], check=True)
-        with wave.open(str(wav)) as w:
-            assert w.getnchannels() == 1 and w.getsampwidth() == 2
-        to_flac(wav, dst)
-        wav.unlink()
+        render(text, speed, dst)
         version = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True)
-        origin = f"rendered by espeak-ng {version.stdout.split()[3]} (-v en-us -s 150)"
+        origin = f"rendered by {version.stdout.split()[3]} (espeak-ng -v en-us -s {speed})"
         licence = "CC0-1.0 (text written for this project; synthetic voice)"
         out_rows.append([relpath, "en", f"{duration(dst):.3f}", text, origin, licence, "rendered"])
     with open(HERE / "MANIFEST.tsv", "w", newline="", encoding="utf-8") as f:

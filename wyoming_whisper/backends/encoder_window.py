@@ -94,8 +94,12 @@ def stutters(text: str) -> bool:
 
 PAST_WINDOW = "timestamps past the window"
 IMPROBABLE = "low log-probability"
+# A shortened window of a one-word command is often judged silence where the 30 s window is not
+# (tiny.en: " one." for an espeak "One.", no-speech probability 0.66, log-probability -1.04):
+# the command would vanish. Only the full window's judgement is the library's.
+SILENT = "silence in a shortened window"
 # What a live decode's audio, cut off mid-speech, normally looks like; loops are never taken.
-LIVE_TOLERATES = frozenset({PAST_WINDOW, IMPROBABLE})
+LIVE_TOLERATES = frozenset({PAST_WINDOW, IMPROBABLE, SILENT})
 
 
 def degenerate(
@@ -119,8 +123,8 @@ def degenerate(
         and options.no_speech_threshold is not None
         and no_speech_prob > options.no_speech_threshold
     )
-    if silent:  # generate_segments drops this window as silence, as the library would
-        return None
+    if silent:  # generate_segments drops the window as silence: only the 30 s window may say so
+        return None if window >= FULL_FRAMES / FRAMES_PER_SECOND else SILENT
     if len(tokens) >= cap:
         return "no end of text before the cap"
     text_tokens = [t for t in tokens if t < timestamp_begin]
