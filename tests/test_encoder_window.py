@@ -43,7 +43,7 @@ class Thresholds:  # the fields of faster-whisper's TranscriptionOptions that th
 TIMESTAMP_BEGIN = 50364  # tiny.en's <|0.00|>
 
 
-def judge(tokens: list[int], text: str = "hello there", **overrides: float) -> str | None:
+def judge(tokens: list[int], text: str = "hello there", **overrides: Any) -> str | None:
     values = {"avg_logprob": -0.2, "compression_ratio": 1.2, "no_speech_prob": 0.01}
     values |= {"seconds": 2.0, "window": 4.0}
     values.update(overrides)
@@ -105,12 +105,16 @@ def test_the_guard_names_each_degenerate_decode(
     assert reason is not None and reason.startswith(why)
 
 
-def test_only_the_full_window_may_call_a_decode_silence() -> None:
-    """What generate_segments drops as silence is the library's call at 30 s; in a shortened
-    window it is redone there (a one-word command would vanish)."""
+def test_silence_in_a_shortened_opening_window_is_left_to_the_full_window() -> None:
+    """generate_segments drops a window judged silence. A tail that an earlier window covered
+    stays dropped; the opening window (a one-word command would vanish) is redone at 30 s, where
+    the library makes that call."""
     silence = {"avg_logprob": -1.5, "no_speech_prob": 0.9}
-    assert judge([1], "Thank you.", **silence, window=30.0) is None
-    assert judge([1], "Thank you.", **silence) == "silence in a shortened window"
+    assert judge([1], "Thank you.", **silence) is None
+    assert (
+        judge([1], "Thank you.", **silence, opening=True) == "silence in a shortened opening window"
+    )
+    assert judge([1], "Thank you.", **silence, opening=True, window=30.0) is None
 
 
 def test_stutters_is_a_word_thrice_or_a_phrase_twice_in_a_row() -> None:

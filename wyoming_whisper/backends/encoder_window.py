@@ -10,7 +10,8 @@ timestamps past the audio), the window is encoded at the full 30 s and decoded e
 library would have, and the fallback is counted.
 
 This is the only module that relies on faster-whisper's internals. It overrides two methods that
-``generate_segments`` calls per window, ``encode`` and ``generate_with_fallback``, and relies on
+``generate_segments`` calls per window, ``encode`` and ``generate_with_fallback`` (and wraps
+``generate_segments``, which ``transcribe`` calls once, to know the opening window), and relies on
 the features handed to ``encode`` being zero-padded by ``pad_or_trim`` (real log-Mel frames are
 never all zeros: they are at least -1.5 after Whisper's normalisation of silence). ``CHECKED``
 is the range this was read against; ``contract_problems`` says what no longer holds, a test fails
@@ -96,8 +97,8 @@ PAST_WINDOW = "timestamps past the window"
 IMPROBABLE = "low log-probability"
 # A shortened window of a one-word command is often judged silence where the 30 s window is not
 # (tiny.en: " one." for an espeak "One.", no-speech probability 0.66, log-probability -1.04):
-# the command would vanish. Only the full window's judgement is the library's.
-SILENT = "silence in a shortened window"
+# the command would vanish, so the opening window's call is left to the 30 s window.
+SILENT = "silence in a shortened opening window"
 # What a live decode's audio, cut off mid-speech, normally looks like; loops are never taken.
 LIVE_TOLERATES = frozenset({PAST_WINDOW, IMPROBABLE, SILENT})
 
@@ -115,16 +116,19 @@ def degenerate(
     timestamp_begin: int,
     options: Any,
     fit: Fit,
+    opening: bool = False,
 ) -> str | None:
-    """Why a decode of a shortened window cannot be trusted, or None when it can."""
+    """Why a decode of a shortened window cannot be trusted, or None when it can (``opening``:
+    the window holds the start of the audio)."""
     improbable = options.log_prob_threshold is not None and avg_logprob < options.log_prob_threshold
     silent = (
         improbable
         and options.no_speech_threshold is not None
         and no_speech_prob > options.no_speech_threshold
     )
-    if silent:  # generate_segments drops the window as silence: only the 30 s window may say so
-        return None if window >= FULL_FRAMES / FRAMES_PER_SECOND else SILENT
+    if silent:  # generate_segments drops the window as silence, as the library would for a
+        # tail that an earlier window covered; the opening window's call is the 30 s window's
+        return SILENT if opening and window < FULL_FRAMES / FRAMES_PER_SECOND else None
     if len(tokens) >= cap:
         return "no end of text before the cap"
     text_tokens = [t for t in tokens if t < timestamp_begin]
@@ -177,6 +181,7 @@ def contract_problems() -> list[str]:
     sources = {
         "generate_segments": inspect.getsource(WhisperModel.generate_segments),
         "detect_language": inspect.getsource(WhisperModel.detect_language),
+        "transcribe": inspect.getsource(WhisperModel.transcribe),
     }
     needed = {
         "generate_segments": [
@@ -185,6 +190,7 @@ def contract_problems() -> list[str]:
             "self.generate_with_fallback(encoder_output, prompt, tokenizer, options)",
         ],
         "detect_language": ["self.encode(", "pad_or_trim("],
+        "transcribe": ["self.generate_segments("],
     }
     for name, snippets in needed.items():
         problems += [f"{name} no longer has {s!r}" for s in snippets if s not in sources[name]]
@@ -247,6 +253,10 @@ def _fitted_class() -> type:
         def token(self, value: Any) -> None:
             self._window.token = value
 
+        def generate_segments(self, *args: Any, **kwargs: Any) -> Any:
+            self._window.opening = True  # the next window holds the start of the audio
+            yield from super().generate_segments(*args, **kwargs)
+
         def encode(self, features: np.ndarray) -> Any:
             state = self._window
             state.padded = None
@@ -263,6 +273,7 @@ def _fitted_class() -> type:
         ) -> Any:
             state = self._window
             padded, state.padded = getattr(state, "padded", None), None
+            opening, state.opening = getattr(state, "opening", False), False
             if padded is None:
                 return super().generate_with_fallback(encoder_output, prompt, tokenizer, options)
             seconds = state.content / FRAMES_PER_SECOND
@@ -276,7 +287,9 @@ def _fitted_class() -> type:
             window = state.frames / FRAMES_PER_SECOND
             token = self.token
             decoded = super().generate_with_fallback(encoder_output, prompt, tokenizer, short)
-            why, text = self._judge(decoded, tokenizer, options, seconds, window, cap, token)
+            why, text = self._judge(
+                decoded, tokenizer, options, seconds, window, cap, token, opening
+            )
             if why is None:
                 return decoded
             _give_up(token, why, seconds)
@@ -289,7 +302,9 @@ def _fitted_class() -> type:
                 # same checks, which is then what the library's own first try gives.
                 retry = super().generate_with_fallback(full, prompt, tokenizer, short)
                 whole = FULL_FRAMES / FRAMES_PER_SECOND
-                again, _ = self._judge(retry, tokenizer, options, seconds, whole, cap, token)
+                again, _ = self._judge(
+                    retry, tokenizer, options, seconds, whole, cap, token, opening
+                )
                 if again is None:
                     self.fallbacks += 1
                     return retry
@@ -313,6 +328,7 @@ def _fitted_class() -> type:
             window: float,
             cap: int,
             token: Any,
+            opening: bool,
         ) -> tuple[str | None, str]:
             """Why ``decoded`` cannot be kept (None when it can; a live decode tolerates what
             audio cut off mid-speech looks like), and its text."""
@@ -331,6 +347,7 @@ def _fitted_class() -> type:
                 timestamp_begin=tokenizer.timestamp_begin,
                 options=options,
                 fit=self.fit,
+                opening=opening,
             )
             if why in LIVE_TOLERATES and token is not None and token.live:
                 return None, text
