@@ -104,8 +104,8 @@ async def test_decode_out_of_memory_is_503_not_500(start_server) -> None:
     proc = psutil.Process(srv.proc.pid)
     soft, hard = proc.rlimit(resource.RLIMIT_AS)
     # Room for the server's bookkeeping (a new arena for small objects, the callback that hands a
-    # worker's result back to the event loop), none for a decode's buffers. With no room at all,
-    # whichever small allocation fails first decides: once in CI a request was never answered.
+    # worker's result back to the event loop), none for a decode's buffers: with no room at all,
+    # whichever small allocation fails first decides what this test sees.
     proc.rlimit(resource.RLIMIT_AS, (proc.memory_info().vms + 16 * 2**20, hard))
     try:
         answers = [post_audio(srv.url, audio) for _ in range(3)]
