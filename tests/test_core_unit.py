@@ -252,3 +252,31 @@ def test_decode_file_reads_what_faster_whisper_reads() -> None:
     for path in files:
         got, want = decode_file(str(path)), decode_audio(str(path))
         assert got.dtype == np.float32 and np.array_equal(got, want), path
+
+
+@pytest.mark.parametrize("rate", [16000, 24000, 44100, 8000])
+def test_a_stream_gives_the_samples_of_an_upload_of_the_same_pcm(rate: int) -> None:
+    """Streamed PCM, resampled chunk by chunk, is rounded to 16 bits as an upload is, so the
+    Realtime API's 24 kHz audio and a WAV of it decode to the same transcript."""
+    import io
+    import wave
+
+    from wyoming_whisper.audio import PcmConverter, decode_file
+
+    from .conftest import clip
+    from .wyoming_client import load_pcm16
+
+    pcm = load_pcm16(clip("deepspeech/LDC93S1.wav"), rate=rate)
+    step = 2 * (rate // 10)  # 100 ms appends, as the Realtime test sends
+    converter = PcmConverter(rate, 2, 1)
+    pieces = [converter.feed(pcm[i : i + step]) for i in range(0, len(pcm), step)]
+    streamed = np.concatenate([*pieces, converter.flush()])
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm)
+    out.seek(0)
+    uploaded = decode_file(out)  # type: ignore[arg-type]
+    assert streamed.dtype == np.float32 and np.array_equal(streamed, uploaded)

@@ -146,12 +146,16 @@ def _decode(model: WhisperModel, audio: np.ndarray, **kwargs: object) -> tuple[l
 
 
 def close(a: float, b: float) -> bool:
-    """Within 0.2 s, on Whisper's 10 ms grid (so 0.2000000001 from float sums counts as 0.2)."""
-    return round(abs(a - b), 2) <= 0.2
+    """Within 0.25 s, on Whisper's 10 ms grid (so 0.2500000001 from float sums counts as 0.25).
+
+    The int8 kernels differ by CPU: on one the fitted window put jfk's last word end at the
+    30 s window's 10.50 s, on another (AMD EPYC) at 10.72 s (the speech ends at 10.50 s).
+    """
+    return round(abs(a - b), 2) <= 0.25
 
 
 def test_fitted_window_keeps_text_and_timestamps_of_the_full_window(tiny_en: str) -> None:
-    """jfk.flac (11 s): same words; segment and word times within 0.2 s of the 30 s window's."""
+    """jfk.flac (11 s): same words; segment and word times within 0.25 s of the 30 s window's."""
     audio = decode_file(str(clip("openai_whisper/jfk.flac")))
     fitted_class = fitted_model_class()
     assert fitted_class is not None
@@ -169,9 +173,11 @@ def test_fitted_window_keeps_text_and_timestamps_of_the_full_window(tiny_en: str
     assert [words(w.word) for w in got_words] == [words(w.word) for w in want_words]
     for wa, wb in zip(got_words, want_words, strict=True):
         if words(wa.word) == ["my"]:
-            # The 30 s window starts "my" at 1.06 s, inside "so" (loud until 1.2 s; the gap is
-            # 1.25-1.35 s, speech again from 1.35 s); the fitted window starts it in the gap.
-            assert close(wa.end, wb.end) and 1.2 <= wa.start <= 1.45, (wa, wb)
+            # One window starts "my" at 1.06 s, inside "so" (loud until 1.2 s; the gap is
+            # 1.25-1.35 s, speech again from 1.35 s), the other in the gap: which one does
+            # depends on the CPU's int8 kernels (the 30 s window on one, the fitted on another).
+            assert close(wa.end, wb.end), (wa, wb)
+            assert all(1.0 <= w.start <= 1.45 for w in (wa, wb)), (wa, wb)
             continue
         assert close(wa.start, wb.start) and close(wa.end, wb.end), (wa, wb)
 

@@ -21,6 +21,7 @@ import pytest
 from openai import AsyncOpenAI
 
 from wyoming_whisper.audio import G711
+from wyoming_whisper.streaming import ENDPOINT_TRAIL_SECONDS
 
 from .conftest import ServerProcess, clip, words
 from .http_helpers import REALTIME_SESSION
@@ -106,9 +107,13 @@ async def test_the_sdk_gets_deltas_during_speech_and_the_http_transcript(
     joined = words("".join(d for _, d in deltas))
     assert len(joined) >= len(words(done.transcript)) - 2, (deltas, done.transcript)
 
-    # The same audio through the HTTP API gives the same transcript.
+    # The same audio through the HTTP API gives the same transcript: what the item's final
+    # decoded, the audio up to ENDPOINT_TRAIL_SECONDS after the end of its speech
+    # (docs/streaming.md), a little of the silence after the recording included.
+    end_ms = next(e for _, e in seen if e.type == "input_audio_buffer.speech_stopped").audio_end_ms
+    cut = (end_ms + round(ENDPOINT_TRAIL_SECONDS * 1000)) * 24 * 2
     http = await client.audio.transcriptions.create(
-        model="whisper-1", file=("LDC93S1.wav", wav_bytes(pcm, 24000)), language="en"
+        model="whisper-1", file=("LDC93S1.wav", wav_bytes(audio[:cut], 24000)), language="en"
     )
     assert done.transcript == http.text
 
