@@ -14,6 +14,7 @@ from faster_whisper import WhisperModel
 from faster_whisper.audio import pad_or_trim
 
 from wyoming_whisper.audio import decode_file
+from wyoming_whisper.backends import encoder_window
 from wyoming_whisper.backends.base import CancelToken
 from wyoming_whisper.backends.encoder_window import (
     CHECKED,
@@ -224,6 +225,39 @@ def test_a_one_word_command_gets_the_library_text(tiny_en: str) -> None:
     fitted.token, fitted.fallbacks = CancelToken(speculative=True), 0
     _, early = _decode(fitted, audio, vad_filter=True)
     assert early == want and fitted.fallbacks == 1
+
+
+def test_a_loop_is_redone_in_a_wider_window_before_30_s(
+    tiny_en: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """english.wav's "one" and 0.3 s after it (an early decode's audio, 0.78 s) loops in the 10 s
+    window here ("1, 1, 1, 1"; which window lengths loop depends on the CPU's int8 kernels, so the
+    first verdict is forced): it is redone in a 15 s window, which gives the library's text, and
+    the 30 s pass is never paid, for an early decode as for a final."""
+    audio = decode_file(str(clip("speech_recognition/english.wav")))[: int(0.78 * 16000)]
+    full = WhisperModel(tiny_en, device="cpu", compute_type="int8", local_files_only=True)
+    _, want = _decode(full, audio, vad_filter=True)
+    fitted_class = fitted_model_class()
+    assert fitted_class is not None
+    fitted = fitted_class(tiny_en, device="cpu", compute_type="int8", local_files_only=True)
+    encode, judge, windows = WhisperModel.encode, encoder_window.degenerate, []
+
+    def counted(self: Any, features: np.ndarray) -> Any:
+        windows.append(features.shape[-1])
+        return encode(self, features)
+
+    def looping_at_first(**kwargs: Any) -> str | None:
+        return "repeated words" if len(windows) == 1 else judge(**kwargs)
+
+    monkeypatch.setattr(WhisperModel, "encode", counted)
+    monkeypatch.setattr(encoder_window, "degenerate", looping_at_first)
+    for token in (CancelToken(speculative=True), CancelToken()):  # an early decode, a final
+        windows.clear()
+        fitted.token, fitted.fallbacks = token, 0
+        _, got = _decode(fitted, audio, vad_filter=True)
+        assert got == want and words(got) in (["1"], ["one"]), (got, want)
+        assert windows == [1000, 1500] and fitted.fallbacks == 1, windows
+    assert Fit().widened(1000) == 1500 and Fit().widened(1400) is None  # 21 s: go to 30 s
 
 
 def test_a_one_word_command_a_short_window_calls_silence_keeps_its_word(tiny_en: str) -> None:

@@ -52,6 +52,8 @@ class Fit:
 
     margin: float = 4.0
     floor: float = 10.0
+    wider: float = 1.5  # a degenerate decode is redone in a window this much longer, when
+    wider_max: float = 20.0  # that is at most this long (then still cheaper than 30 s)
     tokens_per_second: float = 10.0  # decode cap: above the speech rate of fast talkers, so
     tokens_base: int = 8  # that a looping decode stops early (it is redone at 30 s anyway)
     words_per_second: float = 6.0  # faster than anyone speaks: a decode that says more invents
@@ -61,6 +63,11 @@ class Fit:
         seconds = max(content_frames / FRAMES_PER_SECOND + self.margin, self.floor)
         frames = math.ceil(seconds * FRAMES_PER_SECOND / 2) * 2
         return min(frames, FULL_FRAMES)
+
+    def widened(self, frames: int) -> int | None:
+        """The window a degenerate decode of ``frames`` is redone in before 30 s, or None."""
+        wide = math.ceil(frames * self.wider / 2) * 2
+        return wide if wide <= self.wider_max * FRAMES_PER_SECOND else None
 
     def max_tokens(self, seconds: float) -> int:
         return int(self.tokens_base + self.tokens_per_second * seconds)
@@ -293,6 +300,30 @@ def _fitted_class() -> type:
             if why is None:
                 return decoded
             _give_up(token, why, seconds)
+            wide = self.fit.widened(state.frames)
+            if wide is not None:
+                # The decoder loses its place in one window length and not in another (tiny.en:
+                # "1, 1, 1, 1" for english.wav's "one" at 10 s, "1." at 12, 15 and 20 s): a
+                # window half again as long costs half of the 30 s pass or less.
+                encoded = super().encode(np.ascontiguousarray(padded[:, :wide]))
+                if token is not None and token.cancelled:
+                    _give_up(token, why, seconds)
+                retry = super().generate_with_fallback(encoded, prompt, tokenizer, short)
+                again, _ = self._judge(
+                    retry,
+                    tokenizer,
+                    options,
+                    seconds,
+                    wide / FRAMES_PER_SECOND,
+                    cap,
+                    token,
+                    opening,
+                )
+                if again is None:
+                    self.fallbacks += 1
+                    return retry
+                why = again
+                _give_up(token, why, seconds)
             full = super().encode(padded)
             _give_up(token, why, seconds)  # cancelled or overtaken while the 30 s window encoded
             if token is not None and token.speculative:
