@@ -3,6 +3,7 @@ long audio, process resources, metrics."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import urllib.error
@@ -40,6 +41,17 @@ def write_wav(samples: np.ndarray, path: Path) -> Path:
         w.setframerate(16000)
         w.writeframes(pcm.tobytes())
     return path
+
+
+def wav_bytes(pcm: bytes, rate: int) -> bytes:
+    """16-bit mono PCM at ``rate`` as a WAV file's bytes."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm)
+    return out.getvalue()
 
 
 def long_wav(seconds: float, path: Path) -> Path:

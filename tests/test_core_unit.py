@@ -259,11 +259,11 @@ def test_a_stream_gives_the_samples_of_an_upload_of_the_same_pcm(rate: int) -> N
     """Streamed PCM, resampled chunk by chunk, is rounded to 16 bits as an upload is, so the
     Realtime API's 24 kHz audio and a WAV of it decode to the same transcript."""
     import io
-    import wave
 
     from wyoming_whisper.audio import PcmConverter, decode_file
 
     from .conftest import clip
+    from .http_helpers import wav_bytes
     from .wyoming_client import load_pcm16
 
     pcm = load_pcm16(clip("deepspeech/LDC93S1.wav"), rate=rate)
@@ -271,12 +271,5 @@ def test_a_stream_gives_the_samples_of_an_upload_of_the_same_pcm(rate: int) -> N
     converter = PcmConverter(rate, 2, 1)
     pieces = [converter.feed(pcm[i : i + step]) for i in range(0, len(pcm), step)]
     streamed = np.concatenate([*pieces, converter.flush()])
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm)
-    out.seek(0)
-    uploaded = decode_file(out)  # type: ignore[arg-type]
+    uploaded = decode_file(io.BytesIO(wav_bytes(pcm, rate)))  # type: ignore[arg-type]
     assert streamed.dtype == np.float32 and np.array_equal(streamed, uploaded)

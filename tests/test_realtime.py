@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import json
 import time
-import wave
 from typing import Any
 
 import aiohttp
@@ -24,7 +22,7 @@ from wyoming_whisper.audio import G711
 from wyoming_whisper.streaming import ENDPOINT_TRAIL_SECONDS
 
 from .conftest import ServerProcess, clip, words
-from .http_helpers import REALTIME_SESSION
+from .http_helpers import REALTIME_SESSION, wav_bytes
 from .wyoming_client import load_pcm16
 
 GA_SESSION = REALTIME_SESSION
@@ -34,16 +32,6 @@ MANUAL["audio"]["input"]["turn_detection"] = None  # the client commits
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
-
-
-def wav_bytes(pcm: bytes, rate: int) -> bytes:
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm)
-    return out.getvalue()
 
 
 def ulaw(pcm16: bytes) -> bytes:
