@@ -317,21 +317,10 @@ def _fitted_class() -> type:
                 encoded = super().encode(np.ascontiguousarray(padded[:, :wide]))
                 if token is not None and token.cancelled:
                     _give_up(token, why, seconds)
-                retry = super().generate_with_fallback(encoded, prompt, tokenizer, short)
-                again, _ = self._judge(
-                    retry,
-                    tokenizer,
-                    options,
-                    seconds,
-                    wide / FRAMES_PER_SECOND,
-                    cap,
-                    token,
-                    opening,
-                )
-                if again is None:
+                retry, why = self._retry(encoded, wide, prompt, tokenizer, short, options, opening)
+                if why is None:
                     self.fallbacks += 1
                     return retry
-                why = again
                 _give_up(token, why, seconds)
             full = super().encode(padded)
             _give_up(token, why, seconds)  # cancelled or overtaken while the 30 s window encoded
@@ -340,10 +329,8 @@ def _fitted_class() -> type:
                 # words), and background work holds the worker the final answer is waiting for:
                 # one decode at temperature 0 under the same cap, kept only when it passes the
                 # same checks, which is then what the library's own first try gives.
-                retry = super().generate_with_fallback(full, prompt, tokenizer, short)
-                whole = FULL_FRAMES / FRAMES_PER_SECOND
-                again, _ = self._judge(
-                    retry, tokenizer, options, seconds, whole, cap, token, opening
+                retry, again = self._retry(
+                    full, FULL_FRAMES, prompt, tokenizer, short, options, opening
                 )
                 if again is None:
                     self.fallbacks += 1
@@ -358,6 +345,33 @@ def _fitted_class() -> type:
             )
             self.fallbacks += 1
             return super().generate_with_fallback(full, prompt, tokenizer, options)
+
+        def _retry(
+            self,
+            encoded: Any,
+            frames: int,
+            prompt: list[int],
+            tokenizer: Any,
+            short: Any,
+            options: Any,
+            opening: bool,
+        ) -> tuple[Any, str | None]:
+            """One more decode under the shortened decode's settings (``short``) of a window
+            encoded at ``frames``, and why it cannot be kept (None when it can)."""
+            retry = super().generate_with_fallback(encoded, prompt, tokenizer, short)
+            state = self._window
+            seconds, window = state.content / FRAMES_PER_SECOND, frames / FRAMES_PER_SECOND
+            why, _ = self._judge(
+                retry,
+                tokenizer,
+                options,
+                seconds,
+                window,
+                short.max_new_tokens,
+                self.token,
+                opening,
+            )
+            return retry, why
 
         def _judge(
             self,
