@@ -62,9 +62,7 @@ class PcmConverter:
         self._rest = b""
         self._resampler = None
         if rate != SAMPLE_RATE:
-            import av
-
-            self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+            self._resampler = _resampler()
         self._pts = 0
 
     def feed(self, data: bytes) -> np.ndarray:
@@ -79,7 +77,7 @@ class PcmConverter:
         """The resampler's tail; call once at the end of the stream."""
         if self._resampler is None:
             return np.zeros(0, dtype=np.float32)
-        return _frames_to_array(self._resampler.resample(None)) / 32768.0
+        return _samples(self._resampler.resample(None))
 
     def _resample(self, mono: np.ndarray) -> np.ndarray:
         if self._resampler is None:
@@ -90,7 +88,7 @@ class PcmConverter:
         frame.sample_rate = self.rate
         frame.pts = self._pts
         self._pts += mono.shape[0]
-        return _frames_to_array(self._resampler.resample(frame)) / 32768.0
+        return _samples(self._resampler.resample(frame))
 
 
 def _g711_table(law: str) -> np.ndarray:
@@ -122,10 +120,20 @@ class G711Converter(PcmConverter):
         return super().feed(self._table[np.frombuffer(data, dtype=np.uint8)].tobytes())
 
 
-def _frames_to_array(frames: list) -> np.ndarray:
+def _resampler() -> Any:
+    """To 16 kHz mono 16-bit, as faster-whisper's ``decode_audio`` resamples: streams and
+    uploads share it, so the same PCM gives the same samples on every door."""
+    import av
+
+    return av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+
+
+def _samples(frames: list) -> np.ndarray:
+    """The resampler's 16-bit frames as float32 in [-1, 1)."""
     if not frames:
         return np.zeros(0, dtype=np.float32)
-    return np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(np.float32)
+    pcm = np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(np.float32)
+    return pcm / 32768.0
 
 
 def decode_file(path: str) -> np.ndarray:
@@ -141,13 +149,13 @@ def decode_file(path: str) -> np.ndarray:
     frames: list[Any] = []
     try:
         with av.open(path, mode="r", metadata_errors="ignore") as container:
-            resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+            resampler = _resampler()
             for frame in [*_decodable(container.decode(audio=0)), None]:
                 if frame is not None:
                     frame.pts = None  # no timestamp checks: some files jump
                 frames += resampler.resample(frame)
             del resampler
-        samples = _frames_to_array(frames)
+        samples = _samples(frames)
     except (av.error.FFmpegError, ValueError, IndexError, StopIteration, OSError) as err:
         raise BadAudio(f"could not decode the audio file: {_describe(err)}", param="file") from err
     finally:
@@ -155,7 +163,7 @@ def decode_file(path: str) -> np.ndarray:
         gc.collect(1)
     if not samples.size:
         raise BadAudio("the audio file holds no audio samples", param="file")
-    return samples / 32768.0
+    return samples
 
 
 def _decodable(frames: Iterator[Any]) -> Iterator[Any]:
