@@ -158,10 +158,8 @@ def close(a: float, b: float) -> bool:
 def test_fitted_window_keeps_text_and_timestamps_of_the_full_window(tiny_en: str) -> None:
     """jfk.flac (11 s): same words; segment and word times within 0.25 s of the 30 s window's."""
     audio = decode_file(str(clip("openai_whisper/jfk.flac")))
-    fitted_class = fitted_model_class()
-    assert fitted_class is not None
     full = WhisperModel(tiny_en, device="cpu", compute_type="int8", local_files_only=True)
-    fitted = fitted_class(tiny_en, device="cpu", compute_type="int8", local_files_only=True)
+    fitted = fitted_model(tiny_en)
     want, want_text = _decode(full, audio, word_timestamps=True)
     got, got_text = _decode(fitted, audio, word_timestamps=True)
     assert fitted.fallbacks == 0
@@ -183,17 +181,16 @@ def test_fitted_window_keeps_text_and_timestamps_of_the_full_window(tiny_en: str
         assert close(wa.start, wb.start) and close(wa.end, wb.end), (wa, wb)
 
 
-def starved_model(path: str) -> Any:
-    """A fitted model whose token cap (one token) cuts every shortened decode off: degenerate."""
+def fitted_model(path: str, fit: Fit | None = None) -> Any:
+    """The fitted model of the installed faster-whisper (int8 on the CPU)."""
     fitted_class = fitted_model_class()
     assert fitted_class is not None
-    return fitted_class(
-        path,
-        device="cpu",
-        compute_type="int8",
-        local_files_only=True,
-        fit=Fit(tokens_base=1, tokens_per_second=0.0),
-    )
+    return fitted_class(path, device="cpu", compute_type="int8", local_files_only=True, fit=fit)
+
+
+def starved_model(path: str) -> Any:
+    """A fitted model whose token cap (one token) cuts every shortened decode off: degenerate."""
+    return fitted_model(path, Fit(tokens_base=1, tokens_per_second=0.0))
 
 
 def test_a_degenerate_short_decode_falls_back_to_the_full_window_text(tiny_en: str) -> None:
@@ -214,9 +211,7 @@ def test_a_one_word_command_gets_the_library_text(tiny_en: str) -> None:
     guard takes that for what it is and the text is the library's."""
     audio = decode_file(str(clip("speech_recognition/english.wav")))[: int(0.55 * 16000)]
     full = WhisperModel(tiny_en, device="cpu", compute_type="int8", local_files_only=True)
-    fitted_class = fitted_model_class()
-    assert fitted_class is not None
-    fitted = fitted_class(tiny_en, device="cpu", compute_type="int8", local_files_only=True)
+    fitted = fitted_model(tiny_en)
     _, want = _decode(full, audio, vad_filter=True)
     _, got = _decode(fitted, audio, vad_filter=True)
     assert got == want and not stutters(got), (got, want)
@@ -237,9 +232,7 @@ def test_a_loop_is_redone_in_a_wider_window_before_30_s(
     audio = decode_file(str(clip("speech_recognition/english.wav")))[: int(0.78 * 16000)]
     full = WhisperModel(tiny_en, device="cpu", compute_type="int8", local_files_only=True)
     _, want = _decode(full, audio, vad_filter=True)
-    fitted_class = fitted_model_class()
-    assert fitted_class is not None
-    fitted = fitted_class(tiny_en, device="cpu", compute_type="int8", local_files_only=True)
+    fitted = fitted_model(tiny_en)
     encode, judge, windows = WhisperModel.encode, encoder_window.degenerate, []
 
     def counted(self: Any, features: np.ndarray) -> Any:
@@ -266,9 +259,7 @@ def test_a_one_word_command_a_short_window_calls_silence_keeps_its_word(tiny_en:
     the library's 30 s window hears the word, and so does the fitted one after its fallback."""
     audio = decode_file(str(clip("espeak/one.flac")))
     full = WhisperModel(tiny_en, device="cpu", compute_type="int8", local_files_only=True)
-    fitted_class = fitted_model_class()
-    assert fitted_class is not None
-    fitted = fitted_class(tiny_en, device="cpu", compute_type="int8", local_files_only=True)
+    fitted = fitted_model(tiny_en)
     _, want = _decode(full, audio, vad_filter=True)
     _, got = _decode(fitted, audio, vad_filter=True)
     assert words(want) == ["one"] and got == want, (got, want)

@@ -315,8 +315,8 @@ def _fitted_class() -> type:
                 # "1, 1, 1, 1" for english.wav's "one" at 10 s, "1." at 12, 15 and 20 s): a
                 # window half again as long costs half of the 30 s pass or less.
                 encoded = super().encode(np.ascontiguousarray(padded[:, :wide]))
-                if token is not None and token.cancelled:
-                    _give_up(token, why, seconds)
+                if token is not None and token.cancelled:  # overtaken (live) goes on: the
+                    _give_up(token, why, seconds)  # decode costs little once the encode is paid
                 retry, why = self._retry(encoded, wide, prompt, tokenizer, short, options, opening)
                 if why is None:
                     self.fallbacks += 1
