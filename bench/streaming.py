@@ -1,7 +1,8 @@
 """Live text over Wyoming: confirmed words while the speaker talks, and what they cost at the end.
 
 Starts two servers on one model (loopback, free ports, zeroconf off): one with live text (the
-default) and one with ``--no-live-text`` (chunks only with the final). Three parts:
+default) and one with ``--no-live-text`` (chunks only with the final); part 3 adds a second
+``--no-live-text`` server. Four parts:
 
 1. Command-length clips: the English clips of the shared manifest under 5 s that have a reference,
    converted to 16 kHz mono 16-bit WAV. Every measurement is the external ``wyoming-bench``
@@ -23,10 +24,16 @@ default) and one with ``--no-live-text`` (chunks only with the final). Three par
    check: median <= 2.0 s
    (a clip with no chunk before audio-stop counts as never).
 3. Load: 4 Wyoming clients streaming commands in real time and 4 HTTP uploads (POST
-   /v1/audio/transcriptions) started at once, ``--load-rounds`` rounds per server, alternating.
-   Final latency: Wyoming audio-stop -> transcript, HTTP request -> response. Check: with live
-   text, neither the mean nor the p95 of either door is later than without it by more than
-   ``--tolerance`` (5 %) + ``--tolerance-ms`` (20 ms).
+   /v1/audio/transcriptions) started at once; each round sends the same requests to three
+   servers in turn (order rotated and reversed, ``--load-rounds`` rounds): live text, without
+   it, and without it again, an A/A control. Final latency: Wyoming audio-stop -> transcript,
+   HTTP request -> response. The few finals that queue behind another stream's decode make a
+   p95 of tens of requests jump between runs: two identical servers differed by 5 vs 180 ms
+   (base, 12 rounds), so the A/A pair measures that noise in the same run. Printed: mean, p95
+   and max per server, and each server's difference to the first server without live text,
+   paired request by request, with a 95 % interval from resampling rounds. Check: with live
+   text, neither the mean nor the p95 of either door is later than the later of the two servers
+   without it by more than ``--tolerance`` (5 %) + ``--tolerance-ms`` (20 ms).
 
 4. Realtime API: each command clip, at 24 kHz, appended in 100 ms pieces paced in real time
    to ``/v1/realtime?intent=transcription`` (server VAD, its default 500 ms of silence), then
@@ -118,6 +125,10 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def ms(seconds: float | None) -> str:
     return "n/a" if seconds is None or math.isnan(seconds) else f"{seconds * 1000:.0f} ms"
+
+
+def ms_signed(seconds: float) -> str:
+    return "n/a" if math.isnan(seconds) else f"{seconds * 1000:+.0f} ms"
 
 
 def pct(share: float | None) -> str:
@@ -417,6 +428,9 @@ def bench_long(
 
 # --- 3. load: Wyoming streams and HTTP uploads at once --------------------------------------------
 
+DOORS = ("Wyoming", "HTTP")
+AGAIN = "--no-live-text, again"  # the A/A control: a second server without live text
+
 
 async def upload(session: aiohttp.ClientSession, url: str, wav: bytes) -> tuple[float, str]:
     """POST one file; (request -> response seconds, error or '')."""
@@ -432,8 +446,9 @@ async def upload(session: aiohttp.ClientSession, url: str, wav: bytes) -> tuple[
 
 async def load_round(
     server: ServerProcess, streams: list[bytes], wavs: list[bytes], args: argparse.Namespace
-) -> tuple[list[float], list[float], list[str]]:
-    """All clients at once; (Wyoming finals, HTTP finals, errors)."""
+) -> tuple[list[tuple[str, float]], list[str]]:
+    """All clients at once; ((door, final seconds) per request slot, errors). A failed slot's
+    final is NaN, so slots stay aligned across servers."""
     timeout = aiohttp.ClientTimeout(total=args.timeout)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         results = await asyncio.gather(
@@ -441,37 +456,65 @@ async def load_round(
             *(upload(session, server.url, wav) for wav in wavs),
             return_exceptions=True,
         )
-    wyoming: list[float] = []
-    http: list[float] = []
+    finals: list[tuple[str, float]] = []
     errors: list[str] = []
-    for result in results:
+    for slot, result in enumerate(results):
+        door = DOORS[0] if slot < len(streams) else DOORS[1]
+        final = math.nan
         if isinstance(result, BaseException):
             errors.append(f"{type(result).__name__}: {result}")
         elif isinstance(result, Streamed):
             if result.error:
                 errors.append(f"Wyoming: {result.error}")
             else:
-                wyoming.append(result.final)
+                final = result.final
         elif result[1]:
             errors.append(result[1])
         else:
-            http.append(result[0])
-    return wyoming, http, errors
+            final = result[0]
+        finals.append((door, final))
+    return finals, errors
+
+
+def rotation(labels: list[str], round_no: int) -> list[str]:
+    """Round ``round_no``'s server order: rotated every round and reversed every len(labels)
+    rounds, so over 2 x len(labels) rounds each server runs in each place and after each other
+    server equally often (the machine's state after one server's round is the next one's)."""
+    shift = round_no % len(labels)
+    order = labels[shift:] + labels[:shift]
+    return order[::-1] if (round_no // len(labels)) % 2 else order
+
+
+def paired(
+    a: np.ndarray, b: np.ndarray, stat: Any, rounds: int, draws: int = 2000
+) -> tuple[float, float, float]:
+    """stat(a) - stat(b) over the same requests, with a 95 % interval from resampling whole
+    rounds (a round's requests share their moment); arrays are rounds x slots, NaN = failed."""
+    rng = np.random.default_rng(0)
+
+    def diff(rows: np.ndarray) -> float:
+        x, y = a[rows].ravel(), b[rows].ravel()
+        keep = ~(np.isnan(x) | np.isnan(y))
+        return float(stat(x[keep].tolist()) - stat(y[keep].tolist())) if keep.any() else math.nan
+
+    boot = [diff(rng.integers(0, rounds, rounds)) for _ in range(draws)]
+    low, high = np.nanpercentile(boot, [2.5, 97.5])
+    return diff(np.arange(rounds)), float(low), float(high)
 
 
 def bench_load(
     servers: dict[str, ServerProcess], samples: list[AudioInput], args: argparse.Namespace
 ) -> list[tuple[str, bool, str]]:
+    """``servers``: live text, without it, and without it again (the A/A control)."""
     print(
         f"== 3. load: {LOAD_CLIENTS} Wyoming clients streaming commands in real time (+ "
         f"{args.trailing_silence:g} s silence) and {LOAD_CLIENTS} HTTP uploads, started at once, "
-        f"{args.load_rounds} round(s) per server, servers alternating"
+        f"the same requests on each of {len(servers)} servers per round, "
+        f"{args.load_rounds} rounds, order rotated"
     )
-    finals: dict[str, dict[str, list[float]]] = {
-        label: {"Wyoming": [], "HTTP": []} for label in servers
-    }
-    errors: list[str] = []
     labels = list(servers)
+    table = {label: np.full((args.load_rounds, 2 * LOAD_CLIENTS), math.nan) for label in labels}
+    errors: list[str] = []
     tail = silence(args.trailing_silence)
     for round_no in range(args.load_rounds):
         pick = [
@@ -480,36 +523,59 @@ def bench_load(
         ]
         streams = [s.pcm + tail for s in pick[:LOAD_CLIENTS]]
         wavs = [s.audio_path.read_bytes() for s in pick[LOAD_CLIENTS:]]
-        for label in labels if round_no % 2 == 0 else labels[::-1]:
-            wyoming, http, errs = asyncio.run(load_round(servers[label], streams, wavs, args))
-            finals[label]["Wyoming"] += wyoming
-            finals[label]["HTTP"] += http
+        for label in rotation(labels, round_no):
+            finals, errs = asyncio.run(load_round(servers[label], streams, wavs, args))
+            table[label][round_no] = [final for _, final in finals]
             errors += [f"{label}: {e}" for e in errs]
-    for label, doors in finals.items():
-        print(
-            f"{label}: "
-            + "; ".join(
-                f"{door} final mean {ms(statistics.fmean(v) if v else math.nan)}, "
-                f"p95 {ms(percentile(v, 0.95))} (n={len(v)})"
-                for door, v in doors.items()
+    columns = {DOORS[0]: slice(0, LOAD_CLIENTS), DOORS[1]: slice(LOAD_CLIENTS, None)}
+    stats = {"mean": statistics.fmean, "p95": lambda v: percentile(v, 0.95)}
+    live, off, again = labels
+    rule = (
+        f"live <= the later of the two without x {1 + args.tolerance:g} + {args.tolerance_ms:g} ms"
+    )
+    checks = []
+    for door, cols in columns.items():
+        finals = {label: table[label][:, cols] for label in labels}
+        print(f"{door} finals ({'audio-stop' if door == DOORS[0] else 'request'} -> transcript):")
+        for label, v in finals.items():
+            done = v[~np.isnan(v)].tolist()
+            print(
+                f"  {label}: mean {ms(statistics.fmean(done) if done else math.nan)}, "
+                f"p95 {ms(percentile(done, 0.95))}, max {ms(max(done, default=math.nan))} "
+                f"(n={len(done)})"
+            )
+        ok = True
+        figures = []
+        for name, stat in stats.items():
+            shift = {
+                label: paired(finals[label], finals[off], stat, args.load_rounds)
+                for label in (live, again)
+            }
+            print(
+                f"  {name}, paired with {off!r} (95 % interval over rounds): "
+                + "; ".join(
+                    f"{label} {ms_signed(d)} [{ms_signed(lo)}, {ms_signed(hi)}]"
+                    for label, (d, lo, hi) in shift.items()
+                )
+            )
+            values = {}
+            for label, v in finals.items():
+                done = v[~np.isnan(v)].tolist()
+                values[label] = float(stat(done)) if done else math.nan
+            bound = (
+                max(values[off], values[again]) * (1 + args.tolerance) + args.tolerance_ms / 1000
+            )
+            ok = ok and values[live] <= bound
+            figures.append(f"{name} {ms(values[live])} vs {ms(values[off])} / {ms(values[again])}")
+        checks.append(
+            (
+                f"no final later with live text on ({door}; {rule}, mean and p95)",
+                ok,
+                ", ".join(figures),
             )
         )
     for error in errors:
         print(f"  failed: {error}")
-    live, off = (finals[label] for label in labels)
-    rule = f"live <= off x {1 + args.tolerance:g} + {args.tolerance_ms:g} ms, mean and p95"
-    checks = []
-    for door in ("Wyoming", "HTTP"):
-        figures = []
-        ok = bool(live[door]) and bool(off[door])
-        for name, stat in (("mean", statistics.fmean), ("p95", lambda v: percentile(v, 0.95))):
-            a = stat(live[door]) if live[door] else math.nan
-            b = stat(off[door]) if off[door] else math.nan
-            ok = ok and a <= b * (1 + args.tolerance) + args.tolerance_ms / 1000
-            figures.append(f"{name} {ms(a)} vs {ms(b)}")
-        checks.append(
-            (f"no final later with live text on ({door}; {rule})", ok, ", ".join(figures))
-        )
     checks.append(("every load request answered", not errors, f"{len(errors)} failed"))
     return checks
 
@@ -607,7 +673,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="tiny.en")
     parser.add_argument("--rounds", type=int, default=1, help="rounds of parts 1 and 2")
-    parser.add_argument("--load-rounds", type=int, default=8, help="rounds of part 3, per server")
+    parser.add_argument(
+        "--load-rounds", type=int, default=12, help="rounds of part 3 (each on every server)"
+    )
     parser.add_argument("--audio-dir", type=Path, default=AUDIO_DIR)
     parser.add_argument("--limit", type=int, default=0, help="only the first N clips per part")
     parser.add_argument("--chunk-samples", type=int, default=1024)
@@ -636,12 +704,14 @@ def main() -> int:
     common = ["-m", args.model, "--preload", "--no-zeroconf", "--ttl", "0"]
     live = ServerProcess([*common, *shlex.split(args.live_args)])
     off = ServerProcess([*common, *shlex.split(args.off_args)])
+    again = ServerProcess([*common, *shlex.split(args.off_args)])  # part 3's A/A control
+    started = [live, off, again] if "3" in args.parts else [live, off]
     log_dir = REPO / "bench" / "out"
     log_dir.mkdir(parents=True, exist_ok=True)
     print(f"model {args.model}; live text: {shlex.join(live.args)}; off: {shlex.join(off.args)}")
     checks: list[tuple[str, bool, str]] = []
     try:
-        for server in (live, off):
+        for server in started:
             try:
                 server.start(log_dir)
             except RuntimeError as err:  # e.g. a server without --no-live-text: see --off-args
@@ -663,12 +733,12 @@ def main() -> int:
                 checks += bench_long(live, longs, args)
             servers = {"live text": live, "--no-live-text": off}
             if "3" in args.parts:
-                checks += bench_load(servers, samples, args)
+                checks += bench_load({**servers, AGAIN: again}, samples, args)
             if "4" in args.parts:
                 checks += bench_realtime(servers, commands, args)
         print(f"live-text server streaming counters: {live.health().get('streaming')}")
     finally:
-        for server in (live, off):
+        for server in started:
             server.stop()
     print("== checks")
     for name, ok, detail in checks:
