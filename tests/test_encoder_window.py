@@ -19,6 +19,7 @@ from wyoming_whisper.backends.base import CancelToken
 from wyoming_whisper.backends.encoder_window import (
     CHECKED,
     FULL_FRAMES,
+    SILENT,
     Fit,
     content_frames,
     contract_problems,
@@ -253,16 +254,35 @@ def test_a_loop_is_redone_in_a_wider_window_before_30_s(
     assert Fit().widened(1000) == 1500 and Fit().widened(1400) is None  # 21 s: go to 30 s
 
 
-def test_a_one_word_command_a_short_window_calls_silence_keeps_its_word(tiny_en: str) -> None:
-    """espeak's "One." (0.76 s): a 10 s window of it decodes " one." with a no-speech
-    probability of 0.66 and a log-probability of -1.04, which generate_segments drops as silence;
-    the library's 30 s window hears the word, and so does the fitted one after its fallback."""
+def test_a_one_word_command_a_short_window_calls_silence_keeps_its_word(
+    tiny_en: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """espeak's "One." (0.76 s): on an AMD EPYC a 10 s window of it decodes " one." with a
+    no-speech probability of 0.66 and a log-probability of -1.04, which generate_segments drops as
+    silence (an Intel Xeon's decodes "1" and keeps it); the library's 30 s window hears the word.
+    Whatever this CPU's window makes of it, the word is kept; with the silent verdict forced
+    (CPU-independent), the decode is redone at 30 s at once, not in a wider window (silence is not
+    a loop), and gives the library's text."""
     audio = decode_file(str(clip("espeak/one.flac")))
     full = WhisperModel(tiny_en, device="cpu", compute_type="int8", local_files_only=True)
     fitted = fitted_model(tiny_en)
     _, want = _decode(full, audio, vad_filter=True)
     _, got = _decode(fitted, audio, vad_filter=True)
-    assert words(want) == ["one"] and got == want, (got, want)
+    assert words(want) == ["one"] and words(got) in (["one"], ["1"]), (got, want)
+    encode, judge, windows = WhisperModel.encode, encoder_window.degenerate, []
+
+    def counted(self: Any, features: np.ndarray) -> Any:
+        windows.append(features.shape[-1])
+        return encode(self, features)
+
+    def silent_at_first(**kwargs: Any) -> str | None:
+        return SILENT if len(windows) == 1 else judge(**kwargs)
+
+    monkeypatch.setattr(WhisperModel, "encode", counted)
+    monkeypatch.setattr(encoder_window, "degenerate", silent_at_first)
+    fitted.fallbacks = 0
+    _, got = _decode(fitted, audio, vad_filter=True)
+    assert got == want and windows == [1000, FULL_FRAMES], (got, want, windows)
     assert fitted.fallbacks == 1
 
 
