@@ -337,10 +337,12 @@ def _fitted_class() -> type:
                     return retry
                 _LOGGER.debug("Encoder window: %.2f s of audio, %s; abandoned", seconds, again)
                 raise Abandoned(f"{again} in a {seconds:.2f} s window, also at 30 s")
-            _LOGGER.debug(
-                "Encoder window: %.2f s of audio, %s (%r); decoding it at 30 s",
+            _LOGGER.debug(  # why: the last shortened decode's (the wider one's, if tried)
+                "Encoder window: %.2f s of audio, %s (first decode, %.1f s window: %r); "
+                "decoding it at 30 s",
                 seconds,
                 why,
+                window,
                 text,
             )
             self.fallbacks += 1
