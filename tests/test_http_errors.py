@@ -209,6 +209,7 @@ def test_file_before_model_field_still_works(server: ServerProcess) -> None:
         ("GET", "/v1/audio/transcriptions", None, None, 405),
         ("GET", "/v1/nothing-here", None, None, 404),
         ("POST", "/v1/model/unload", b"{not json", "application/json", 400),
+        ("POST", "/v1/model/unload", b"[" * 100000 + b"]" * 100000, "application/json", 400),
         ("POST", "/v1/model/unload", b'{"model": "nope"}', "application/json", 400),
         ("POST", "/v1/model/unload", b"model=x", "text/plain", 415),
     ],

@@ -138,6 +138,11 @@ async def test_bad_events_get_error_events_and_the_session_goes_on(server: Serve
         assert (await next_event(ws))["type"] == "session.updated"
         faults: list[tuple[Any, str | None, str | None]] = [
             ("{not json", "invalid_json", None),
+            (
+                '{"type": "session.update", "session": ' + "[" * 5000 + "]" * 5000 + "}",
+                "invalid_json",
+                None,
+            ),
             ({"type": "response.create", "event_id": "ev1"}, "invalid_event_type", "type"),
             ({"type": "input_audio_buffer.append", "audio": "***"}, "invalid_audio", "audio"),
             ({"type": "input_audio_buffer.append", "audio": 12}, "invalid_value", "audio"),
@@ -173,6 +178,11 @@ async def test_bad_events_get_error_events_and_the_session_goes_on(server: Serve
                 },
                 "model_not_found",
                 "session.audio.input.transcription.model",
+            ),
+            (
+                {"type": "session.update", "session": {"type": "transcription", "audio": []}},
+                "invalid_value",
+                "session.audio",
             ),
             (
                 {"type": "session.update", "session": {"type": "realtime"}},

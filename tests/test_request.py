@@ -13,7 +13,7 @@ from wyoming.client import AsyncTcpClient
 
 from wyoming_whisper.backends.base import FALLBACK_TEMPERATURES
 from wyoming_whisper.errors import InvalidRequest, ModelNotFound, Unsupported, WhisperError
-from wyoming_whisper.request import build_request, check_language, parse_granularities
+from wyoming_whisper.request import build_request, check_language, parse_granularities, parse_json
 
 from .conftest import ServerProcess, clip
 from .http_helpers import COUNT, WS_PATH, post_audio
@@ -142,3 +142,12 @@ async def test_german_for_english_only_on_wyoming(server: ServerProcess) -> None
     async with AsyncTcpClient("127.0.0.1", server.wyoming_port) as client:
         await send_audio(client, pcm, transcribe=Transcribe(name="tiny.en", language="en"))
         assert (await read_until(client, "transcript"))[-1].type == "transcript"
+
+
+def test_json_nested_too_deeply_is_malformed_input() -> None:
+    """What every door's JSON reader raises for a client's JSON: ValueError, even where the
+    parser itself would hit its recursion limit."""
+    assert parse_json('{"a": [1]}') == {"a": [1]}
+    for bad in ("{not json", "[" * 100_000 + "]" * 100_000, b"\xff\xfe"):
+        with pytest.raises(ValueError):
+            parse_json(bad)

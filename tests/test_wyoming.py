@@ -186,6 +186,7 @@ async def test_unknown_language_is_an_error(server: ServerProcess, jfk_pcm: byte
         b'{"type": "audio-chunk", "payload_length": 999999999999}\n',
         b'{"data": {}}\n',
         b"[1, 2, 3]\n",
+        b'{"type": "describe", "data": ' + b"[" * 30000 + b"]" * 30000 + b"}\n",  # too deep
         b"x" * 70000 + b"\n",
         b"\x00\x01 binary garbage and no end of line",
         b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",

@@ -8,10 +8,11 @@ turns an event whose fields do not fit its type into ``MalformedEvent`` instead 
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import TypeVar
 
 from wyoming.event import Event
+
+from .request import parse_json
 
 T = TypeVar("T")
 MAX_DATA_BYTES = 1 << 20  # JSON data of one event
@@ -50,8 +51,8 @@ async def read_event(reader: asyncio.StreamReader) -> Event | None:
     if not line.strip():
         raise ProtocolError("empty event line", fatal=False)
     try:
-        header = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        header = parse_json(line)
+    except ValueError:  # also UnicodeDecodeError
         raise ProtocolError("event header is not JSON", fatal=False) from None
     if not isinstance(header, dict) or not isinstance(header.get("type"), str):
         raise ProtocolError("event header has no 'type'", fatal=False)
@@ -68,8 +69,8 @@ async def read_event(reader: asyncio.StreamReader) -> Event | None:
         raise ProtocolError("event 'data' is not an object", fatal=False)
     if extra:
         try:
-            more = json.loads(extra)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            more = parse_json(extra)
+        except ValueError:  # also UnicodeDecodeError
             raise ProtocolError("event data is not JSON", fatal=False) from None
         if not isinstance(more, dict):
             raise ProtocolError("event data is not an object", fatal=False)

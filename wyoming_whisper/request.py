@@ -8,10 +8,11 @@ same code and message, on every door; each door only renders it in its own shape
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .backends.base import FALLBACK_TEMPERATURES
 from .errors import InvalidRequest, Unsupported
@@ -68,6 +69,16 @@ def check_language(
             param="language",
             code="unsupported_language",
         )
+
+
+def parse_json(text: str | bytes) -> Any:
+    """``json.loads`` for what a client sent. JSON nested deeper than the parser's recursion limit
+    (a 64 KB Wyoming header of ``[`` is 65,536 levels) is malformed input like any other: a
+    ``ValueError``, never the ``RecursionError`` that would reach the door as a server fault."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def parse_temperature(raw: str | float | None) -> tuple[float, ...]:

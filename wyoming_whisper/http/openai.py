@@ -33,7 +33,14 @@ from ..errors import (
 )
 from ..formats import render
 from ..languages import model_languages
-from ..request import Task, TranscriptionRequest, build_request, parse_bool, require_model
+from ..request import (
+    Task,
+    TranscriptionRequest,
+    build_request,
+    parse_bool,
+    parse_json,
+    require_model,
+)
 from .errors import error_body
 from .state import ENGINE
 
@@ -363,7 +370,7 @@ async def unload(request: web.Request) -> web.Response:
         body: Any
         if request.content_type == "application/json":
             try:
-                body = await request.json()
+                body = await request.json(loads=parse_json)
             except ValueError:
                 raise InvalidRequest("the body is not valid JSON", code="invalid_body") from None
             if not isinstance(body, dict):

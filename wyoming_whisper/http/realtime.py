@@ -20,7 +20,6 @@ import binascii
 import contextlib
 import hmac
 import itertools
-import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -34,7 +33,7 @@ from ..audio import G711Converter, PcmConverter
 from ..backends.base import SAMPLE_RATE
 from ..engine import Engine
 from ..errors import INTERNAL_MESSAGE, InvalidRequest, TooLarge, Unauthorized, WhisperError
-from ..request import TranscriptionRequest, build_request
+from ..request import TranscriptionRequest, build_request, parse_json
 from ..streaming import ENDPOINT_SECONDS, Partial, Stream
 from ..words import split
 from .errors import bearer_token
@@ -142,6 +141,12 @@ def _object(value: Any, param: str) -> dict[str, Any]:
     return value
 
 
+def _section(value: Any, param: str) -> dict[str, Any]:
+    """A part of the session that may be left out (None: nothing changes); anything but an object
+    is a fault, an empty list or string included."""
+    return {} if value is None else _object(value, param)
+
+
 def _number(value: Any, param: str, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
         raise EventError(f"'{param}' must be a number from {low:g} to {high:g}", param=param)
@@ -205,8 +210,8 @@ def parse_session(
                 f"got {kind!r} (connect with ?intent=transcription)",
                 param=f"{prefix}.type",
             )
-        audio = _object(session.get("audio") or {}, f"{prefix}.audio")
-        holder = _object(audio.get("input") or {}, f"{prefix}.audio.input")
+        audio = _section(session.get("audio"), f"{prefix}.audio")
+        holder = _section(audio.get("input"), f"{prefix}.audio.input")
         base = f"{prefix}.audio.input"
         if holder.get("format") is not None:
             fmt_obj = _object(holder["format"], f"{base}.format")
@@ -321,7 +326,7 @@ class Session:
         event_id: str | None = None
         try:
             try:
-                event = json.loads(text)
+                event = parse_json(text)
             except ValueError as err:
                 raise EventError(
                     f"the event is not valid JSON: {err}", code="invalid_json"
