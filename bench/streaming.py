@@ -428,7 +428,6 @@ def bench_long(
 
 # --- 3. load: Wyoming streams and HTTP uploads at once --------------------------------------------
 
-DOORS = ("Wyoming", "HTTP")
 AGAIN = "--no-live-text, again"  # the A/A control: a second server without live text
 
 
@@ -446,9 +445,9 @@ async def upload(session: aiohttp.ClientSession, url: str, wav: bytes) -> tuple[
 
 async def load_round(
     server: ServerProcess, streams: list[bytes], wavs: list[bytes], args: argparse.Namespace
-) -> tuple[list[tuple[str, float]], list[str]]:
-    """All clients at once; ((door, final seconds) per request slot, errors). A failed slot's
-    final is NaN, so slots stay aligned across servers."""
+) -> tuple[list[float], list[str]]:
+    """All clients at once; (final seconds per request slot, the streams' first, then the
+    uploads', errors). A failed slot's final is NaN, so slots stay aligned across servers."""
     timeout = aiohttp.ClientTimeout(total=args.timeout)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         results = await asyncio.gather(
@@ -456,10 +455,9 @@ async def load_round(
             *(upload(session, server.url, wav) for wav in wavs),
             return_exceptions=True,
         )
-    finals: list[tuple[str, float]] = []
+    finals: list[float] = []
     errors: list[str] = []
-    for slot, result in enumerate(results):
-        door = DOORS[0] if slot < len(streams) else DOORS[1]
+    for result in results:
         final = math.nan
         if isinstance(result, BaseException):
             errors.append(f"{type(result).__name__}: {result}")
@@ -472,7 +470,7 @@ async def load_round(
             errors.append(result[1])
         else:
             final = result[0]
-        finals.append((door, final))
+        finals.append(final)
     return finals, errors
 
 
@@ -524,21 +522,26 @@ def bench_load(
         streams = [s.pcm + tail for s in pick[:LOAD_CLIENTS]]
         wavs = [s.audio_path.read_bytes() for s in pick[LOAD_CLIENTS:]]
         for label in rotation(labels, round_no):
-            finals, errs = asyncio.run(load_round(servers[label], streams, wavs, args))
-            table[label][round_no] = [final for _, final in finals]
+            table[label][round_no], errs = asyncio.run(
+                load_round(servers[label], streams, wavs, args)
+            )
             errors += [f"{label}: {e}" for e in errs]
-    columns = {DOORS[0]: slice(0, LOAD_CLIENTS), DOORS[1]: slice(LOAD_CLIENTS, None)}
+    # door: its requests' slots in a round, and what its final is timed from
+    columns = {
+        "Wyoming": (slice(0, LOAD_CLIENTS), "audio-stop"),
+        "HTTP": (slice(LOAD_CLIENTS, None), "request"),
+    }
     stats = {"mean": statistics.fmean, "p95": lambda v: percentile(v, 0.95)}
     live, off, again = labels
     rule = (
         f"live <= the later of the two without x {1 + args.tolerance:g} + {args.tolerance_ms:g} ms"
     )
     checks = []
-    for door, cols in columns.items():
+    for door, (cols, since) in columns.items():
         finals = {label: table[label][:, cols] for label in labels}
-        print(f"{door} finals ({'audio-stop' if door == DOORS[0] else 'request'} -> transcript):")
-        for label, v in finals.items():
-            done = v[~np.isnan(v)].tolist()
+        answered = {label: v[~np.isnan(v)].tolist() for label, v in finals.items()}
+        print(f"{door} finals ({since} -> transcript):")
+        for label, done in answered.items():
             print(
                 f"  {label}: mean {ms(statistics.fmean(done) if done else math.nan)}, "
                 f"p95 {ms(percentile(done, 0.95))}, max {ms(max(done, default=math.nan))} "
@@ -558,10 +561,9 @@ def bench_load(
                     for label, (d, lo, hi) in shift.items()
                 )
             )
-            values = {}
-            for label, v in finals.items():
-                done = v[~np.isnan(v)].tolist()
-                values[label] = float(stat(done)) if done else math.nan
+            values = {
+                label: float(stat(done)) if done else math.nan for label, done in answered.items()
+            }
             bound = (
                 max(values[off], values[again]) * (1 + args.tolerance) + args.tolerance_ms / 1000
             )
