@@ -189,6 +189,23 @@ def fitted_model(path: str, fit: Fit | None = None) -> Any:
     return fitted_class(path, device="cpu", compute_type="int8", local_files_only=True, fit=fit)
 
 
+def first_verdict(monkeypatch: pytest.MonkeyPatch, why: str) -> list[int]:
+    """Make the first encoded window's decode judged ``why`` (this CPU's own verdict may differ)
+    and the others judged as usual; returns the frames of every window encoded, as they come."""
+    encode, judge, windows = WhisperModel.encode, encoder_window.degenerate, []
+
+    def counted(self: Any, features: np.ndarray) -> Any:
+        windows.append(features.shape[-1])
+        return encode(self, features)
+
+    def forced_at_first(**kwargs: Any) -> str | None:
+        return why if len(windows) == 1 else judge(**kwargs)
+
+    monkeypatch.setattr(WhisperModel, "encode", counted)
+    monkeypatch.setattr(encoder_window, "degenerate", forced_at_first)
+    return windows
+
+
 def starved_model(path: str) -> Any:
     """A fitted model whose token cap (one token) cuts every shortened decode off: degenerate."""
     return fitted_model(path, Fit(tokens_base=1, tokens_per_second=0.0))
@@ -234,17 +251,7 @@ def test_a_loop_is_redone_in_a_wider_window_before_30_s(
     full = WhisperModel(tiny_en, device="cpu", compute_type="int8", local_files_only=True)
     _, want = _decode(full, audio, vad_filter=True)
     fitted = fitted_model(tiny_en)
-    encode, judge, windows = WhisperModel.encode, encoder_window.degenerate, []
-
-    def counted(self: Any, features: np.ndarray) -> Any:
-        windows.append(features.shape[-1])
-        return encode(self, features)
-
-    def looping_at_first(**kwargs: Any) -> str | None:
-        return "repeated words" if len(windows) == 1 else judge(**kwargs)
-
-    monkeypatch.setattr(WhisperModel, "encode", counted)
-    monkeypatch.setattr(encoder_window, "degenerate", looping_at_first)
+    windows = first_verdict(monkeypatch, "repeated words")
     for token in (CancelToken(speculative=True), CancelToken()):  # an early decode, a final
         windows.clear()
         fitted.token, fitted.fallbacks = token, 0
@@ -269,17 +276,7 @@ def test_a_one_word_command_a_short_window_calls_silence_keeps_its_word(
     _, want = _decode(full, audio, vad_filter=True)
     _, got = _decode(fitted, audio, vad_filter=True)
     assert words(want) == ["one"] and words(got) in (["one"], ["1"]), (got, want)
-    encode, judge, windows = WhisperModel.encode, encoder_window.degenerate, []
-
-    def counted(self: Any, features: np.ndarray) -> Any:
-        windows.append(features.shape[-1])
-        return encode(self, features)
-
-    def silent_at_first(**kwargs: Any) -> str | None:
-        return SILENT if len(windows) == 1 else judge(**kwargs)
-
-    monkeypatch.setattr(WhisperModel, "encode", counted)
-    monkeypatch.setattr(encoder_window, "degenerate", silent_at_first)
+    windows = first_verdict(monkeypatch, SILENT)
     fitted.fallbacks = 0
     _, got = _decode(fitted, audio, vad_filter=True)
     assert got == want and windows == [1000, FULL_FRAMES], (got, want, windows)
