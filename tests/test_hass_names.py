@@ -29,3 +29,41 @@ def test_exposed_entities_first_with_aliases_then_areas_and_floors() -> None:
     floors = [{"name": "Mezzanine", "aliases": []}, {"name": "Snug"}]
     names = rank_names(exposed, entities, states, areas, floors)
     assert names == ("Plantuary lamp", "Pl", "Ecobee", "Snug", "Den", "Mezzanine")
+
+
+async def test_a_close_mid_exchange_is_a_connection_error() -> None:
+    """aiohttp's receive_json raises a TypeError on a close frame; the reader's own receive says
+    what happened, so /health shows it and the reader retries."""
+    import asyncio
+
+    import aiohttp
+    from aiohttp import web
+
+    from wyoming_whisper.hass_names import _receive
+
+    async def close_at_once(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.close()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", close_at_once)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"http://127.0.0.1:{port}/ws") as ws,
+        ):
+            try:
+                await asyncio.wait_for(_receive(ws), 5)
+            except ConnectionError as err:
+                assert "closed" in str(err)
+            else:
+                raise AssertionError("no ConnectionError")
+    finally:
+        await runner.cleanup()

@@ -26,6 +26,8 @@ SUPERVISOR_WEBSOCKET = "ws://supervisor/core/websocket"
 REGISTRY_EVENTS = ("entity_registry_updated", "area_registry_updated", "floor_registry_updated")
 BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 TIMEOUT = 10.0  # one websocket command
+# What an unreachable or unhappy Home Assistant raises: logged without a traceback.
+EXPECTED = (aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError)
 
 
 def websocket_url(url: str) -> str:
@@ -59,6 +61,22 @@ def rank_names(
         names += [place.get("name") or "", *(place.get("aliases") or [])]
     cleaned = (str(n).strip() for n in names if n)
     return tuple(dict.fromkeys(n for n in cleaned if n))
+
+
+async def _receive(ws: aiohttp.ClientWebSocketResponse) -> Any:
+    """The next JSON message; a socket closed mid-exchange (the Supervisor's proxy does that when
+    Core is unreachable) is a ``ConnectionError``, not aiohttp's ``TypeError`` for a close frame."""
+    msg = await ws.receive()
+    if msg.type in (
+        aiohttp.WSMsgType.CLOSE,
+        aiohttp.WSMsgType.CLOSING,
+        aiohttp.WSMsgType.CLOSED,
+        aiohttp.WSMsgType.ERROR,
+    ):
+        raise ConnectionError("Home Assistant closed the websocket")
+    if msg.type != aiohttp.WSMsgType.TEXT:
+        raise ValueError(f"Home Assistant sent a {msg.type.name} message, not JSON text")
+    return msg.json()
 
 
 class HassNames:
@@ -95,13 +113,17 @@ class HassNames:
                 await self._task
 
     async def _run(self) -> None:
+        """Follow Home Assistant until stopped: every failure, of whatever kind, is recorded for
+        ``/health`` and retried with backoff; only cancellation ends the reader."""
         failures = 0
         async with aiohttp.ClientSession() as session:
             while True:
                 try:
                     await self._follow(session)
                     failures = 0
-                except (aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError) as err:
+                except asyncio.CancelledError:
+                    raise
+                except Exception as err:  # the names must outlive any fault
                     self.error = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
                     if failures == 0:
                         _LOGGER.warning(
@@ -110,6 +132,7 @@ class HassNames:
                             self.url,
                             self.error,
                             len(self.names),
+                            exc_info=not isinstance(err, EXPECTED),
                         )
                     failures += 1
                 finally:
@@ -119,9 +142,9 @@ class HassNames:
     async def _follow(self, session: aiohttp.ClientSession) -> None:
         """Connect, read the names, and read them again on every registry change."""
         async with session.ws_connect(self.url, heartbeat=30, max_msg_size=0) as ws:
-            await asyncio.wait_for(ws.receive_json(), TIMEOUT)  # auth_required
+            await asyncio.wait_for(_receive(ws), TIMEOUT)  # auth_required
             await ws.send_json({"type": "auth", "access_token": self._token})
-            answer = await asyncio.wait_for(ws.receive_json(), TIMEOUT)
+            answer = await asyncio.wait_for(_receive(ws), TIMEOUT)
             if answer.get("type") != "auth_ok":
                 raise PermissionError(answer.get("message") or "token refused")  # an OSError
             self.connected = True
@@ -159,7 +182,7 @@ class HassNames:
             mid = next(ids)
             await ws.send_json({"id": mid, "type": command})
             while True:
-                answer = await asyncio.wait_for(ws.receive_json(), TIMEOUT)
+                answer = await asyncio.wait_for(_receive(ws), TIMEOUT)
                 if answer.get("id") == mid and answer.get("type") == "result":
                     break
                 if answer.get("type") == "event":
