@@ -146,6 +146,24 @@ def test_api_key_is_passed_but_redacted_for_the_log() -> None:
     assert "s3cret" not in " ".join(addon.redact(["--api-key=s3cret"]))
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--api=s3cret"],
+        ["--api", "s3cret"],
+        ["--api-k", "s3cret", "--beam-size", "5"],
+        ["--hass-token", "s3cret"],
+        ["--hass-to=s3cret"],
+        ["--model", "tiny.en", "--hass-t", "s3cret"],
+    ],
+)
+def test_every_spelling_of_a_secret_flag_is_redacted(argv: list[str]) -> None:
+    """argparse takes any unambiguous prefix of a flag, with '=' or the value after it."""
+    shown = addon.redact(argv)
+    assert "s3cret" not in " ".join(shown) and len(shown) == len(argv), shown
+    assert addon.redact(["--host", "h", "--api-key"]) == ["--host", "h", "--api-key"]
+
+
 def test_extra_args_come_last_and_win() -> None:
     options = {**addon.DEFAULTS, "extra_args": "--beam-size 5 --cors-origins '*'"}
     argv = addon.to_argv(addon.validate(options), Path("/m"))

@@ -110,6 +110,10 @@ def test_duplicate_models_are_served_once() -> None:
         (["--drain-seconds", "-1"], {}, "drain-seconds"),
         ([], {"WHISPER_SHUTDOWN_DELAY": "soon"}, "WHISPER_SHUTDOWN_DELAY"),
         (["--cpu-threads", "0"], {}, "cpu-threads"),
+        (["--language", "xx"], {}, "Unsupported language 'xx'"),
+        ([], {"WHISPER_LANGUAGE": "klingon"}, "--language"),
+        (["-m", "tiny.en", "--language", "de"], {}, "English-only"),
+        ([], {"WHISPER_API_KEY_FILE": "/nonexistent/key"}, "WHISPER_API_KEY_FILE"),
     ],
 )
 def test_bad_values_exit_2_with_one_line(
@@ -185,3 +189,28 @@ def test_cpu_threads() -> None:
     assert cfg.cpu_threads == 3 and cfg.threads == 3
     cfg = load_config(["--max-concurrency", "1"], {})
     assert cfg.cpu_threads is None and cfg.threads == default_threads(1)
+
+
+def test_language_is_read_as_a_request_language_is() -> None:
+    """auto or empty detects, names and regions are codes; one English model is enough for en."""
+    for given, code in (("auto", None), ("", None), ("English", "en"), ("en-US", "en")):
+        assert load_config(["-m", "tiny.en", "--language", given], {}).language == code
+    assert load_config(["-m", "base"], {"WHISPER_LANGUAGE": "German"}).language == "de"
+    assert load_config(["-m", "tiny.en", "-m", "base", "--language", "de_AT"], {}).language == "de"
+
+
+def test_api_key_from_a_file_stays_out_of_repr(tmp_path: Path) -> None:
+    key = tmp_path / "key"
+    key.write_text("  k3y-from-file\n")
+    cfg = load_config([], {"WHISPER_API_KEY_FILE": str(key)})
+    assert cfg.api_key == "k3y-from-file" and "k3y" not in repr(cfg)
+    assert load_config(["--api-key", "flag"], {"WHISPER_API_KEY_FILE": str(key)}).api_key == "flag"
+    env = {"WHISPER_API_KEY": "env", "WHISPER_API_KEY_FILE": str(key)}
+    assert load_config([], env).api_key == "env"
+    assert "s3cret" not in repr(load_config(["--api-key", "s3cret"], {}))
+
+
+def test_log_transcripts_is_off_unless_asked() -> None:
+    assert load_config([], {}).log_transcripts is False
+    assert load_config(["--log-transcripts"], {}).log_transcripts
+    assert load_config([], {"WHISPER_LOG_TRANSCRIPTS": "true"}).log_transcripts

@@ -37,7 +37,7 @@ KINDS = {
     "HorizontalPodAutoscaler": 1,
 }
 # Variables the server reads besides one per flag (config.py), and the libraries' own.
-EXTRA_WHISPER_VARIABLES = {"WHISPER_EXTRA_ARGS", "WHISPER_HASS_TOKEN_FILE"}
+EXTRA_WHISPER_VARIABLES = {"WHISPER_EXTRA_ARGS", "WHISPER_HASS_TOKEN_FILE", "WHISPER_API_KEY_FILE"}
 LIBRARY_VARIABLES = {"HF_HOME", "HF_HUB_OFFLINE", "OMP_NUM_THREADS", "CUDA_CACHE_PATH"}
 METRIC = "whisper_queue_depth"
 CLOSE_SECONDS = 5  # what the grace period must leave after the drain: close ports, unload
@@ -68,7 +68,7 @@ def one(docs: tuple[dict[str, Any], ...], kind: str) -> dict[str, Any]:
 
 
 def whisper_variables() -> set[str]:
-    """Every WHISPER_* variable the server reads: one per flag, and two more."""
+    """Every WHISPER_* variable the server reads: one per flag, and three more."""
     dests = {a.dest for a in build_parser()._actions} - {"help", "version"}
     return {"WHISPER_" + d.upper() for d in dests} | EXTRA_WHISPER_VARIABLES
 

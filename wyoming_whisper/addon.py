@@ -270,13 +270,35 @@ def to_argv(options: dict[str, Any], cache_dir: Path) -> list[str]:
     return argv
 
 
+SECRET_FLAGS = ("--api-key", "--hass-token")
+
+
+def _secret_spellings() -> frozenset[str]:
+    """Every spelling argparse takes for a secret flag: the flag and each unambiguous prefix."""
+    options = [o for a in build_parser()._actions for o in a.option_strings if o.startswith("--")]
+    spellings = set(SECRET_FLAGS)
+    for flag in SECRET_FLAGS:
+        for end in range(3, len(flag)):
+            prefix = flag[:end]
+            if [o for o in options if o.startswith(prefix)] == [flag]:
+                spellings.add(prefix)
+    return frozenset(spellings)
+
+
 def redact(argv: Sequence[str]) -> list[str]:
-    """The command line with the API key hidden, for the log."""
+    """The command line with every secret hidden, for the log, however the flag was spelt
+    (``--api-key KEY``, ``--api-key=KEY``, ``--api=KEY``: argparse takes abbreviations)."""
+    secret = _secret_spellings()
     shown = list(argv)
-    for i, arg in enumerate(shown[:-1]):
-        if arg == "--api-key":
+    for i, arg in enumerate(shown):
+        name, eq, _ = arg.partition("=")
+        if name not in secret:
+            continue
+        if eq:
+            shown[i] = f"{name}=********"
+        elif i + 1 < len(shown):
             shown[i + 1] = "********"
-    return [re.sub(r"^(--api-key=).+", r"\1********", arg) for arg in shown]
+    return shown
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__
+from .errors import InvalidRequest
+from .languages import normalize_language
+from .request import check_language
 
 DEFAULT_MODEL = "large-v3"
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps|metal)$")
@@ -62,7 +65,7 @@ class Config:
     beam_size: int = 5
     no_vad_filter: bool = False
     encoder_window: str = "auto"
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     cors_origins: tuple[str, ...] = ()
     max_upload_mb: float = 200.0
     max_queue: int = 8
@@ -81,6 +84,7 @@ class Config:
     hass_token: str | None = field(default=None, repr=False)
     no_hass_names: bool = False
     hass_names_for_http: bool = False
+    log_transcripts: bool = False  # Wyoming transcripts' words at INFO (else DEBUG)
     # Home Assistant Supervisor (set by it in an add-on's environment, never on the command line)
     supervisor_token: str | None = field(default=None, repr=False)
     supervisor_url: str = "http://supervisor"
@@ -276,7 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="Do not drop non-speech before decoding Wyoming audio",
     )
-    add("--api-key", metavar="KEY", help="Require 'Authorization: Bearer KEY' on /v1 routes")
+    add(
+        "--api-key",
+        metavar="KEY",
+        help="Require 'Authorization: Bearer KEY' on /v1 routes (or WHISPER_API_KEY / _FILE)",
+    )
     add(
         "--cors-origins",
         metavar="ORIGINS",
@@ -389,6 +397,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="On SIGTERM, answer /ready with 503 but keep accepting requests this long before "
         "closing the ports, so a load balancer stops sending first (default: 0)",
     )
+    add(
+        "--log-transcripts",
+        action="store_true",
+        default=None,
+        help="Log what each Wyoming transcript says at INFO (default: only at --log-level debug; "
+        "the words are what people say in their homes)",
+    )
     add("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
@@ -436,21 +451,50 @@ def load_config(
             f"--default-model {default_model!r} is not one of --model ({', '.join(models)})"
         )
     values["default_model"] = default_model
-    if values.get("language"):
-        values["language"] = values["language"].strip().lower()
+    values["language"] = _language(parser, values.get("language"), models)
     # The Supervisor hands an add-on its API token in the environment; a token is a secret, so it
     # has no flag (a command line is visible to every process). SUPERVISOR_URL is for tests.
     values["supervisor_token"] = env.get("SUPERVISOR_TOKEN") or None
     values["supervisor_url"] = (env.get("SUPERVISOR_URL") or "http://supervisor").rstrip("/")
-    token_file = env.get("WHISPER_HASS_TOKEN_FILE")
-    if not values.get("hass_token") and token_file:  # a secret mounted as a file (Docker, k8s)
-        try:
-            values["hass_token"] = Path(token_file).read_text().strip() or None
-        except OSError as err:
-            parser.error(f"WHISPER_HASS_TOKEN_FILE {token_file!r}: {err.strerror}")
+    for dest in ("api_key", "hass_token"):  # a secret mounted as a file (Docker, k8s): not in ps
+        _secret_file(parser, values, dest, env)
     if values.get("hass_url") and not values.get("hass_token"):
         parser.error("--hass-url needs a token: --hass-token, WHISPER_HASS_TOKEN or _FILE")
     return Config(**values)
+
+
+def _language(
+    parser: argparse.ArgumentParser, value: str | None, models: Sequence[str]
+) -> str | None:
+    """--language read as a request's language is ('auto' detects, 'en-US' is 'en'), and refused
+    at start where no served model could speak it, rather than failing every request later."""
+    try:
+        code = normalize_language(value)
+        errors = []
+        for model in models:
+            try:
+                check_language(model, code)
+                return code
+            except InvalidRequest as err:
+                errors.append(err)
+        raise errors[0]
+    except InvalidRequest as err:
+        parser.error(f"--language: {err.message}")
+
+
+def _secret_file(
+    parser: argparse.ArgumentParser, values: dict[str, Any], dest: str, env: Mapping[str, str]
+) -> None:
+    """WHISPER_<FLAG>_FILE: the secret read from a file (stripped); the flag or variable wins."""
+    name = _env_name(dest) + "_FILE"
+    path = env.get(name)
+    if values.get(dest) or not path:
+        return
+    try:
+        values[dest] = Path(path).read_text().strip() or None
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) else "not text"
+        parser.error(f"{name} {path!r}: {reason}")
 
 
 def _from_env(parser: argparse.ArgumentParser, action: argparse.Action, raw: str) -> Any:

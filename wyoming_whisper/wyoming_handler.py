@@ -38,6 +38,7 @@ from .streaming import ENDPOINT_SECONDS, ChunkText, Partial, Stream, StreamSetti
 from .words import split
 
 _LOGGER = logging.getLogger(__name__)
+LOGGED_FAULTS = 3  # client errors logged at WARNING per connection; the rest at DEBUG
 T = TypeVar("T")
 WHISPER_ATTRIBUTION = Attribution(name="OpenAI", url="https://github.com/openai/whisper")
 
@@ -99,6 +100,7 @@ class WhisperEventHandler(AsyncEventHandler):
         self._pending: Transcribe | None = None
         # The next event, read while a decode runs so that a hang-up cancels the decode.
         self._lookahead: asyncio.Task[Event | None] | None = None
+        self._faults = 0  # client errors on this connection (only the first few are logged)
 
     async def run(self) -> None:
         """Read events until the client leaves; answer protocol faults with an error event."""
@@ -146,7 +148,19 @@ class WhisperEventHandler(AsyncEventHandler):
             self._is_running = False
 
     async def _error(self, text: str, code: str) -> None:
-        _LOGGER.warning("Wyoming client error: %s", text)
+        """Tell the client; log the first few faults of a connection only (all are counted), so
+        a client sending garbage cannot fill the log (2 bytes a line gave 154 bytes of WARNING)."""
+        self._faults += 1
+        if self._faults <= LOGGED_FAULTS:
+            _LOGGER.warning("Wyoming client error: %s", text)
+            if self._faults == LOGGED_FAULTS:
+                _LOGGER.warning(
+                    "Wyoming client %s: further errors on this connection are not logged "
+                    "(counted in whisper_requests_total)",
+                    self.writer.get_extra_info("peername"),
+                )
+        else:
+            _LOGGER.debug("Wyoming client error: %s", text)
         self.engine.metrics.requests.labels("wyoming", code).inc()
         await self.write_event(Error(text=text, code=code).event())
 
@@ -325,13 +339,16 @@ class WhisperEventHandler(AsyncEventHandler):
         else:
             result = await self._stream_final(utt)
         text, language = result.text, result.language or utt.language
+        # What people say in their homes stays out of the log unless asked for (or debugging).
         _LOGGER.info(
-            "Transcript (%s, %.2f s%s): %s",
+            "Transcript (%s, %.2f s%s)%s",
             utt.model,
             utt.stream.seconds,
             ", early" if utt.stream.early_used else "",
-            text,
+            f": {text}" if self.config.log_transcripts else f", {len(text)} characters",
         )
+        if not self.config.log_transcripts:
+            _LOGGER.debug("Transcript: %s", text)
         await self.write_event(Transcript(text=text, language=language or None).event())
         await self.write_event(TranscriptStop().event())
         self.engine.metrics.requests.labels("wyoming", "ok").inc()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,27 @@ from ..backends.base import Backend, LoadedModel
 from ..errors import ModelLoadError
 
 _LOGGER = logging.getLogger(__name__)
+# A file system path inside an error's text: absolute, home-relative or a Windows drive. A URL's
+# path is left alone (its slashes follow "scheme:/" or another slash).
+_PATH = re.compile(r"(?<![\w.:/~-])(?:~?/|[A-Za-z]:[\\/])[^\s'\"`,;()\[\]<>]*")
+MAX_REASON = 200  # characters of a load error that /health and clients see
+
+
+def _leaf(match: re.Match[str]) -> str:
+    """A path as ``.../<last part>``: what failed stays named, where the server keeps it not."""
+    leaf = re.split(r"[\\/]", match.group().rstrip("/\\"))[-1]
+    return f".../{leaf}" if leaf else "..."
+
+
+def public_reason(text: str) -> str:
+    """A load error as /health and clients see it: its first line, each path cut to its last
+    part, short.
+
+    The full text (paths in it tell where the server keeps its files) goes to the log only.
+    """
+    line = text.strip().splitlines()[0] if text.strip() else "load failed"
+    line = _PATH.sub(_leaf, line)
+    return line if len(line) <= MAX_REASON else line[: MAX_REASON - 3] + "..."
 
 
 class ModelState(str, enum.Enum):  # noqa: UP042 (str() keeps the member name)
@@ -123,8 +145,9 @@ class ModelManager:
             model = await loop.run_in_executor(self._loader, self._load_blocking, managed.name)
         except Exception as err:
             managed.state = ModelState.ERROR
-            managed.error = str(err) or err.__class__.__name__
-            _LOGGER.error("Loading model %s failed: %s", managed.name, managed.error)
+            full = str(err) or err.__class__.__name__
+            managed.error = public_reason(full)
+            _LOGGER.error("Loading model %s failed: %s", managed.name, full)
             self._notify(managed, "load_failed")
             raise ModelLoadError(
                 f"model {managed.name!r} could not be loaded: {managed.error}"
