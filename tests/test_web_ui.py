@@ -330,9 +330,9 @@ class PrefixProxy:
         target = f"{self.upstream}/{tail}"
         if request.query_string:
             target += "?" + request.query_string
-        headers = {
-            k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")
-        }
+        # Host and Origin pass through unchanged, as Home Assistant's and the Supervisor's
+        # ingress proxies forward them: the page's requests stay same-origin for the server.
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
         headers["X-Ingress-Path"] = self.prefix
         async with aiohttp.ClientSession(auto_decompress=False) as session:
             if request.headers.get("Upgrade", "").lower() == "websocket":

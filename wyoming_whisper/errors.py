@@ -59,6 +59,14 @@ class Unauthorized(WhisperError):
     code = "invalid_api_key"
 
 
+class Forbidden(WhisperError):
+    """A web page of another site (a foreign Origin, a rebound Host) may not do this."""
+
+    status = 403
+    type = "invalid_request_error"
+    code = "forbidden_origin"
+
+
 class TooLarge(WhisperError):
     """The upload or audio is larger than the configured limit."""
 

@@ -67,6 +67,7 @@ def status_code(status: int) -> str | None:
     return {
         400: "bad_request",
         401: "invalid_api_key",
+        403: "forbidden",
         404: "not_found",
         405: "method_not_allowed",
         413: "too_large",
