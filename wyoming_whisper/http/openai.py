@@ -49,6 +49,7 @@ routes = web.RouteTableDef()
 
 CHUNK_SIZE = 256 * 1024
 MAX_FIELD_BYTES = 64 * 1024  # a prompt is at most a few hundred tokens
+MAX_SMALL_BODY = 64 * 1024  # unload's body names a model: not the upload limit
 STARTED = int(time.time())
 
 
@@ -329,6 +330,36 @@ def _stream_error(message: str, type_: str, code: str | None = None) -> dict[str
 # -- models ---------------------------------------------------------------------------------
 
 
+async def _small_body(request: web.Request) -> Any:
+    """A small JSON or form body: at most MAX_SMALL_BODY bytes (413, told by Content-Length or
+    found while reading), never the upload limit."""
+    too_large = TooLarge(f"the body is larger than {MAX_SMALL_BODY // 1024} KiB")
+    if request.content_length is not None and request.content_length > MAX_SMALL_BODY:
+        raise too_large
+    small = request.clone(client_max_size=MAX_SMALL_BODY)
+    body: Any
+    try:
+        if request.content_type == "application/json":
+            try:
+                body = await small.json(loads=parse_json)
+            except ValueError:
+                raise InvalidRequest("the body is not valid JSON", code="invalid_body") from None
+            if not isinstance(body, dict):
+                raise InvalidRequest("the body must be a JSON object", code="invalid_body")
+        elif request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+            try:
+                body = await small.post()
+            except (ValueError, AssertionError, LookupError, HttpProcessingError):
+                raise InvalidRequest("malformed form body", code="invalid_body") from None
+        else:
+            raise web.HTTPUnsupportedMediaType(
+                text='send the model as JSON {"model": ...}, a form field or ?model='
+            )
+    except web.HTTPRequestEntityTooLarge:
+        raise too_large from None
+    return body
+
+
 def _model_entry(engine: Engine, status: dict[str, Any]) -> dict[str, Any]:
     name = status["name"]
     return {
@@ -367,23 +398,7 @@ async def unload(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     requested = request.query.get("model")
     if requested is None and request.body_exists:
-        body: Any
-        if request.content_type == "application/json":
-            try:
-                body = await request.json(loads=parse_json)
-            except ValueError:
-                raise InvalidRequest("the body is not valid JSON", code="invalid_body") from None
-            if not isinstance(body, dict):
-                raise InvalidRequest("the body must be a JSON object", code="invalid_body")
-        elif request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-            try:
-                body = await request.post()
-            except (ValueError, AssertionError, LookupError, HttpProcessingError):
-                raise InvalidRequest("malformed form body", code="invalid_body") from None
-        else:
-            raise web.HTTPUnsupportedMediaType(
-                text='send the model as JSON {"model": ...}, a form field or ?model='
-            )
+        body = await _small_body(request)
         requested = body.get("model")
         if requested is not None and not isinstance(requested, str):
             raise InvalidRequest("model must be a string", param="model", code="invalid_value")

@@ -1,0 +1,130 @@
+"""Hostile clients that make the event loop parse: the loop stays free (issue 24, case 4).
+
+Each attack runs against a real server under ``hostile.Watch`` (peak RSS growth, slowest
+``/health``), then a normal transcription shows the server still serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+
+import aiohttp
+
+from .conftest import ServerProcess
+from .hostile import HEALTH_BOUND_MS, RSS_BOUND_MB, Watch, still_serves
+
+BASE = ("-m", "tiny.en", "--preload", "--no-zeroconf")
+# ~21 MB of JSON that deflates to ~20 KB: seven million empty lists in one list.
+NESTED = "[" + "[]," * 7_000_000 + "[]]"
+
+
+async def _status_line(reader: asyncio.StreamReader, timeout: float) -> tuple[int, bytes]:
+    """The status and body of a raw HTTP answer; (0, b"") when the server just closed."""
+    try:
+        raw = await asyncio.wait_for(reader.read(1 << 16), timeout)
+    except (ConnectionError, TimeoutError):
+        return 0, b""
+    if not raw.startswith(b"HTTP/1.1 "):
+        return 0, raw
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head[9:12]), body
+
+
+async def _closed(reader: asyncio.StreamReader, timeout: float) -> bool:
+    """True when the server closes the connection within ``timeout`` (reading what it sends)."""
+    deadline = time.monotonic() + timeout
+    with contextlib.suppress(ConnectionError):
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                if not await asyncio.wait_for(reader.read(1 << 16), left):
+                    return True
+            except TimeoutError:
+                return False
+        return False
+    return True
+
+
+# -- 4. the loop stays free -------------------------------------------------------------------
+
+
+async def _realtime_bomb(srv: ServerProcess, *, compress: int) -> tuple[dict, str | None]:
+    """Send NESTED as one Realtime text message; the server's answer and the extension it chose."""
+    url = srv.url.replace("http", "ws") + "/v1/realtime?intent=transcription"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(url, compress=compress, max_msg_size=0) as ws,
+    ):
+        extension = ws._response.headers.get("Sec-WebSocket-Extensions")
+        created = json.loads((await ws.receive(timeout=10)).data)
+        assert created["type"] == "session.created"
+        await ws.send_str(NESTED)
+        msg = await ws.receive(timeout=30)
+        assert msg.type == aiohttp.WSMsgType.TEXT, msg
+        return json.loads(msg.data), extension
+
+
+async def test_realtime_json_bomb_is_refused_off_the_loop(start_server) -> None:
+    """Case 4: no permessage-deflate (its 20 KB inflated to 21 MB of lists); the same 21 MB sent
+    plainly is refused by parse_json's cheap pre-check, not parsed."""
+    srv: ServerProcess = start_server(*BASE)
+    for compress in (15, 0):
+        with Watch(srv) as w:
+            started = time.monotonic()
+            reply, extension = await _realtime_bomb(srv, compress=compress)
+            seconds = time.monotonic() - started
+        print(
+            f"case 4 realtime compress={compress}: {reply['type']} in {seconds:.2f} s,", w.summary()
+        )
+        assert extension is None  # the server never negotiates compression
+        assert reply["type"] == "error", reply
+        assert reply["error"]["code"] == "invalid_json", reply
+        # aiohttp holds 3 to 4 copies of any message while reassembling it (a legal 15 MiB
+        # append too): the parse itself, refused, adds nothing to that.
+        assert w.growth_mb < RSS_BOUND_MB + 4 * len(NESTED) / 1e6, w.summary()
+        assert w.health_failures == 0 and w.slowest_ms < HEALTH_BOUND_MS, w.summary()
+    still_serves(srv)
+
+
+async def _raw_post(
+    srv: ServerProcess, path: str, head: dict[str, str], body: bytes, *, chunked: bool = False
+) -> tuple[int, bytes]:
+    """POST ``body`` as fast as the server reads it; the answer, even one sent before the end."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in head.items())]
+    lines.append("Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(body)}")
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+    step = 1 << 20
+    with contextlib.suppress(ConnectionError):
+        for i in range(0, len(body), step):
+            piece = body[i : i + step]
+            writer.write(b"%x\r\n%b\r\n" % (len(piece), piece) if chunked else piece)
+            await asyncio.wait_for(writer.drain(), 30)
+        if chunked:
+            writer.write(b"0\r\n\r\n")
+        await writer.drain()
+    try:
+        return await _status_line(reader, 30)
+    finally:
+        writer.close()
+
+
+async def test_unload_reads_a_small_body_only(start_server) -> None:
+    """Case 4: a 50 MB JSON body to /v1/model/unload is refused (413) before it is read or
+    parsed, whether it declares its length or is chunked."""
+    srv: ServerProcess = start_server(*BASE)
+    body = ("[" + "[]," * 16_000_000 + "[]]").encode()  # 48 MB
+    for chunked in (False, True):
+        with Watch(srv) as w:
+            started = time.monotonic()
+            head = {"Content-Type": "application/json"}
+            status, answer = await _raw_post(srv, "/v1/model/unload", head, body, chunked=chunked)
+            seconds = time.monotonic() - started
+        print(f"case 4 unload 48 MB chunked={chunked}: {status} in {seconds:.2f} s,", w.summary())
+        assert status == 413, answer[:300]
+        assert json.loads(answer)["error"]["code"] == "too_large"
+        w.check()
+    assert srv.health()["models"][0]["state"] == "loaded"  # nothing was unloaded
+    still_serves(srv)
