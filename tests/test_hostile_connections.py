@@ -1,4 +1,5 @@
-"""Hostile clients that make the event loop parse: the loop stays free (issue 24, case 4).
+"""Hostile clients that hold connections or make the event loop parse: the loop stays free and
+every port is bounded (issue 24, cases 4 and 5).
 
 Each attack runs against a real server under ``hostile.Watch`` (peak RSS growth, slowest
 ``/health``), then a normal transcription shows the server still serves.
@@ -12,9 +13,12 @@ import json
 import time
 
 import aiohttp
+from wyoming.asr import Transcribe
+from wyoming.client import AsyncTcpClient
 
 from .conftest import ServerProcess
 from .hostile import HEALTH_BOUND_MS, RSS_BOUND_MB, Watch, still_serves
+from .http_helpers import form_body
 
 BASE = ("-m", "tiny.en", "--preload", "--no-zeroconf")
 # ~21 MB of JSON that deflates to ~20 KB: seven million empty lists in one list.
@@ -127,4 +131,108 @@ async def test_unload_reads_a_small_body_only(start_server) -> None:
         assert json.loads(answer)["error"]["code"] == "too_large"
         w.check()
     assert srv.health()["models"][0]["state"] == "loaded"  # nothing was unloaded
+    still_serves(srv)
+
+
+# -- 5. bounded connections -------------------------------------------------------------------
+
+
+async def test_idle_wyoming_connections_are_closed(start_server) -> None:
+    """Case 5: 200 Wyoming connections that send nothing, or a transcribe and then nothing, are
+    closed after --wyoming-idle-timeout (the second after their timeout error event)."""
+    srv: ServerProcess = start_server(
+        *BASE, "--wyoming-idle-timeout", "2", "--max-connections", "250"
+    )
+    with Watch(srv) as w:
+        conns = [await asyncio.open_connection("127.0.0.1", srv.wyoming_port) for _ in range(200)]
+        for i, (_, writer) in enumerate(conns):
+            if i % 2:  # an utterance opened, then silence
+                event = Transcribe(name="tiny.en").event()
+                header = {"type": event.type, "data": event.data}
+                writer.write(json.dumps(header).encode() + b"\n")
+        started = time.monotonic()
+        closed = await asyncio.gather(*(_closed(reader, 6) for reader, _ in conns))
+        seconds = time.monotonic() - started
+        for _, writer in conns:
+            writer.close()
+    print(f"case 5 wyoming idle: {sum(closed)}/200 closed after {seconds:.1f} s,", w.summary())
+    assert all(closed)
+    w.check()
+    still_serves(srv)
+
+
+async def test_half_sent_http_requests_are_closed(start_server) -> None:
+    """Case 5: 20 requests whose headers never end are closed after --http-read-timeout; an
+    upload whose body stops arriving gets 408 in OpenAI's shape."""
+    srv: ServerProcess = start_server(*BASE, "--http-read-timeout", "2")
+    with Watch(srv) as w:
+        conns = [await asyncio.open_connection("127.0.0.1", srv.port) for _ in range(20)]
+        for _, writer in conns:
+            writer.write(b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: 127.0.0.1\r\nX-a: ")
+        started = time.monotonic()
+        closed = await asyncio.gather(*(_closed(reader, 6) for reader, _ in conns))
+        seconds = time.monotonic() - started
+        for _, writer in conns:
+            writer.close()
+    print(f"case 5 http headers: {sum(closed)}/20 closed after {seconds:.1f} s,", w.summary())
+    assert all(closed)
+    w.check()
+
+    body, ctype = form_body(
+        [("model", "whisper-1", None), ("file", b"RIFF" + bytes(9000), "a.wav")]
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    head = f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\n"
+    writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body[:4000])
+    started = time.monotonic()
+    status, answer = await _status_line(reader, 6)
+    print(f"case 5 stalled body: {status} after {time.monotonic() - started:.1f} s")
+    writer.close()
+    assert status == 408, answer
+    assert json.loads(answer)["error"]["type"] == "invalid_request_error"
+
+    # Keep-alive is kept for normal clients: two requests a second apart on one connection.
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    statuses = []
+    for _ in range(2):
+        writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        statuses.append((await _status_line(reader, 5))[0])
+        await asyncio.sleep(1)
+    writer.close()
+    assert statuses == [200, 200]
+    still_serves(srv)
+
+
+async def test_connections_over_the_cap_are_refused(start_server) -> None:
+    """Case 5: with --max-connections 10, the 11th HTTP connection gets 503 and the 11th Wyoming
+    connection an error event, at once; the idle ones are cut by the timeouts, and then a normal
+    client gets in."""
+    srv: ServerProcess = start_server(
+        *BASE, "--max-connections", "10", "--http-read-timeout", "2", "--wyoming-idle-timeout", "2"
+    )
+    with Watch(srv) as w:
+        # /health's own probe holds at most one connection: nine idle ones fill the cap.
+        http = [await asyncio.open_connection("127.0.0.1", srv.port) for _ in range(10)]
+        wyoming = [await asyncio.open_connection("127.0.0.1", srv.wyoming_port) for _ in range(10)]
+        await asyncio.sleep(0.3)
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        started = time.monotonic()
+        status, answer = await _status_line(reader, 5)
+        http_seconds = time.monotonic() - started
+        writer.close()
+        async with AsyncTcpClient("127.0.0.1", srv.wyoming_port) as client:
+            event = await asyncio.wait_for(client.read_event(), 5)
+        await asyncio.sleep(3)  # the idle connections are closed
+        for _, writer in [*http, *wyoming]:
+            writer.close()
+    print(
+        f"case 5 over the cap: HTTP {status} in {http_seconds:.2f} s, Wyoming {event},", w.summary()
+    )
+    assert status in (0, 503), answer  # refused: a 503, or closed at once
+    if status:
+        assert json.loads(answer)["error"]["code"] == "server_busy"
+    assert event is not None and event.type == "error", event
+    assert event.data["code"] == "server_busy"
+    assert w.health_ms  # /health kept answering (its probe waits for a place at worst)
     still_serves(srv)

@@ -14,9 +14,9 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -46,6 +46,7 @@ from .state import ENGINE
 
 _LOGGER = logging.getLogger(__name__)
 routes = web.RouteTableDef()
+T = TypeVar("T")
 
 CHUNK_SIZE = 256 * 1024
 MAX_FIELD_BYTES = 64 * 1024  # a prompt is at most a few hundred tokens
@@ -95,9 +96,25 @@ def _too_large(engine: Engine) -> TooLarge:
     )
 
 
-async def _read_field(part: BodyPartReader) -> str:
+def _stalled(engine: Engine) -> web.HTTPRequestTimeout:
+    return web.HTTPRequestTimeout(
+        text=f"the request body stopped arriving for {engine.config.http_read_timeout:g} s"
+    )
+
+
+async def _within(engine: Engine, read: Awaitable[T]) -> T:
+    """One read of a request body, given --http-read-timeout: a client that stops sending holds
+    its connection (and its queue place) no longer; 408."""
+    try:
+        async with asyncio.timeout(engine.config.http_read_timeout):
+            return await read
+    except TimeoutError:
+        raise _stalled(engine) from None
+
+
+async def _read_field(engine: Engine, part: BodyPartReader) -> str:
     data = bytearray()
-    while chunk := await part.read_chunk(8192):
+    while chunk := await _within(engine, part.read_chunk(8192)):
         data.extend(chunk)
         if len(data) > MAX_FIELD_BYTES:
             raise InvalidRequest(
@@ -123,7 +140,7 @@ async def _save_file(engine: Engine, part: BodyPartReader, form: AudioForm, limi
     form.path = path
     out = os.fdopen(fd, "wb")
     try:
-        while chunk := await part.read_chunk(CHUNK_SIZE):
+        while chunk := await _within(engine, part.read_chunk(CHUNK_SIZE)):
             form.size += len(chunk)
             if form.size > limit:
                 raise TooLarge("")
@@ -163,7 +180,7 @@ async def read_form(
         raise _too_large(engine)
     try:
         reader = await request.multipart()
-        async for part in _parts(reader):
+        async for part in _parts(engine, reader):
             name = part.name or ""
             if name == "file" and form.path is None:
                 if "model" in form.fields:  # SDKs send the fields first: admit before the audio
@@ -172,11 +189,11 @@ async def read_form(
                     form.admitted = True
                 await _save_file(engine, part, form, limit)
             elif name in ("timestamp_granularities[]", "timestamp_granularities"):
-                form.granularities.append(await _read_field(part))
+                form.granularities.append(await _read_field(engine, part))
             elif name and name != "file":
-                form.fields[name] = await _read_field(part)
+                form.fields[name] = await _read_field(engine, part)
             else:
-                await part.release()
+                await _within(engine, part.release())
     except TooLarge:
         raise _too_large(engine) from None
     except web.HTTPRequestEntityTooLarge:
@@ -194,15 +211,15 @@ async def read_form(
         raise BadAudio("the uploaded file is empty", param="file")
 
 
-async def _parts(reader: MultipartReader) -> AsyncIterator[BodyPartReader]:
+async def _parts(engine: Engine, reader: MultipartReader) -> AsyncIterator[BodyPartReader]:
     while True:
-        part = await reader.next()
+        part = await _within(engine, reader.next())
         if part is None:
             return
         if isinstance(part, BodyPartReader):
             yield part
         else:  # a nested multipart: nothing OpenAI sends
-            await part.release()
+            await _within(engine, part.release())
 
 
 # -- handlers -------------------------------------------------------------------------------
@@ -330,9 +347,9 @@ def _stream_error(message: str, type_: str, code: str | None = None) -> dict[str
 # -- models ---------------------------------------------------------------------------------
 
 
-async def _small_body(request: web.Request) -> Any:
+async def _small_body(request: web.Request, engine: Engine) -> Any:
     """A small JSON or form body: at most MAX_SMALL_BODY bytes (413, told by Content-Length or
-    found while reading), never the upload limit."""
+    found while reading), within --http-read-timeout (408), never the upload limit."""
     too_large = TooLarge(f"the body is larger than {MAX_SMALL_BODY // 1024} KiB")
     if request.content_length is not None and request.content_length > MAX_SMALL_BODY:
         raise too_large
@@ -341,14 +358,14 @@ async def _small_body(request: web.Request) -> Any:
     try:
         if request.content_type == "application/json":
             try:
-                body = await small.json(loads=parse_json)
+                body = await _within(engine, small.json(loads=parse_json))
             except ValueError:
                 raise InvalidRequest("the body is not valid JSON", code="invalid_body") from None
             if not isinstance(body, dict):
                 raise InvalidRequest("the body must be a JSON object", code="invalid_body")
         elif request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
             try:
-                body = await small.post()
+                body = await _within(engine, small.post())
             except (ValueError, AssertionError, LookupError, HttpProcessingError):
                 raise InvalidRequest("malformed form body", code="invalid_body") from None
         else:
@@ -398,7 +415,7 @@ async def unload(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     requested = request.query.get("model")
     if requested is None and request.body_exists:
-        body = await _small_body(request)
+        body = await _small_body(request, engine)
         requested = body.get("model")
         if requested is not None and not isinstance(requested, str):
             raise InvalidRequest("model must be a string", param="model", code="invalid_value")
