@@ -73,11 +73,13 @@ def check_language(
 
 # What a client's JSON may cost before it is parsed. Below CHEAP_JSON_BYTES nothing can be
 # expensive (at most ~30,000 values, a few MB, a millisecond or two). Above it, the containers and
-# separators are counted first (``str.count`` runs at C speed, ~10 ms each for 20 MB): a
-# legitimate large message is a long string (a Realtime append's base64, 20 MB, holds 3) or a
-# list of names, while seven million empty lists in 21 MB would take 4 s and 500 MB to build.
+# separators are counted first, a slice at a time (``str.count`` runs at C speed, ~10 ms each for
+# 20 MB; between slices the event loop gets the GIL back, and a bomb is refused in its first
+# slice): a legitimate large message is a long string (a Realtime append's base64, 20 MB, holds
+# 3) or a list of names, while seven million empty lists in 21 MB would take 4 s and 500 MB.
 CHEAP_JSON_BYTES = 64 * 1024
 MAX_JSON_VALUES = 100_000  # ~6 MB and ~5 ms of parsing at most
+_COUNT_SLICE = 1 << 20
 
 
 def parse_json(text: str | bytes) -> Any:
@@ -89,16 +91,22 @@ def parse_json(text: str | bytes) -> Any:
     that would reach the door as a server fault.
     """
     if len(text) > CHEAP_JSON_BYTES:
-        if isinstance(text, str):
-            values = text.count("[") + text.count("{") + text.count(",")
-        else:
-            values = text.count(b"[") + text.count(b"{") + text.count(b",")
-        if values > MAX_JSON_VALUES:
-            raise ValueError(f"JSON with more than {MAX_JSON_VALUES} values")
+        values = 0
+        for start in range(0, len(text), _COUNT_SLICE):
+            values += _values(text[start : start + _COUNT_SLICE])
+            if values > MAX_JSON_VALUES:
+                raise ValueError(f"JSON with more than {MAX_JSON_VALUES} values")
     try:
         return json.loads(text)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+
+
+def _values(text: str | bytes) -> int:
+    """Containers and separators: a bound on the values that parsing ``text`` would build."""
+    if isinstance(text, str):
+        return text.count("[") + text.count("{") + text.count(",")
+    return text.count(b"[") + text.count(b"{") + text.count(b",")
 
 
 def parse_temperature(raw: str | float | None) -> tuple[float, ...]:
