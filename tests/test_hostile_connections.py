@@ -1,5 +1,5 @@
-"""Hostile clients that hold connections or make the event loop parse: the loop stays free and
-every port is bounded (issue 24, cases 4 and 5).
+"""Hostile clients that hold connections or make the event loop parse: the loop stays free, every
+port is bounded, every upload takes a queue place before its audio is spooled (issue 24, cases 4-6).
 
 Each attack runs against a real server under ``hostile.Watch`` (peak RSS growth, slowest
 ``/health``), then a normal transcription shows the server still serves.
@@ -11,14 +11,16 @@ import asyncio
 import contextlib
 import json
 import time
+import urllib.request
+from pathlib import Path
 
 import aiohttp
 from wyoming.asr import Transcribe
 from wyoming.client import AsyncTcpClient
 
-from .conftest import ServerProcess
+from .conftest import ServerProcess, clip
 from .hostile import HEALTH_BOUND_MS, RSS_BOUND_MB, Watch, still_serves
-from .http_helpers import form_body
+from .http_helpers import SHORT, form_body, short_ok
 
 BASE = ("-m", "tiny.en", "--preload", "--no-zeroconf")
 # ~21 MB of JSON that deflates to ~20 KB: seven million empty lists in one list.
@@ -208,7 +210,7 @@ async def test_connections_over_the_cap_are_refused(start_server) -> None:
     connection an error event, at once; the idle ones are cut by the timeouts, and then a normal
     client gets in."""
     srv: ServerProcess = start_server(
-        *BASE, "--max-connections", "10", "--http-read-timeout", "2", "--wyoming-idle-timeout", "2"
+        *BASE, "--max-connections", "10", "--http-read-timeout", "4", "--wyoming-idle-timeout", "4"
     )
     with Watch(srv) as w:
         # /health's own probe holds at most one connection: nine idle ones fill the cap.
@@ -223,7 +225,7 @@ async def test_connections_over_the_cap_are_refused(start_server) -> None:
         writer.close()
         async with AsyncTcpClient("127.0.0.1", srv.wyoming_port) as client:
             event = await asyncio.wait_for(client.read_event(), 5)
-        await asyncio.sleep(3)  # the idle connections are closed
+        await asyncio.sleep(5)  # the idle connections are closed
         for _, writer in [*http, *wyoming]:
             writer.close()
     print(
@@ -236,3 +238,70 @@ async def test_connections_over_the_cap_are_refused(start_server) -> None:
     assert event.data["code"] == "server_busy"
     assert w.health_ms  # /health kept answering (its probe waits for a place at worst)
     still_serves(srv)
+
+
+# -- 6. admission for every upload ------------------------------------------------------------
+
+
+async def test_uploads_with_the_file_first_take_a_place(start_server, tmp_path: Path) -> None:
+    """Case 6: 20 concurrent uploads that send the file before the model field: at most the
+    queue's capacity are spooled, the rest get 503 server_busy at once; those admitted finish."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    srv: ServerProcess = start_server(
+        *BASE, "--max-concurrency", "1", "--max-queue", "2", env={"TMPDIR": str(spool)}
+    )
+    capacity = 3
+    audio = clip(SHORT).read_bytes()
+    body, ctype = form_body([("file", audio, "a.wav"), ("model", "whisper-1", None)])
+    cut = body.index(audio) + 2000  # the file part has begun: headers and some audio
+    head = (
+        f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    before = set(spool.iterdir())  # what the server keeps there itself
+    with Watch(srv) as w:
+        conns = [await asyncio.open_connection("127.0.0.1", srv.port) for _ in range(20)]
+        started = time.monotonic()
+        for _, writer in conns:
+            writer.write(head + body[:cut])
+
+        async def answer(reader: asyncio.StreamReader) -> tuple[int, bytes, float]:
+            status, reply = await _status_line(reader, 3)
+            return status, reply, time.monotonic() - started
+
+        first = await asyncio.gather(*(answer(reader) for reader, _ in conns))
+        refused_in = max((t for status, _, t in first if status), default=0.0)
+        spooled = len(set(spool.iterdir()) - before)
+        held = [c for c, (status, _, _) in zip(conns, first, strict=True) if status == 0]
+        for _, writer in held:
+            writer.write(body[cut:])
+        finished = await asyncio.gather(*(_status_line(reader, 60) for reader, _ in held))
+        for _, writer in conns:
+            writer.close()
+    busy = [json.loads(b) for s, b, _ in first if s == 503]
+    print(
+        f"case 6 file first: {spooled} spooled, {len(busy)} x 503 within {refused_in:.2f} s, "
+        f"then {[s for s, _ in finished]},",
+        w.summary(),
+    )
+    assert spooled <= capacity and len(held) <= capacity
+    assert len(busy) == 20 - len(held)
+    assert all(b["error"]["code"] == "server_busy" for b in busy)
+    assert refused_in < 1.5  # at once, not after the upload
+    assert all(status == 200 for status, _ in finished), finished
+    w.check()
+    still_serves(srv)
+
+
+def test_file_first_upload_moves_its_place_to_the_named_model(server: ServerProcess) -> None:
+    """Case 6: an upload whose file came first held the default model's place; its model field
+    names another, so it is answered by that model and the default's place is given back."""
+    body, ctype = form_body([("file", clip(SHORT).read_bytes(), "a.wav"), ("model", "base", None)])
+    req = urllib.request.Request(
+        server.url + "/v1/audio/transcriptions", data=body, headers={"Content-Type": ctype}
+    )
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        assert resp.status == 200 and short_ok(json.loads(resp.read())["text"])
+    depths = {m["name"]: m["queue_depth"] for m in server.health()["models"]}
+    assert depths == {"tiny.en": 0, "base": 0}

@@ -62,7 +62,7 @@ class AudioForm:
     granularities: list[str] = field(default_factory=list)
     path: str | None = None
     size: int = 0
-    admitted: bool = False
+    admitted: str | None = None  # the model whose queue place the upload holds
 
 
 # -- parsing and validation -------------------------------------------------------------------
@@ -166,8 +166,11 @@ def _remove(path: str) -> None:
 async def read_form(
     request: web.Request, engine: Engine, form: AudioForm, admission: contextlib.ExitStack
 ) -> None:
-    """Stream the multipart body into ``form``; take the model's queue place before the audio
-    when the model field comes first.
+    """Stream the multipart body into ``form``; take a queue place before any audio is spooled.
+
+    The place is the named model's when the model field came first (as SDKs send it), else the
+    default model's: ``_answer`` moves it if the model field then names another. Either way a
+    full queue refuses the upload (503) before its audio costs a byte of disk.
 
     The caller deletes ``form.path``, which is set as soon as a temporary file exists.
     """
@@ -183,10 +186,11 @@ async def read_form(
         async for part in _parts(engine, reader):
             name = part.name or ""
             if name == "file" and form.path is None:
-                if "model" in form.fields:  # SDKs send the fields first: admit before the audio
-                    model = engine.model_name(require_model(form.fields["model"]))
-                    admission.enter_context(engine.admit(model))
-                    form.admitted = True
+                if "model" in form.fields:  # SDKs send the fields first
+                    form.admitted = engine.model_name(require_model(form.fields["model"]))
+                else:  # not known yet: the default model's place, moved later if need be
+                    form.admitted = engine.config.default_model
+                admission.enter_context(engine.admit(form.admitted))
                 await _save_file(engine, part, form, limit)
             elif name in ("timestamp_granularities[]", "timestamp_granularities"):
                 form.granularities.append(await _read_field(engine, part))
@@ -247,7 +251,8 @@ async def _answer(request: web.Request, task: Task) -> web.StreamResponse:
         try:
             await read_form(request, engine, form, admission)
             req, sse = validate(engine, form, task)
-            if not form.admitted:  # the file came before the model field
+            if form.admitted != req.model:  # the file came before a model field naming another
+                admission.close()  # the default model's place, held while the file arrived
                 admission.enter_context(engine.admit(req.model))
             assert form.path is not None
             samples = await engine.decode_file(form.path)
