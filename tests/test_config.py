@@ -114,6 +114,8 @@ def test_duplicate_models_are_served_once() -> None:
         ([], {"WHISPER_LANGUAGE": "klingon"}, "--language"),
         (["-m", "tiny.en", "--language", "de"], {}, "English-only"),
         ([], {"WHISPER_API_KEY_FILE": "/nonexistent/key"}, "WHISPER_API_KEY_FILE"),
+        (["--max-connections", "0"], {}, "max-connections"),
+        ([], {"WHISPER_HTTP_READ_TIMEOUT": "0"}, "WHISPER_HTTP_READ_TIMEOUT"),
     ],
 )
 def test_bad_values_exit_2_with_one_line(
@@ -179,6 +181,16 @@ def test_drain_settings() -> None:
     assert (cfg.drain_seconds, cfg.shutdown_delay) == (30, 5)
     cfg = load_config(["--drain-seconds", "0", "--shutdown-delay", "2.5"], env)
     assert (cfg.drain_seconds, cfg.shutdown_delay) == (0, 2.5)
+
+
+def test_connection_settings() -> None:
+    """--max-connections and --http-read-timeout (server.py), each also from the environment."""
+    cfg = load_config([], {})
+    assert (cfg.max_connections, cfg.http_read_timeout) == (100, 30)
+    env = {"WHISPER_MAX_CONNECTIONS": "20", "WHISPER_HTTP_READ_TIMEOUT": "5"}
+    assert (load_config([], env).max_connections, load_config([], env).http_read_timeout) == (20, 5)
+    cfg = load_config(["--max-connections", "7", "--http-read-timeout", "2.5"], env)
+    assert (cfg.max_connections, cfg.http_read_timeout) == (7, 2.5)
 
 
 def test_cpu_threads() -> None:

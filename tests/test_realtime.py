@@ -191,7 +191,7 @@ async def test_bad_events_get_error_events_and_the_session_goes_on(server: Serve
             ),
             ({"type": "input_audio_buffer.commit"}, "input_audio_buffer_commit_empty", None),
             (
-                {"type": "input_audio_buffer.append", "audio": b64(bytes(16 << 20))},
+                {"type": "input_audio_buffer.append", "audio": b64(bytes((15 << 20) + 3))},
                 "too_large",
                 "audio",
             ),

@@ -4,6 +4,7 @@ HTTP, the WebSocket and Wyoming by the real server."""
 from __future__ import annotations
 
 import json
+import time
 from urllib.parse import urlencode
 
 import aiohttp
@@ -142,6 +143,20 @@ async def test_german_for_english_only_on_wyoming(server: ServerProcess) -> None
     async with AsyncTcpClient("127.0.0.1", server.wyoming_port) as client:
         await send_audio(client, pcm, transcribe=Transcribe(name="tiny.en", language="en"))
         assert (await read_until(client, "transcript"))[-1].type == "transcript"
+
+
+def test_costly_json_is_refused_before_parsing() -> None:
+    """Past CHEAP_JSON_BYTES the containers and separators are counted before parsing: a long
+    string (a Realtime append's base64) is parsed, seven million empty lists are not."""
+    cheap = json.dumps({"type": "input_audio_buffer.append", "audio": "A" * (5 << 20)})
+    assert parse_json(cheap)["type"] == "input_audio_buffer.append"
+    names = json.dumps({"names": [f"name {i}" for i in range(50_000)]})  # a long list is fine
+    assert len(parse_json(names.encode())["names"]) == 50_000
+    for bomb in ("[" + "[]," * 200_000 + "[]]", b"[" + b"0," * 200_000 + b"0]"):
+        started = time.perf_counter()
+        with pytest.raises(ValueError, match="more than 100000 values"):
+            parse_json(bomb)
+        assert time.perf_counter() - started < 0.05
 
 
 def test_json_nested_too_deeply_is_malformed_input() -> None:

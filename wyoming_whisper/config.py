@@ -80,6 +80,10 @@ class Config:
     vad_endpointing: bool = False
     drain_seconds: float = 10.0  # a stop waits at most this long for in-flight requests
     shutdown_delay: float = 0.0  # after a stop signal: not ready, still serving, this long
+    # Connections (server.py): each port's cap, and how long an HTTP client may take to send its
+    # headers (from connecting or from its last answer) and each piece of a body.
+    max_connections: int = 100
+    http_read_timeout: float = 30.0
     hass_url: str | None = None  # Home Assistant to read Assist's names from (hass_names.py)
     hass_token: str | None = field(default=None, repr=False)
     no_hass_names: bool = False
@@ -403,6 +407,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="Log what each Wyoming transcript says at INFO (default: only at --log-level debug; "
         "the words are what people say in their homes)",
+    )
+    add(
+        "--max-connections",
+        type=_positive_int,
+        metavar="N",
+        help="Open connections each port accepts (HTTP and Wyoming, counted apart); one more "
+        "gets 503 or a Wyoming error event and is closed (default: 100)",
+    )
+    add(
+        "--http-read-timeout",
+        type=_positive,
+        metavar="SECONDS",
+        help="Close an HTTP connection whose request headers take longer than this (also an "
+        "idle keep-alive connection); answer 408 when a request body stalls this long "
+        "(default: 30)",
     )
     add("--version", action="version", version=f"%(prog)s {__version__}")
     return p

@@ -71,14 +71,42 @@ def check_language(
         )
 
 
+# What a client's JSON may cost before it is parsed. Below CHEAP_JSON_BYTES nothing can be
+# expensive (at most ~30,000 values, a few MB, a millisecond or two). Above it, the containers and
+# separators are counted first, a slice at a time (``str.count`` runs at C speed, ~10 ms each for
+# 20 MB; between slices the event loop gets the GIL back, and a bomb is refused in its first
+# slice): a legitimate large message is a long string (a Realtime append's base64, 20 MB, holds
+# 3) or a list of names, while seven million empty lists in 21 MB would take 4 s and 500 MB.
+CHEAP_JSON_BYTES = 64 * 1024
+MAX_JSON_VALUES = 100_000  # ~6 MB and ~5 ms of parsing at most
+_COUNT_SLICE = 1 << 20
+
+
 def parse_json(text: str | bytes) -> Any:
-    """``json.loads`` for what a client sent. JSON nested deeper than the parser's recursion limit
-    (a 64 KB Wyoming header of ``[`` is 65,536 levels) is malformed input like any other: a
-    ``ValueError``, never the ``RecursionError`` that would reach the door as a server fault."""
+    """``json.loads`` for what a client sent, refused before parsing when it would be costly.
+
+    JSON with more than MAX_JSON_VALUES containers and separators, or nested deeper than the
+    parser's recursion limit (a 64 KB Wyoming header of ``[`` is 65,536 levels), is malformed
+    input like any other: a ``ValueError``, never a frozen event loop or the ``RecursionError``
+    that would reach the door as a server fault.
+    """
+    if len(text) > CHEAP_JSON_BYTES:
+        values = 0
+        for start in range(0, len(text), _COUNT_SLICE):
+            values += _values(text[start : start + _COUNT_SLICE])
+            if values > MAX_JSON_VALUES:
+                raise ValueError(f"JSON with more than {MAX_JSON_VALUES} values")
     try:
         return json.loads(text)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+
+
+def _values(text: str | bytes) -> int:
+    """Containers and separators: a bound on the values that parsing ``text`` would build."""
+    if isinstance(text, str):
+        return text.count("[") + text.count("{") + text.count(",")
+    return text.count(b"[") + text.count(b"{") + text.count(b",")
 
 
 def parse_temperature(raw: str | float | None) -> tuple[float, ...]:

@@ -4,24 +4,119 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import time
 import weakref
 
 from aiohttp import web
-from wyoming.server import AsyncTcpServer
+from wyoming.error import Error
+from wyoming.event import Event, async_write_event
+from wyoming.server import AsyncEventHandler, AsyncTcpServer
 
 from .backends.select import Selection, create_backend
 from .config import Config
 from .discovery import SupervisorDiscovery, ZeroconfAdvertiser
 from .engine import Engine, Phase
+from .errors import Busy
 from .hass_names import SUPERVISOR_WEBSOCKET, HassNames
 from .http.app import create_app
+from .http.errors import error_body
 from .models.manager import ModelManager
 from .wyoming_handler import WhisperEventHandler
 
 _LOGGER = logging.getLogger(__name__)
+FULL_WARNING_SECONDS = 60.0  # one "port full" warning a minute, however many are refused
+
+
+def _full(what: str, limit: int) -> Busy:
+    return Busy(f"this server has {limit} {what} connections open (its limit); retry shortly")
+
+
+class _RefusedHttp(asyncio.Protocol):
+    """An HTTP connection past --max-connections: a 503 in OpenAI's shape, then the close.
+
+    Written before the request is read, so it costs no parsing and no request handler. The close
+    waits for the request's first bytes (read and dropped), at most a second: closing with them
+    unread would reset the connection, and the client could lose the 503.
+    """
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self.answer)
+        asyncio.get_running_loop().call_later(1.0, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _refusal(err: Busy) -> bytes:
+    body = json.dumps(error_body(err.message, err.type, code=err.code)).encode()
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        f"Retry-After: {err.retry_after}\r\nConnection: close\r\nContent-Length: {len(body)}\r\n"
+    )
+    return head.encode() + b"\r\n" + body
+
+
+class CappedSite(web.TCPSite):
+    """aiohttp's TCP site with at most ``limit`` connections open (idle keep-alive ones and
+    WebSockets included); the next one is refused at once (``_RefusedHttp``)."""
+
+    def __init__(self, runner: web.AppRunner, host: str, port: int, limit: int) -> None:
+        super().__init__(runner, host, port)
+        self.limit = limit
+        self.refused = 0
+        self._answer = _refusal(_full("HTTP", limit))
+        self._warned = -FULL_WARNING_SECONDS
+
+    def _protocol(self) -> asyncio.Protocol:
+        server = self._runner.server
+        assert server is not None
+        if len(server.connections) < self.limit:
+            return server()
+        self.refused += 1
+        now = time.monotonic()
+        if now - self._warned >= FULL_WARNING_SECONDS:
+            self._warned = now
+            _LOGGER.warning("HTTP port full (%d connections): refusing new ones", self.limit)
+        return _RefusedHttp(self._answer)
+
+    async def start(self) -> None:
+        """TCPSite.start with ``_protocol`` as the factory instead of the runner's server."""
+        await web.BaseSite.start(self)
+        self._server = await asyncio.get_running_loop().create_server(
+            self._protocol, self._host, self._port, backlog=self._backlog
+        )
+        if self._server.sockets:
+            self._bound_port = self._server.sockets[0].getsockname()[1]
+
+
+class _RefusedWyoming(AsyncEventHandler):
+    """A Wyoming connection past --max-connections: an ``error`` event, then the close."""
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, err: Busy
+    ) -> None:
+        super().__init__(reader, writer)
+        self.err = err
+
+    async def handle_event(self, event: Event) -> bool:
+        return False
+
+    async def run(self) -> None:
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await async_write_event(
+                Error(text=self.err.message, code=self.err.code).event(), self.writer
+            )
+        self.writer.close()
 
 
 class Server:
@@ -42,11 +137,20 @@ class Server:
         self._zeroconf: ZeroconfAdvertiser | None = None
         self._supervisor: SupervisorDiscovery | None = None
         self._connections: weakref.WeakSet[WhisperEventHandler] = weakref.WeakSet()
+        self._wyoming_warned = -FULL_WARNING_SECONDS
 
     def _wyoming_handler(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> WhisperEventHandler:
-        """One handler per Wyoming connection, remembered so that a drain can see its state."""
+    ) -> AsyncEventHandler:
+        """One handler per Wyoming connection, remembered so that a drain can see its state;
+        past --max-connections open ones, a refusal (``server_busy``)."""
+        limit = self.config.max_connections
+        if sum(1 for h in list(self._connections) if not h.writer.is_closing()) >= limit:
+            now = time.monotonic()
+            if now - self._wyoming_warned >= FULL_WARNING_SECONDS:
+                self._wyoming_warned = now
+                _LOGGER.warning("Wyoming port full (%d connections): refusing new ones", limit)
+            return _RefusedWyoming(reader, writer, _full("Wyoming", limit))
         handler = WhisperEventHandler(self.engine, reader, writer)
         self._connections.add(handler)
         return handler
@@ -73,9 +177,13 @@ class Server:
             # A client that hangs up cancels its handler: the decode stops at the next segment,
             # its worker and queue place are freed, its temp file is deleted.
             handler_cancellation=True,
+            # A request's headers must arrive within this from the connection's start or its
+            # last answer (aiohttp's keep-alive timer: it closes a connection still waiting for
+            # a whole request), so a slowloris or an idle keep-alive holds no place for long.
+            keepalive_timeout=cfg.http_read_timeout,
         )
         await self._runner.setup()
-        await web.TCPSite(self._runner, cfg.host, cfg.port).start()
+        await CappedSite(self._runner, cfg.host, cfg.port, cfg.max_connections).start()
         _LOGGER.info("HTTP API on http://%s:%d", cfg.host, cfg.port)
         if not cfg.no_wyoming:
             self._wyoming = AsyncTcpServer(cfg.host, cfg.wyoming_port)

@@ -103,20 +103,26 @@ class WhisperEventHandler(AsyncEventHandler):
         self._faults = 0  # client errors on this connection (only the first few are logged)
 
     async def run(self) -> None:
-        """Read events until the client leaves; answer protocol faults with an error event."""
+        """Read events until the client leaves; answer protocol faults with an error event.
+
+        A client silent for --wyoming-idle-timeout is hung up on: mid-utterance after a
+        ``timeout`` error, between utterances quietly, so idle connections hold no place.
+        """
         self._is_running = True
         try:
             while self._is_running:
-                timeout = self.config.wyoming_idle_timeout if self._utterance else None
                 reading, self._lookahead = self._lookahead, None
                 try:
-                    event = await asyncio.wait_for(reading or read_event(self.reader), timeout)
-                except TimeoutError:
-                    await self._drop_utterance()
-                    await self._error(
-                        "no audio received for too long; utterance dropped", "timeout"
+                    event = await asyncio.wait_for(
+                        reading or read_event(self.reader), self.config.wyoming_idle_timeout
                     )
-                    continue
+                except TimeoutError:
+                    if self._utterance is not None:
+                        await self._drop_utterance()
+                        await self._error(
+                            "no audio received for too long; utterance dropped", "timeout"
+                        )
+                    break
                 except ProtocolError as err:
                     await self._error(f"malformed event: {err}", "bad-event")
                     if err.fatal or (err.skip_line and not await self._skip_line()):

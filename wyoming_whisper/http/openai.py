@@ -14,9 +14,9 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -46,9 +46,11 @@ from .state import ENGINE
 
 _LOGGER = logging.getLogger(__name__)
 routes = web.RouteTableDef()
+T = TypeVar("T")
 
 CHUNK_SIZE = 256 * 1024
 MAX_FIELD_BYTES = 64 * 1024  # a prompt is at most a few hundred tokens
+MAX_SMALL_BODY = 64 * 1024  # unload's body names a model: not the upload limit
 STARTED = int(time.time())
 
 
@@ -60,7 +62,7 @@ class AudioForm:
     granularities: list[str] = field(default_factory=list)
     path: str | None = None
     size: int = 0
-    admitted: bool = False
+    admitted: str | None = None  # the model whose queue place the upload holds
 
 
 # -- parsing and validation -------------------------------------------------------------------
@@ -94,9 +96,25 @@ def _too_large(engine: Engine) -> TooLarge:
     )
 
 
-async def _read_field(part: BodyPartReader) -> str:
+def _stalled(engine: Engine) -> web.HTTPRequestTimeout:
+    return web.HTTPRequestTimeout(
+        text=f"the request body stopped arriving for {engine.config.http_read_timeout:g} s"
+    )
+
+
+async def _within(engine: Engine, read: Awaitable[T]) -> T:
+    """One read of a request body, given --http-read-timeout: a client that stops sending holds
+    its connection (and its queue place) no longer; 408."""
+    try:
+        async with asyncio.timeout(engine.config.http_read_timeout):
+            return await read
+    except TimeoutError:
+        raise _stalled(engine) from None
+
+
+async def _read_field(engine: Engine, part: BodyPartReader) -> str:
     data = bytearray()
-    while chunk := await part.read_chunk(8192):
+    while chunk := await _within(engine, part.read_chunk(8192)):
         data.extend(chunk)
         if len(data) > MAX_FIELD_BYTES:
             raise InvalidRequest(
@@ -122,7 +140,7 @@ async def _save_file(engine: Engine, part: BodyPartReader, form: AudioForm, limi
     form.path = path
     out = os.fdopen(fd, "wb")
     try:
-        while chunk := await part.read_chunk(CHUNK_SIZE):
+        while chunk := await _within(engine, part.read_chunk(CHUNK_SIZE)):
             form.size += len(chunk)
             if form.size > limit:
                 raise TooLarge("")
@@ -148,8 +166,11 @@ def _remove(path: str) -> None:
 async def read_form(
     request: web.Request, engine: Engine, form: AudioForm, admission: contextlib.ExitStack
 ) -> None:
-    """Stream the multipart body into ``form``; take the model's queue place before the audio
-    when the model field comes first.
+    """Stream the multipart body into ``form``; take a queue place before any audio is spooled.
+
+    The place is the named model's when the model field came first (as SDKs send it), else the
+    default model's: ``_answer`` moves it if the model field then names another. Either way a
+    full queue refuses the upload (503) before its audio costs a byte of disk.
 
     The caller deletes ``form.path``, which is set as soon as a temporary file exists.
     """
@@ -162,20 +183,21 @@ async def read_form(
         raise _too_large(engine)
     try:
         reader = await request.multipart()
-        async for part in _parts(reader):
+        async for part in _parts(engine, reader):
             name = part.name or ""
             if name == "file" and form.path is None:
-                if "model" in form.fields:  # SDKs send the fields first: admit before the audio
-                    model = engine.model_name(require_model(form.fields["model"]))
-                    admission.enter_context(engine.admit(model))
-                    form.admitted = True
+                if "model" in form.fields:  # SDKs send the fields first
+                    form.admitted = engine.model_name(require_model(form.fields["model"]))
+                else:  # not known yet: the default model's place, moved later if need be
+                    form.admitted = engine.config.default_model
+                admission.enter_context(engine.admit(form.admitted))
                 await _save_file(engine, part, form, limit)
             elif name in ("timestamp_granularities[]", "timestamp_granularities"):
-                form.granularities.append(await _read_field(part))
+                form.granularities.append(await _read_field(engine, part))
             elif name and name != "file":
-                form.fields[name] = await _read_field(part)
+                form.fields[name] = await _read_field(engine, part)
             else:
-                await part.release()
+                await _within(engine, part.release())
     except TooLarge:
         raise _too_large(engine) from None
     except web.HTTPRequestEntityTooLarge:
@@ -193,15 +215,15 @@ async def read_form(
         raise BadAudio("the uploaded file is empty", param="file")
 
 
-async def _parts(reader: MultipartReader) -> AsyncIterator[BodyPartReader]:
+async def _parts(engine: Engine, reader: MultipartReader) -> AsyncIterator[BodyPartReader]:
     while True:
-        part = await reader.next()
+        part = await _within(engine, reader.next())
         if part is None:
             return
         if isinstance(part, BodyPartReader):
             yield part
         else:  # a nested multipart: nothing OpenAI sends
-            await part.release()
+            await _within(engine, part.release())
 
 
 # -- handlers -------------------------------------------------------------------------------
@@ -229,7 +251,8 @@ async def _answer(request: web.Request, task: Task) -> web.StreamResponse:
         try:
             await read_form(request, engine, form, admission)
             req, sse = validate(engine, form, task)
-            if not form.admitted:  # the file came before the model field
+            if form.admitted != req.model:  # the file came before a model field naming another
+                admission.close()  # the default model's place, held while the file arrived
                 admission.enter_context(engine.admit(req.model))
             assert form.path is not None
             samples = await engine.decode_file(form.path)
@@ -329,6 +352,36 @@ def _stream_error(message: str, type_: str, code: str | None = None) -> dict[str
 # -- models ---------------------------------------------------------------------------------
 
 
+async def _small_body(request: web.Request, engine: Engine) -> Any:
+    """A small JSON or form body: at most MAX_SMALL_BODY bytes (413, told by Content-Length or
+    found while reading), within --http-read-timeout (408), never the upload limit."""
+    too_large = TooLarge(f"the body is larger than {MAX_SMALL_BODY // 1024} KiB")
+    if request.content_length is not None and request.content_length > MAX_SMALL_BODY:
+        raise too_large
+    small = request.clone(client_max_size=MAX_SMALL_BODY)
+    body: Any
+    try:
+        if request.content_type == "application/json":
+            try:
+                body = await _within(engine, small.json(loads=parse_json))
+            except ValueError:
+                raise InvalidRequest("the body is not valid JSON", code="invalid_body") from None
+            if not isinstance(body, dict):
+                raise InvalidRequest("the body must be a JSON object", code="invalid_body")
+        elif request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+            try:
+                body = await _within(engine, small.post())
+            except (ValueError, AssertionError, LookupError, HttpProcessingError):
+                raise InvalidRequest("malformed form body", code="invalid_body") from None
+        else:
+            raise web.HTTPUnsupportedMediaType(
+                text='send the model as JSON {"model": ...}, a form field or ?model='
+            )
+    except web.HTTPRequestEntityTooLarge:
+        raise too_large from None
+    return body
+
+
 def _model_entry(engine: Engine, status: dict[str, Any]) -> dict[str, Any]:
     name = status["name"]
     return {
@@ -367,23 +420,7 @@ async def unload(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     requested = request.query.get("model")
     if requested is None and request.body_exists:
-        body: Any
-        if request.content_type == "application/json":
-            try:
-                body = await request.json(loads=parse_json)
-            except ValueError:
-                raise InvalidRequest("the body is not valid JSON", code="invalid_body") from None
-            if not isinstance(body, dict):
-                raise InvalidRequest("the body must be a JSON object", code="invalid_body")
-        elif request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-            try:
-                body = await request.post()
-            except (ValueError, AssertionError, LookupError, HttpProcessingError):
-                raise InvalidRequest("malformed form body", code="invalid_body") from None
-        else:
-            raise web.HTTPUnsupportedMediaType(
-                text='send the model as JSON {"model": ...}, a form field or ?model='
-            )
+        body = await _small_body(request, engine)
         requested = body.get("model")
         if requested is not None and not isinstance(requested, str):
             raise InvalidRequest("model must be a string", param="model", code="invalid_value")

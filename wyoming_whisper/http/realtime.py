@@ -43,7 +43,11 @@ _LOGGER = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 PATH = "/v1/realtime"
 MAX_APPEND_BYTES = 15 << 20  # OpenAI's limit on one append's audio
-MAX_MESSAGE_BYTES = 24 << 20  # room for a 15 MiB append in base64, so it gets an error event
+# A 15 MiB append is 20 MiB of base64; 1 MiB more lets one a little larger get its error event.
+# aiohttp holds 3 to 4 copies of a message while it reassembles and decodes it (~80 MB at this
+# size). Compression is never negotiated: 20 KB of deflate inflated to 21 MB of lists.
+MAX_MESSAGE_BYTES = 21 << 20
+OFF_LOOP_JSON_BYTES = 1 << 20  # a message this large is checked and parsed on the audio pool
 MIN_COMMIT_MS = 100  # OpenAI refuses a commit of less audio
 KEY_PROTOCOL = "openai-insecure-api-key."  # browsers cannot set headers: the key as a subprotocol
 BETA_PROTOCOL = "openai-beta.realtime-v1"
@@ -326,7 +330,10 @@ class Session:
         event_id: str | None = None
         try:
             try:
-                event = parse_json(text)
+                if len(text) > OFF_LOOP_JSON_BYTES:  # an append: ~50 ms for 20 MB
+                    event = await self.engine.run_audio(parse_json, text)
+                else:
+                    event = parse_json(text)
             except ValueError as err:
                 raise EventError(
                     f"the event is not valid JSON: {err}", code="invalid_json"
@@ -578,7 +585,9 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
     # Echo one offered subprotocol ("realtime" first), or a browser drops the connection.
     protocols = sorted((p for p in offered if p), key=lambda p: p != "realtime")
-    ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, protocols=protocols[:1])
+    ws = web.WebSocketResponse(
+        max_msg_size=MAX_MESSAGE_BYTES, protocols=protocols[:1], compress=False
+    )
     await ws.prepare(request)
     beta = BETA_PROTOCOL in offered or "realtime=v1" in request.headers.get("OpenAI-Beta", "")
     session = Session(engine, ws, beta=beta)

@@ -76,7 +76,7 @@ def final_message(result: Result, seconds: float) -> dict[str, Any]:
 async def websocket(request: web.Request) -> web.StreamResponse:
     engine = request.app[ENGINE]
     config = engine.config
-    ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES)
+    ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, compress=False)  # no inflate bombs
     await ws.prepare(request)
     stream: Stream | None = None
     try:

@@ -1,0 +1,307 @@
+"""Hostile clients that hold connections or make the event loop parse: the loop stays free, every
+port is bounded, every upload takes a queue place before its audio is spooled (issue 24, cases 4-6).
+
+Each attack runs against a real server under ``hostile.Watch`` (peak RSS growth, slowest
+``/health``), then a normal transcription shows the server still serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import urllib.request
+from pathlib import Path
+
+import aiohttp
+from wyoming.asr import Transcribe
+from wyoming.client import AsyncTcpClient
+
+from .conftest import ServerProcess, clip
+from .hostile import HEALTH_BOUND_MS, RSS_BOUND_MB, Watch, still_serves
+from .http_helpers import SHORT, form_body, short_ok
+
+BASE = ("-m", "tiny.en", "--preload", "--no-zeroconf")
+# ~21 MB of JSON that deflates to ~20 KB: seven million empty lists in one list.
+NESTED = "[" + "[]," * 7_000_000 + "[]]"
+
+
+async def _status_line(reader: asyncio.StreamReader, timeout: float) -> tuple[int, bytes]:
+    """The status and body of a raw HTTP answer; (0, b"") when the server just closed."""
+    try:
+        raw = await asyncio.wait_for(reader.read(1 << 16), timeout)
+    except (ConnectionError, TimeoutError):
+        return 0, b""
+    if not raw.startswith(b"HTTP/1.1 "):
+        return 0, raw
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head[9:12]), body
+
+
+async def _closed(reader: asyncio.StreamReader, timeout: float) -> bool:
+    """True when the server closes the connection within ``timeout`` (reading what it sends)."""
+    deadline = time.monotonic() + timeout
+    with contextlib.suppress(ConnectionError):
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                if not await asyncio.wait_for(reader.read(1 << 16), left):
+                    return True
+            except TimeoutError:
+                return False
+        return False
+    return True
+
+
+# -- 4. the loop stays free -------------------------------------------------------------------
+
+
+async def _realtime_bomb(srv: ServerProcess, *, compress: int) -> tuple[dict, str | None]:
+    """Send NESTED as one Realtime text message; the server's answer and the extension it chose."""
+    url = srv.url.replace("http", "ws") + "/v1/realtime?intent=transcription"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(url, compress=compress, max_msg_size=0) as ws,
+    ):
+        extension = ws._response.headers.get("Sec-WebSocket-Extensions")
+        created = json.loads((await ws.receive(timeout=10)).data)
+        assert created["type"] == "session.created"
+        await ws.send_str(NESTED)
+        msg = await ws.receive(timeout=30)
+        assert msg.type == aiohttp.WSMsgType.TEXT, msg
+        return json.loads(msg.data), extension
+
+
+async def test_realtime_json_bomb_is_refused_off_the_loop(start_server) -> None:
+    """Case 4: no permessage-deflate (its 20 KB inflated to 21 MB of lists); the same 21 MB sent
+    plainly is refused by parse_json's cheap pre-check, not parsed."""
+    srv: ServerProcess = start_server(*BASE)
+    for compress in (15, 0):
+        with Watch(srv) as w:
+            started = time.monotonic()
+            reply, extension = await _realtime_bomb(srv, compress=compress)
+            seconds = time.monotonic() - started
+        print(
+            f"case 4 realtime compress={compress}: {reply['type']} in {seconds:.2f} s,", w.summary()
+        )
+        assert extension is None  # the server never negotiates compression
+        assert reply["type"] == "error", reply
+        assert reply["error"]["code"] == "invalid_json", reply
+        # aiohttp holds 3 to 4 copies of any message while reassembling it (a legal 15 MiB
+        # append too): the parse itself, refused, adds nothing to that.
+        assert w.growth_mb < RSS_BOUND_MB + 4 * len(NESTED) / 1e6, w.summary()
+        assert w.health_failures == 0 and w.slowest_ms < HEALTH_BOUND_MS, w.summary()
+    still_serves(srv)
+
+
+async def _raw_post(
+    srv: ServerProcess, path: str, head: dict[str, str], body: bytes, *, chunked: bool = False
+) -> tuple[int, bytes]:
+    """POST ``body`` as fast as the server reads it; the answer, even one sent before the end."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in head.items())]
+    lines.append("Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(body)}")
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+    step = 1 << 20
+    with contextlib.suppress(ConnectionError):
+        for i in range(0, len(body), step):
+            piece = body[i : i + step]
+            writer.write(b"%x\r\n%b\r\n" % (len(piece), piece) if chunked else piece)
+            await asyncio.wait_for(writer.drain(), 30)
+        if chunked:
+            writer.write(b"0\r\n\r\n")
+        await writer.drain()
+    try:
+        return await _status_line(reader, 30)
+    finally:
+        writer.close()
+
+
+async def test_unload_reads_a_small_body_only(start_server) -> None:
+    """Case 4: a 50 MB JSON body to /v1/model/unload is refused (413) before it is read or
+    parsed, whether it declares its length or is chunked."""
+    srv: ServerProcess = start_server(*BASE)
+    body = ("[" + "[]," * 16_000_000 + "[]]").encode()  # 48 MB
+    for chunked in (False, True):
+        with Watch(srv) as w:
+            started = time.monotonic()
+            head = {"Content-Type": "application/json"}
+            status, answer = await _raw_post(srv, "/v1/model/unload", head, body, chunked=chunked)
+            seconds = time.monotonic() - started
+        print(f"case 4 unload 48 MB chunked={chunked}: {status} in {seconds:.2f} s,", w.summary())
+        assert status == 413, answer[:300]
+        assert json.loads(answer)["error"]["code"] == "too_large"
+        w.check()
+    assert srv.health()["models"][0]["state"] == "loaded"  # nothing was unloaded
+    still_serves(srv)
+
+
+# -- 5. bounded connections -------------------------------------------------------------------
+
+
+async def test_idle_wyoming_connections_are_closed(start_server) -> None:
+    """Case 5: 200 Wyoming connections that send nothing, or a transcribe and then nothing, are
+    closed after --wyoming-idle-timeout (the second after their timeout error event)."""
+    srv: ServerProcess = start_server(
+        *BASE, "--wyoming-idle-timeout", "2", "--max-connections", "250"
+    )
+    with Watch(srv) as w:
+        conns = [await asyncio.open_connection("127.0.0.1", srv.wyoming_port) for _ in range(200)]
+        for i, (_, writer) in enumerate(conns):
+            if i % 2:  # an utterance opened, then silence
+                event = Transcribe(name="tiny.en").event()
+                header = {"type": event.type, "data": event.data}
+                writer.write(json.dumps(header).encode() + b"\n")
+        started = time.monotonic()
+        closed = await asyncio.gather(*(_closed(reader, 6) for reader, _ in conns))
+        seconds = time.monotonic() - started
+        for _, writer in conns:
+            writer.close()
+    print(f"case 5 wyoming idle: {sum(closed)}/200 closed after {seconds:.1f} s,", w.summary())
+    assert all(closed)
+    w.check()
+    still_serves(srv)
+
+
+async def test_half_sent_http_requests_are_closed(start_server) -> None:
+    """Case 5: 20 requests whose headers never end are closed after --http-read-timeout; an
+    upload whose body stops arriving gets 408 in OpenAI's shape."""
+    srv: ServerProcess = start_server(*BASE, "--http-read-timeout", "2")
+    with Watch(srv) as w:
+        conns = [await asyncio.open_connection("127.0.0.1", srv.port) for _ in range(20)]
+        for _, writer in conns:
+            writer.write(b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: 127.0.0.1\r\nX-a: ")
+        started = time.monotonic()
+        closed = await asyncio.gather(*(_closed(reader, 6) for reader, _ in conns))
+        seconds = time.monotonic() - started
+        for _, writer in conns:
+            writer.close()
+    print(f"case 5 http headers: {sum(closed)}/20 closed after {seconds:.1f} s,", w.summary())
+    assert all(closed)
+    w.check()
+
+    body, ctype = form_body(
+        [("model", "whisper-1", None), ("file", b"RIFF" + bytes(9000), "a.wav")]
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    head = f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\n"
+    writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body[:4000])
+    started = time.monotonic()
+    status, answer = await _status_line(reader, 6)
+    print(f"case 5 stalled body: {status} after {time.monotonic() - started:.1f} s")
+    writer.close()
+    assert status == 408, answer
+    assert json.loads(answer)["error"]["type"] == "invalid_request_error"
+
+    # Keep-alive is kept for normal clients: two requests a second apart on one connection.
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    statuses = []
+    for _ in range(2):
+        writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        statuses.append((await _status_line(reader, 5))[0])
+        await asyncio.sleep(1)
+    writer.close()
+    assert statuses == [200, 200]
+    still_serves(srv)
+
+
+async def test_connections_over_the_cap_are_refused(start_server) -> None:
+    """Case 5: with --max-connections 10, the 11th HTTP connection gets 503 and the 11th Wyoming
+    connection an error event, at once; the idle ones are cut by the timeouts, and then a normal
+    client gets in."""
+    srv: ServerProcess = start_server(
+        *BASE, "--max-connections", "10", "--http-read-timeout", "4", "--wyoming-idle-timeout", "4"
+    )
+    with Watch(srv) as w:
+        # /health's own probe holds at most one connection: nine idle ones fill the cap.
+        http = [await asyncio.open_connection("127.0.0.1", srv.port) for _ in range(10)]
+        wyoming = [await asyncio.open_connection("127.0.0.1", srv.wyoming_port) for _ in range(10)]
+        await asyncio.sleep(0.3)
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        started = time.monotonic()
+        status, answer = await _status_line(reader, 5)
+        http_seconds = time.monotonic() - started
+        writer.close()
+        async with AsyncTcpClient("127.0.0.1", srv.wyoming_port) as client:
+            event = await asyncio.wait_for(client.read_event(), 5)
+        await asyncio.sleep(5)  # the idle connections are closed
+        for _, writer in [*http, *wyoming]:
+            writer.close()
+    print(
+        f"case 5 over the cap: HTTP {status} in {http_seconds:.2f} s, Wyoming {event},", w.summary()
+    )
+    assert status in (0, 503), answer  # refused: a 503, or closed at once
+    if status:
+        assert json.loads(answer)["error"]["code"] == "server_busy"
+    assert event is not None and event.type == "error", event
+    assert event.data["code"] == "server_busy"
+    assert w.health_ms  # /health kept answering (its probe waits for a place at worst)
+    still_serves(srv)
+
+
+# -- 6. admission for every upload ------------------------------------------------------------
+
+
+async def test_uploads_with_the_file_first_take_a_place(start_server, tmp_path: Path) -> None:
+    """Case 6: 20 concurrent uploads that send the file before the model field: at most the
+    queue's capacity are spooled, the rest get 503 server_busy at once; those admitted finish."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    srv: ServerProcess = start_server(
+        *BASE, "--max-concurrency", "1", "--max-queue", "2", env={"TMPDIR": str(spool)}
+    )
+    capacity = 3
+    audio = clip(SHORT).read_bytes()
+    body, ctype = form_body([("file", audio, "a.wav"), ("model", "whisper-1", None)])
+    cut = body.index(audio) + 2000  # the file part has begun: headers and some audio
+    head = (
+        f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    before = set(spool.iterdir())  # what the server keeps there itself
+    with Watch(srv) as w:
+        conns = [await asyncio.open_connection("127.0.0.1", srv.port) for _ in range(20)]
+        started = time.monotonic()
+        for _, writer in conns:
+            writer.write(head + body[:cut])
+
+        async def answer(reader: asyncio.StreamReader) -> tuple[int, bytes, float]:
+            status, reply = await _status_line(reader, 3)
+            return status, reply, time.monotonic() - started
+
+        first = await asyncio.gather(*(answer(reader) for reader, _ in conns))
+        refused_in = max((t for status, _, t in first if status), default=0.0)
+        spooled = len(set(spool.iterdir()) - before)
+        held = [c for c, (status, _, _) in zip(conns, first, strict=True) if status == 0]
+        for _, writer in held:
+            writer.write(body[cut:])
+        finished = await asyncio.gather(*(_status_line(reader, 60) for reader, _ in held))
+        for _, writer in conns:
+            writer.close()
+    busy = [json.loads(b) for s, b, _ in first if s == 503]
+    print(
+        f"case 6 file first: {spooled} spooled, {len(busy)} x 503 within {refused_in:.2f} s, "
+        f"then {[s for s, _ in finished]},",
+        w.summary(),
+    )
+    assert spooled <= capacity and len(held) <= capacity
+    assert len(busy) == 20 - len(held)
+    assert all(b["error"]["code"] == "server_busy" for b in busy)
+    assert refused_in < 1.5  # at once, not after the upload
+    assert all(status == 200 for status, _ in finished), finished
+    w.check()
+    still_serves(srv)
+
+
+def test_file_first_upload_moves_its_place_to_the_named_model(server: ServerProcess) -> None:
+    """Case 6: an upload whose file came first held the default model's place; its model field
+    names another, so it is answered by that model and the default's place is given back."""
+    body, ctype = form_body([("file", clip(SHORT).read_bytes(), "a.wav"), ("model", "base", None)])
+    req = urllib.request.Request(
+        server.url + "/v1/audio/transcriptions", data=body, headers={"Content-Type": ctype}
+    )
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        assert resp.status == 200 and short_ok(json.loads(resp.read())["text"])
+    depths = {m["name"]: m["queue_depth"] for m in server.health()["models"]}
+    assert depths == {"tiny.en": 0, "base": 0}
