@@ -16,11 +16,13 @@ from pathlib import Path
 
 import aiohttp
 from wyoming.asr import Transcribe
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 
 from .conftest import ServerProcess, clip
 from .hostile import HEALTH_BOUND_MS, RSS_BOUND_MB, Watch, still_serves
-from .http_helpers import SHORT, form_body, short_ok
+from .http_helpers import SHORT, WS_PATH, form_body, short_ok
+from .wyoming_client import load_pcm16, read_until, transcribe
 
 BASE = ("-m", "tiny.en", "--preload", "--no-zeroconf")
 # ~21 MB of JSON that deflates to ~20 KB: seven million empty lists in one list.
@@ -205,38 +207,64 @@ async def test_half_sent_http_requests_are_closed(start_server) -> None:
     still_serves(srv)
 
 
-async def test_connections_over_the_cap_are_refused(start_server) -> None:
-    """Case 5: with --max-connections 10, the 11th HTTP connection gets 503 and the 11th Wyoming
-    connection an error event, at once; the idle ones are cut by the timeouts, and then a normal
-    client gets in."""
-    srv: ServerProcess = start_server(
-        *BASE, "--max-connections", "10", "--http-read-timeout", "4", "--wyoming-idle-timeout", "4"
-    )
+async def test_at_the_cap_idle_connections_make_room(start_server) -> None:
+    """Case 5: with --max-connections 10 on each port, ten silent HTTP connections and ten silent
+    Wyoming connections do not lock anyone out: a new connection closes the oldest idle one, so
+    /health and a normal Wyoming transcription are answered at once (timeouts far away)."""
+    srv: ServerProcess = start_server(*BASE, "--max-connections", "10")
+    pcm = load_pcm16(clip(SHORT))
     with Watch(srv) as w:
-        # /health's own probe holds at most one connection: nine idle ones fill the cap.
         http = [await asyncio.open_connection("127.0.0.1", srv.port) for _ in range(10)]
         wyoming = [await asyncio.open_connection("127.0.0.1", srv.wyoming_port) for _ in range(10)]
         await asyncio.sleep(0.3)
-        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
-        writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        started = time.monotonic()
-        status, answer = await _status_line(reader, 5)
-        http_seconds = time.monotonic() - started
-        writer.close()
-        async with AsyncTcpClient("127.0.0.1", srv.wyoming_port) as client:
-            event = await asyncio.wait_for(client.read_event(), 5)
-        await asyncio.sleep(5)  # the idle connections are closed
+        event = await asyncio.wait_for(transcribe("127.0.0.1", srv.wyoming_port, pcm), 60)
+        closed = [await _closed(reader, 1) for reader, _ in [*http, *wyoming]]
         for _, writer in [*http, *wyoming]:
             writer.close()
-    print(
-        f"case 5 over the cap: HTTP {status} in {http_seconds:.2f} s, Wyoming {event},", w.summary()
-    )
-    assert status in (0, 503), answer  # refused: a 503, or closed at once
-    if status:
-        assert json.loads(answer)["error"]["code"] == "server_busy"
-    assert event is not None and event.type == "error", event
-    assert event.data["code"] == "server_busy"
-    assert w.health_ms  # /health kept answering (its probe waits for a place at worst)
+    print(f"case 5 at the cap, idle: {sum(closed)} idle closed,", w.summary())
+    assert event.type == "transcript" and short_ok(event.data["text"]), event
+    assert any(closed[:10]) and any(closed[10:]), closed  # the oldest idle ones made room
+    w.check()
+
+
+async def test_at_the_cap_busy_connections_refuse_new_ones(start_server) -> None:
+    """Case 5: when every connection is busy (an utterance open on each Wyoming one, a WebSocket
+    stream on each HTTP one), the next one is refused at once: an error event ``server_busy``,
+    a 503 in OpenAI's shape; nobody's utterance or stream is cut."""
+    srv: ServerProcess = start_server(*BASE, "--max-connections", "4")
+    clients = []
+    for _ in range(4):
+        client = AsyncTcpClient("127.0.0.1", srv.wyoming_port)
+        await client.connect()
+        await client.write_event(Transcribe().event())
+        await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+        clients.append(client)
+    async with aiohttp.ClientSession() as http:
+        streams = [await http.ws_connect(srv.url + WS_PATH) for _ in range(4)]
+        await asyncio.sleep(0.3)
+        async with AsyncTcpClient("127.0.0.1", srv.wyoming_port) as extra:
+            refused = await asyncio.wait_for(extra.read_event(), 5)
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        status, answer = await _status_line(reader, 5)
+        writer.close()
+        pcm = load_pcm16(clip(SHORT))
+        for client in clients[:1]:  # the busy ones were not cut: one finishes its utterance
+            for i in range(0, len(pcm), 4096):
+                await client.write_event(
+                    AudioChunk(rate=16000, width=2, channels=1, audio=pcm[i : i + 4096]).event()
+                )
+            await client.write_event(AudioStop().event())
+            answered = (await read_until(client, "transcript", timeout=60))[-1]
+        for ws in streams:
+            await ws.close()
+    for client in clients:
+        await client.disconnect()
+    print(f"case 5 at the cap, busy: Wyoming {refused}, HTTP {status}")
+    assert refused is not None and refused.type == "error", refused
+    assert refused.data["code"] == "server_busy"
+    assert status == 503 and json.loads(answer)["error"]["code"] == "server_busy", answer
+    assert answered.type == "transcript" and short_ok(answered.data["text"]), answered
     still_serves(srv)
 
 

@@ -4,119 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 import time
-import weakref
 
 from aiohttp import web
-from wyoming.error import Error
-from wyoming.event import Event, async_write_event
 from wyoming.server import AsyncEventHandler, AsyncTcpServer
 
 from .backends.select import Selection, create_backend
 from .config import Config
+from .connections import HttpCap, WyomingCap
 from .discovery import SupervisorDiscovery, ZeroconfAdvertiser
 from .engine import Engine, Phase
-from .errors import Busy
 from .hass_names import SUPERVISOR_WEBSOCKET, HassNames
 from .http.app import create_app
-from .http.errors import error_body
 from .models.manager import ModelManager
 from .wyoming_handler import WhisperEventHandler
 
 _LOGGER = logging.getLogger(__name__)
-FULL_WARNING_SECONDS = 60.0  # one "port full" warning a minute, however many are refused
-
-
-def _full(what: str, limit: int) -> Busy:
-    return Busy(f"this server has {limit} {what} connections open (its limit); retry shortly")
-
-
-class _RefusedHttp(asyncio.Protocol):
-    """An HTTP connection past --max-connections: a 503 in OpenAI's shape, then the close.
-
-    Written before the request is read, so it costs no parsing and no request handler. The close
-    waits for the request's first bytes (read and dropped), at most a second: closing with them
-    unread would reset the connection, and the client could lose the 503.
-    """
-
-    def __init__(self, answer: bytes) -> None:
-        self.answer = answer
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(self.answer)
-        asyncio.get_running_loop().call_later(1.0, transport.close)
-
-    def data_received(self, data: bytes) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
-
-def _refusal(err: Busy) -> bytes:
-    body = json.dumps(error_body(err.message, err.type, code=err.code)).encode()
-    head = (
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-        f"Retry-After: {err.retry_after}\r\nConnection: close\r\nContent-Length: {len(body)}\r\n"
-    )
-    return head.encode() + b"\r\n" + body
-
-
-class CappedSite(web.TCPSite):
-    """aiohttp's TCP site with at most ``limit`` connections open (idle keep-alive ones and
-    WebSockets included); the next one is refused at once (``_RefusedHttp``)."""
-
-    def __init__(self, runner: web.AppRunner, host: str, port: int, limit: int) -> None:
-        super().__init__(runner, host, port)
-        self.limit = limit
-        self.refused = 0
-        self._answer = _refusal(_full("HTTP", limit))
-        self._warned = -FULL_WARNING_SECONDS
-
-    def _protocol(self) -> asyncio.Protocol:
-        server = self._runner.server
-        assert server is not None
-        if len(server.connections) < self.limit:
-            return server()
-        self.refused += 1
-        now = time.monotonic()
-        if now - self._warned >= FULL_WARNING_SECONDS:
-            self._warned = now
-            _LOGGER.warning("HTTP port full (%d connections): refusing new ones", self.limit)
-        return _RefusedHttp(self._answer)
-
-    async def start(self) -> None:
-        """TCPSite.start with ``_protocol`` as the factory instead of the runner's server."""
-        await web.BaseSite.start(self)
-        self._server = await asyncio.get_running_loop().create_server(
-            self._protocol, self._host, self._port, backlog=self._backlog
-        )
-        if self._server.sockets:
-            self._bound_port = self._server.sockets[0].getsockname()[1]
-
-
-class _RefusedWyoming(AsyncEventHandler):
-    """A Wyoming connection past --max-connections: an ``error`` event, then the close."""
-
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, err: Busy
-    ) -> None:
-        super().__init__(reader, writer)
-        self.err = err
-
-    async def handle_event(self, event: Event) -> bool:
-        return False
-
-    async def run(self) -> None:
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            await async_write_event(
-                Error(text=self.err.message, code=self.err.code).event(), self.writer
-            )
-        self.writer.close()
 
 
 class Server:
@@ -136,24 +41,17 @@ class Server:
         self._wyoming: AsyncTcpServer | None = None
         self._zeroconf: ZeroconfAdvertiser | None = None
         self._supervisor: SupervisorDiscovery | None = None
-        self._connections: weakref.WeakSet[WhisperEventHandler] = weakref.WeakSet()
-        self._wyoming_warned = -FULL_WARNING_SECONDS
+        self._wyoming_cap = WyomingCap(config.max_connections)
+        self._http_cap: HttpCap | None = None
+        self._http: asyncio.Server | None = None
 
     def _wyoming_handler(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> AsyncEventHandler:
-        """One handler per Wyoming connection, remembered so that a drain can see its state;
-        past --max-connections open ones, a refusal (``server_busy``)."""
-        limit = self.config.max_connections
-        if sum(1 for h in list(self._connections) if not h.writer.is_closing()) >= limit:
-            now = time.monotonic()
-            if now - self._wyoming_warned >= FULL_WARNING_SECONDS:
-                self._wyoming_warned = now
-                _LOGGER.warning("Wyoming port full (%d connections): refusing new ones", limit)
-            return _RefusedWyoming(reader, writer, _full("Wyoming", limit))
-        handler = WhisperEventHandler(self.engine, reader, writer)
-        self._connections.add(handler)
-        return handler
+        """One handler per Wyoming connection, remembered by the cap (which a drain reads too)."""
+        return self._wyoming_cap.admit(
+            reader, writer, lambda: WhisperEventHandler(self.engine, reader, writer)
+        )
 
     @property
     def in_flight(self) -> bool:
@@ -162,7 +60,8 @@ class Server:
         and Wyoming utterances whose audio is arriving before any speech."""
         if self.engine.busy or self.engine.speakers:
             return True
-        return any(h.mid_utterance for h in list(self._connections))
+        handlers = list(self._wyoming_cap.open)
+        return any(getattr(h, "mid_utterance", False) for h in handlers)
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -171,8 +70,11 @@ class Server:
         cfg = self.config
         await self.manager.start(wait=cfg.preload)
         self._start_names()
+        app = create_app(self.engine)
+        self._http_cap = HttpCap(cfg.max_connections)
+        app.middlewares.insert(0, self._http_cap.track)  # outermost: every request counts
         self._runner = web.AppRunner(
-            create_app(self.engine),
+            app,
             access_log=None,
             # A client that hangs up cancels its handler: the decode stops at the next segment,
             # its worker and queue place are freed, its temp file is deleted.
@@ -183,7 +85,7 @@ class Server:
             keepalive_timeout=cfg.http_read_timeout,
         )
         await self._runner.setup()
-        await CappedSite(self._runner, cfg.host, cfg.port, cfg.max_connections).start()
+        self._http = await self._http_cap.serve(self._runner, cfg.host, cfg.port)
         _LOGGER.info("HTTP API on http://%s:%d", cfg.host, cfg.port)
         if not cfg.no_wyoming:
             self._wyoming = AsyncTcpServer(cfg.host, cfg.wyoming_port)
@@ -251,9 +153,8 @@ class Server:
         wyoming_listener = getattr(self._wyoming, "_server", None)
         if wyoming_listener is not None:
             wyoming_listener.close()
-        if self._runner is not None:
-            for site in list(self._runner.sites):
-                await site.stop()
+        if self._http is not None:
+            self._http.close()  # stop accepting; open connections finish below
         deadline = time.monotonic() + self.config.drain_seconds
         while self.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.05)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -101,6 +102,9 @@ class WhisperEventHandler(AsyncEventHandler):
         # The next event, read while a decode runs so that a hang-up cancels the decode.
         self._lookahead: asyncio.Task[Event | None] | None = None
         self._faults = 0  # client errors on this connection (only the first few are logged)
+        # When it began waiting with no utterance open (None otherwise): at the port's cap the
+        # oldest idle connection makes room for a new one (connections.py).
+        self.idle_since: float | None = None
 
     async def run(self) -> None:
         """Read events until the client leaves; answer protocol faults with an error event.
@@ -112,6 +116,8 @@ class WhisperEventHandler(AsyncEventHandler):
         try:
             while self._is_running:
                 reading, self._lookahead = self._lookahead, None
+                if self._utterance is None:
+                    self.idle_since = time.monotonic()
                 try:
                     event = await asyncio.wait_for(
                         reading or read_event(self.reader), self.config.wyoming_idle_timeout
@@ -128,6 +134,7 @@ class WhisperEventHandler(AsyncEventHandler):
                     if err.fatal or (err.skip_line and not await self._skip_line()):
                         break
                     continue
+                self.idle_since = None
                 if event is None or not await self.handle_event(event):
                     break
         except (ConnectionError, asyncio.IncompleteReadError):
