@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import gc
 import itertools
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -233,37 +234,30 @@ def decode_file(path: str, max_samples: int | None = None) -> np.ndarray:
     The cost is known before it is paid: the declared rate, channels and length are checked
     when the file is opened, then each frame's resampled length before it is resampled (at
     most 16 times its samples, by the rate floor), so no file decodes past the limit whatever
-    its header says. The same samples as faster-whisper's ``decode_audio`` (16-bit mono at
-    16 kHz, then / 32768; undecodable frames skipped), without its full garbage collection after
-    every file: that takes 65-70 ms in this server's process, longer than decoding a voice
-    command. What the resampler leaves in reference cycles is young; collecting the young
-    generations frees it.
+    its header says. A file that declares no length (a browser's WebM, FLAC written as a
+    stream) is decoded twice, counted first keeping nothing: hours of compressed silence in a
+    few KB cost no memory. The same samples as faster-whisper's ``decode_audio`` (16-bit mono
+    at 16 kHz, then / 32768; undecodable frames skipped), without its full garbage collection
+    after every file: that takes 65-70 ms in this server's process, longer than decoding a
+    voice command. What the resampler leaves in reference cycles is young; collecting the
+    young generations frees it.
     """
     import av
 
+    limit = max_samples if max_samples is not None else sys.maxsize
     pieces: list[np.ndarray] = []  # the resampler's 16-bit output, half the size of float32
     try:
-        container = _open(path)
-        with container:
+        with _open(path) as container:
             stream = _audio_stream(container)
-            check_format(stream.rate, stream.channels, param="file")
-            limit = max_samples if max_samples is not None else np.iinfo(np.int64).max
-            declared = (container.duration or 0) * SAMPLE_RATE // av.time_base
-            if declared > limit:
-                raise too_long(declared, limit)
-            resampler = _resampler()
-            counted = 0
-            for frame in itertools.chain(_decodable(container.decode(stream)), [None]):
-                if frame is not None:
-                    check_format(frame.sample_rate, frame.layout.nb_channels, param="file")
-                    grown = counted + resampled_length(frame.samples, frame.sample_rate)
-                    if grown > limit:
-                        raise too_long(grown, limit)
-                    frame.pts = None  # no timestamp checks: some files jump
-                for out in resampler.resample(frame):
-                    pieces.append(out.to_ndarray().reshape(-1))
-                    counted += pieces[-1].shape[0]
-            del resampler
+            count_first = container.duration is None and isinstance(path, str)
+            if count_first:
+                for _ in _checked(container, stream, limit):
+                    pass
+            else:
+                pieces = _resampled(_checked(container, stream, limit))
+        if count_first:
+            with _open(path) as container:
+                pieces = _resampled(_checked(container, _audio_stream(container), limit))
         samples = _to_float(np.concatenate(pieces)) if pieces else np.zeros(0, np.float32)
     except (av.error.FFmpegError, ValueError, IndexError, StopIteration, OSError) as err:
         raise BadAudio(f"could not decode the audio file: {_describe(err)}", param="file") from err
@@ -273,6 +267,34 @@ def decode_file(path: str, max_samples: int | None = None) -> np.ndarray:
     if not samples.size:
         raise BadAudio("the audio file holds no audio samples", param="file")
     return samples
+
+
+def _checked(container: Any, stream: Any, limit: int) -> Iterator[Any]:
+    """The stream's decodable frames, each checked before it is paid for: its rate and
+    channels, and the 16 kHz samples so far with it, against ``limit``."""
+    import av
+
+    check_format(stream.rate, stream.channels, param="file")
+    declared = (container.duration or 0) * SAMPLE_RATE // av.time_base
+    if declared > limit:
+        raise too_long(declared, limit)
+    counted = 0
+    for frame in _decodable(container.decode(stream)):
+        check_format(frame.sample_rate, frame.layout.nb_channels, param="file")
+        counted += resampled_length(frame.samples, frame.sample_rate)
+        if counted > limit:
+            raise too_long(counted, limit)
+        frame.pts = None  # no timestamp checks: some files jump
+        yield frame
+
+
+def _resampled(frames: Iterator[Any]) -> list[np.ndarray]:
+    """The frames at 16 kHz mono, 16-bit, as the resampler gives them."""
+    resampler = _resampler()
+    pieces = []
+    for frame in itertools.chain(frames, [None]):
+        pieces += [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
+    return pieces
 
 
 def _open(path: str) -> Any:
