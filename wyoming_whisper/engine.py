@@ -25,7 +25,7 @@ from . import malloc
 from .backends.base import SAMPLE_RATE, CancelToken, Result, Segment, TranscribeOptions
 from .backends.select import Selection
 from .config import Config
-from .errors import Busy, ModelNotFound, OutOfMemory, TooLarge, is_out_of_memory
+from .errors import Busy, ModelNotFound, OutOfMemory, is_out_of_memory
 from .hass_names import HassNames
 from .metrics import Metrics, gauge
 from .models.manager import ModelManager, ModelState
@@ -229,18 +229,10 @@ class Engine:
         return await _run(self._audio, fn, *args)
 
     async def decode_file(self, path: str) -> np.ndarray:
-        samples = await self.run_blocking(audio_mod.decode_file, path)
-        self.check_duration(samples)
-        return samples
-
-    def check_duration(self, samples: np.ndarray) -> None:
-        seconds = samples.shape[0] / SAMPLE_RATE
-        if seconds > self.config.max_audio_seconds:
-            raise TooLarge(
-                f"audio is {seconds:.0f} s long; this server accepts at most "
-                f"{self.config.max_audio_seconds:.0f} s",
-                param="file",
-            )
+        """An upload's samples, decoded on the worker pool no further than --max-audio-seconds
+        (TooLarge as soon as it is known to be longer)."""
+        limit = int(self.config.max_audio_seconds * SAMPLE_RATE)
+        return await self.run_blocking(audio_mod.decode_file, path, limit)
 
     async def transcribe(
         self,

@@ -18,6 +18,7 @@ from .discovery import SupervisorDiscovery, ZeroconfAdvertiser
 from .engine import Engine, Phase
 from .hass_names import SUPERVISOR_WEBSOCKET, HassNames
 from .http.app import create_app
+from .http.openai import sweep_uploads
 from .models.manager import ModelManager
 from .wyoming_handler import WhisperEventHandler
 
@@ -68,6 +69,9 @@ class Server:
 
     async def start(self) -> None:
         cfg = self.config
+        swept = await self.engine.run_audio(sweep_uploads)
+        if swept:
+            _LOGGER.info("Deleted %d upload(s) left by a server that did not stop", swept)
         await self.manager.start(wait=cfg.preload)
         self._start_names()
         app = create_app(self.engine)

@@ -30,6 +30,7 @@ import numpy as np
 from faster_whisper.vad import get_vad_model
 
 from .agreement import Agreement, piece
+from .audio import PcmConverter
 from .backends.base import SAMPLE_RATE, CancelToken, Result, Segment, TranscribeOptions
 from .engine import Engine
 from .errors import TooLarge, WhisperError
@@ -55,6 +56,7 @@ TRIM_SECONDS = 10.0  # a longer window starts again after its last confirmed seg
 MAX_OPEN_TAIL_SECONDS = 20.0  # past this, the window moves past every segment but the last
 PROMPT_CHARS = 200  # confirmed text before the window, handed to a live decode as context
 PREROLL_SECONDS = 1.0  # with VAD endpointing: silence kept before speech starts
+SLICE_SAMPLES = 1 << 20  # a client's chunk is converted in pieces of about 65 s at 16 kHz
 # Early decodes only pay off for audio that arrives at about the pace it plays. A recording sent
 # in one burst ends before an early decode could finish, and a decode cannot be interrupted once
 # started, so the final would wait behind it: none is started while the audio received is more
@@ -293,10 +295,28 @@ class Stream:
         """A copy of the audio so far (up to ``end`` samples)."""
         return self._buf[: self._len if end is None else min(end, self._len)].copy()
 
+    async def feed(self, converter: PcmConverter, data: bytes) -> None:
+        """Append a client's bytes in ``converter``'s format: what they will become is checked
+        against the stream's length first (a chunk declared at a low rate multiplies), then they
+        are converted and resampled off the loop, in slices whose scratch memory stays small."""
+        self.check_room(converter.output_length(len(data)))
+        step = converter.slice_bytes(SLICE_SAMPLES)
+        for start in range(0, len(data), step):
+            await self.convert(converter.feed, data[start : start + step])
+
     async def convert(self, fn: Callable[..., np.ndarray], *args: Any) -> None:
         """Append what ``fn`` (a ``PcmConverter``'s feed or flush) makes of a client's bytes,
-        converted and resampled off the loop."""
+        converted and resampled off the loop (client bytes go through ``feed``)."""
         await self.append(await self.engine.run_audio(fn, *args))
+
+    def check_room(self, samples: int) -> None:
+        """TooLarge if ``samples`` more would make the stream longer than its limit: one rule for
+        audio about to be converted and audio converted."""
+        if self._len + samples > self.settings.max_seconds * SAMPLE_RATE:
+            raise TooLarge(
+                f"stream longer than {self.settings.max_seconds:.0f} s; audio dropped",
+                param="audio",
+            )
 
     async def append(self, samples: np.ndarray) -> None:
         """Add 16 kHz mono float32; runs the VAD off the loop, then schedules background work."""
@@ -304,11 +324,7 @@ class Stream:
             raise RuntimeError("stream already finished")
         if samples.shape[0] == 0:
             return
-        if self._len + samples.shape[0] > self.settings.max_seconds * SAMPLE_RATE:
-            raise TooLarge(
-                f"stream longer than {self.settings.max_seconds:.0f} s; audio dropped",
-                param="audio",
-            )
+        self.check_room(samples.shape[0])
         if self._first_chunk_at is None:
             self._first_chunk_at = time.monotonic()
         self._store(samples)

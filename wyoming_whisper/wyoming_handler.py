@@ -324,7 +324,7 @@ class WhisperEventHandler(AsyncEventHandler):
             # chunk by chunk: follow the chunk rather than refuse it.
             await utt.stream.convert(conv.flush)
             conv = utt.converter = PcmConverter(chunk.rate, chunk.width, chunk.channels)
-        await utt.stream.convert(conv.feed, chunk.audio or b"")
+        await utt.stream.feed(conv, chunk.audio or b"")
         if utt.stream.heard_speech and utt.stream.on_partial is not None:
             await self._begin(utt)  # with live text: transcript-start as speech starts
         if utt.stream.endpoint_reached:

@@ -51,6 +51,7 @@ T = TypeVar("T")
 CHUNK_SIZE = 256 * 1024
 MAX_FIELD_BYTES = 64 * 1024  # a prompt is at most a few hundred tokens
 MAX_SMALL_BODY = 64 * 1024  # unload's body names a model: not the upload limit
+UPLOAD_PREFIX = "whisper-upload-"  # spooled uploads: whisper-upload-<pid>-<random>, no suffix
 STARTED = int(time.time())
 
 
@@ -132,11 +133,12 @@ async def _read_field(engine: Engine, part: BodyPartReader) -> str:
 
 async def _save_file(engine: Engine, part: BodyPartReader, form: AudioForm, limit: int) -> None:
     """Write the file part to disk chunk by chunk (off the loop), stopping as soon as it passes
-    the limit."""
-    suffix = os.path.splitext(part.filename or "")[1][:16]
-    if not suffix.replace(".", "").isalnum():
-        suffix = ""
-    fd, path = await engine.run_audio(tempfile.mkstemp, suffix, "whisper-upload-")
+    the limit.
+
+    The name is the server's own: the client's suffix would choose FFmpeg's reader (``.m3u8``
+    is a playlist that opens other files); the content alone says what the upload is.
+    """
+    fd, path = await engine.run_audio(tempfile.mkstemp, "", _spool_prefix())
     form.path = path
     out = os.fdopen(fd, "wb")
     try:
@@ -147,6 +149,45 @@ async def _save_file(engine: Engine, part: BodyPartReader, form: AudioForm, limi
             await engine.run_audio(out.write, chunk)
     finally:
         out.close()  # large chunks bypass the 8 KiB buffer: at most a small tail to flush
+
+
+def _spool_prefix() -> str:
+    """Each process's uploads carry its pid, so a starting server tells a dead one's apart."""
+    return f"{UPLOAD_PREFIX}{os.getpid()}-"
+
+
+def sweep_uploads(directory: str | None = None) -> int:
+    """Delete the uploads of servers no longer running (a hard kill leaves its spooled files);
+    those of live servers sharing the directory stay. Blocking: run once at start-up."""
+    directory = directory or tempfile.gettempdir()
+    removed = 0
+    with contextlib.suppress(OSError), os.scandir(directory) as entries:
+        for entry in entries:
+            pid = _spooled_by(entry.name)
+            if pid is None or pid == os.getpid() or _alive(pid) or not entry.is_file():
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed += 1
+    return removed
+
+
+def _spooled_by(name: str) -> int | None:
+    """The pid in a spooled upload's name (``whisper-upload-<pid>-<random>``), or None."""
+    if not name.startswith(UPLOAD_PREFIX):
+        return None
+    pid, sep, _ = name[len(UPLOAD_PREFIX) :].partition("-")
+    return int(pid) if sep and pid.isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
 
 
 async def _discard(engine: Engine, path: str) -> None:

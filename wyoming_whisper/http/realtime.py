@@ -403,17 +403,19 @@ class Session:
             raise EventError("'audio' must be a base64 string", param="audio")
         if len(audio) * 3 // 4 > MAX_APPEND_BYTES:
             raise TooLarge("one append may carry at most 15 MiB of audio", param="audio")
+        if not audio:
+            return
+        item = self._item or self._open()
+        # What the audio will become is known before it is decoded: 15 MiB of G.711 is 1,966 s.
+        item.stream.check_room(self._decoder.output_length(len(audio) * 3 // 4))
         try:
             data = base64.b64decode(audio, validate=True)
         except (binascii.Error, ValueError):
             raise EventError(
                 "'audio' is not valid base64", param="audio", code="invalid_audio"
             ) from None
-        if not data:
-            return
-        item = self._item or self._open()
         before = item.stream.samples
-        await item.stream.convert(self._decoder.feed, data)
+        await item.stream.feed(self._decoder, data)
         self._received_ms += (item.stream.samples - before) * 1000 / SAMPLE_RATE
         await self._watch(item)
 

@@ -105,7 +105,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                 audio, ended = split_eos(msg.data, received)
                 received += len(audio)
                 if audio:
-                    await stream.convert(converter.feed, audio)
+                    await stream.feed(converter, audio)
                 if ended:
                     break
             elif msg.type == WSMsgType.TEXT:
