@@ -18,6 +18,8 @@ import numpy as np
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
+from wyoming_whisper.audio import G711
+
 from .audio_files import read_mono
 
 SHORT = "lhotse/LJ002-0020.wav"  # 1.5 s: "in eighteen thirteen"
@@ -181,3 +183,15 @@ REALTIME_SESSION = {
         }
     },
 }
+
+
+def ulaw(pcm16: bytes) -> bytes:
+    """G.711 μ-law bytes whose decoding is nearest each 16-bit sample (the server's table,
+    inverted): what a telephony client sends."""
+    table = G711["ulaw"].astype(np.int32)
+    order = np.argsort(table)
+    samples = np.frombuffer(pcm16, dtype="<i2").astype(np.int32)
+    pos = np.clip(np.searchsorted(table[order], samples), 1, 255)
+    lower, upper = order[pos - 1], order[pos]
+    nearer = np.where(samples - table[lower] <= table[upper] - samples, lower, upper)
+    return nearer.astype(np.uint8).tobytes()

@@ -40,7 +40,7 @@ from wyoming_whisper.http.openai import sweep_uploads
 
 from .conftest import ServerProcess, clip
 from .hostile import HEALTH_BOUND_MS, RSS_BOUND_MB, Watch, still_serves
-from .http_helpers import SHORT, form_body, short_ok
+from .http_helpers import SHORT, form_body, short_ok, ulaw
 from .wyoming_client import load_pcm16, read_until, send_audio
 
 SERVER_ARGS = ("-m", "tiny.en", "--preload", "--no-zeroconf")
@@ -426,19 +426,6 @@ async def test_a_realtime_g711_append_past_the_stream_limit_is_an_error_event(
     assert whole_message or w.slowest_ms < HEALTH_BOUND_MS, w.summary()
     assert w.growth_mb < allowed, w.summary()
     still_serves(srv)
-
-
-def ulaw(pcm: bytes) -> bytes:
-    """16-bit PCM -> G.711 μ-law (the inverse of the server's table, by nearest code)."""
-    from wyoming_whisper.audio import G711
-
-    table = G711["ulaw"].astype(np.int32)
-    order = np.argsort(table)
-    samples = np.frombuffer(pcm, dtype="<i2").astype(np.int32)
-    pos = np.clip(np.searchsorted(table[order], samples), 1, 255)
-    lower, upper = order[pos - 1], order[pos]
-    nearer = np.where(samples - table[lower] <= table[upper] - samples, lower, upper)
-    return nearer.astype(np.uint8).tobytes()
 
 
 # -- 4. a fuzz of the upload path -----------------------------------------------------------

@@ -298,9 +298,13 @@ def test_a_language_no_model_speaks_exits_2_with_one_line(args: list[str], messa
 # --- 10: the smaller ones -----------------------------------------------------------------------
 
 
-def test_garbage_lines_log_a_few_warnings_per_connection(start_server: Any) -> None:
-    srv = start_server("-m", "tiny.en", "--preload", "--no-zeroconf")
-    before_log = len(srv.log())
+def bad_events(srv: ServerProcess) -> float:
+    return metric(metrics(srv.url), "whisper_requests_total", route="wyoming", status="bad-event")
+
+
+def test_garbage_lines_log_a_few_warnings_per_connection(server: ServerProcess) -> None:
+    srv = server
+    before_log, before = len(srv.log()), bad_events(srv)
     lines = 200
     with Watch(srv) as w, socket.create_connection(("127.0.0.1", srv.wyoming_port)) as conn:
         conn.sendall(b"x\n" * lines)
@@ -308,8 +312,7 @@ def test_garbage_lines_log_a_few_warnings_per_connection(start_server: Any) -> N
         faults = 0.0
         while faults < lines and time.monotonic() < deadline:
             time.sleep(0.1)
-            samples = metrics(srv.url)
-            faults = metric(samples, "whisper_requests_total", route="wyoming", status="bad-event")
+            faults = bad_events(srv) - before
     assert faults == lines  # each one still answered with an error event and counted
     time.sleep(0.2)
     grown = len(srv.log()) - before_log
@@ -320,13 +323,14 @@ def test_garbage_lines_log_a_few_warnings_per_connection(start_server: Any) -> N
     print(f"case 10a {lines} garbage lines: {grown} bytes of log,", w.summary())
 
 
-def test_transcripts_stay_out_of_the_info_log(start_server: Any) -> None:
-    srv = start_server("-m", "tiny.en", "--preload", "--no-zeroconf")
-    event = asyncio.run(transcribe("127.0.0.1", srv.wyoming_port, load_pcm16(clip(SHORT))))
+def test_transcripts_stay_out_of_the_info_log(server: ServerProcess) -> None:
+    before = len(server.log())
+    event = asyncio.run(transcribe("127.0.0.1", server.wyoming_port, load_pcm16(clip(SHORT))))
     text = event.data["text"]
     assert text.strip()
-    line = next(ln for ln in srv.log().splitlines() if "Transcript (" in ln)
-    assert "INFO" in line and "tiny.en" in line and text not in srv.log(), line
+    log = server.log()[before:]
+    line = next(ln for ln in log.splitlines() if "Transcript (" in ln)
+    assert "INFO" in line and "tiny.en" in line and text not in log, line
 
 
 def test_api_key_from_a_file_and_transcripts_logged_when_asked(

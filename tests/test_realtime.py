@@ -22,7 +22,7 @@ from wyoming_whisper.audio import G711
 from wyoming_whisper.streaming import ENDPOINT_TRAIL_SECONDS
 
 from .conftest import ServerProcess, clip, words
-from .http_helpers import REALTIME_SESSION, wav_bytes
+from .http_helpers import REALTIME_SESSION, ulaw, wav_bytes
 from .wyoming_client import load_pcm16
 
 GA_SESSION = REALTIME_SESSION
@@ -32,17 +32,6 @@ MANUAL["audio"]["input"]["turn_detection"] = None  # the client commits
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
-
-
-def ulaw(pcm16: bytes) -> bytes:
-    """μ-law bytes whose decoding is nearest each sample (the server's table, inverted)."""
-    table = G711["ulaw"].astype(np.int32)
-    order = np.argsort(table)
-    samples = np.frombuffer(pcm16, dtype="<i2").astype(np.int32)
-    pos = np.clip(np.searchsorted(table[order], samples), 1, 255)
-    lower, upper = order[pos - 1], order[pos]
-    nearer = np.where(samples - table[lower] <= table[upper] - samples, lower, upper)
-    return nearer.astype(np.uint8).tobytes()
 
 
 async def test_the_sdk_gets_deltas_during_speech_and_the_http_transcript(

@@ -27,10 +27,12 @@ def _error_responses(*statuses: int) -> dict[str, Any]:
     text = {
         400: "Invalid request: bad audio, unknown model, bad parameter",
         401: "Missing or wrong API key (only with --api-key)",
+        403: "A browser page of another origin, or a rebound host name (see --cors-origins)",
         404: "Unknown route or model",
+        408: "The request body stopped arriving for --http-read-timeout",
         413: "Upload larger than --max-upload-mb, or audio longer than --max-audio-seconds",
         415: "Body is not multipart/form-data",
-        503: "Queue full (Retry-After) or model cannot be loaded",
+        503: "Queue full or every connection busy (Retry-After), or model cannot be loaded",
     }
     return {
         str(s): {
@@ -133,7 +135,7 @@ def _audio_operation(translation: bool) -> dict[str, Any]:
                     },
                 },
             },
-            **_error_responses(400, 401, 413, 415, 503),
+            **_error_responses(400, 401, 403, 408, 413, 415, 503),
         },
     }
 
@@ -438,7 +440,7 @@ def build_spec() -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _json(_ref("UnloadResult")),
-                    **_error_responses(400, 401, 415),
+                    **_error_responses(400, 401, 403, 408, 413, 415),
                 },
             }
         },
@@ -470,7 +472,7 @@ def build_spec() -> dict[str, Any]:
                 ],
                 "responses": {
                     "101": {"description": "Switching Protocols: the session's WebSocket"},
-                    **_error_responses(400),
+                    **_error_responses(400, 403),
                 },
             }
         },

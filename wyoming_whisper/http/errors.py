@@ -70,6 +70,7 @@ def status_code(status: int) -> str | None:
         403: "forbidden",
         404: "not_found",
         405: "method_not_allowed",
+        408: "timeout",  # a body that stopped arriving, as Wyoming names its idle fault
         413: "too_large",
         415: "unsupported_media_type",
     }.get(status)
