@@ -88,6 +88,7 @@ class Config:
     hass_token: str | None = field(default=None, repr=False)
     no_hass_names: bool = False
     hass_names_for_http: bool = False
+    no_assist_commands: bool = False  # keep transcripts as heard (commands.py)
     log_transcripts: bool = False  # Wyoming transcripts' words at INFO (else DEBUG)
     # Home Assistant Supervisor (set by it in an add-on's environment, never on the command line)
     supervisor_token: str | None = field(default=None, repr=False)
@@ -361,6 +362,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         default=None,
         help="Also bias HTTP transcriptions that send no prompt with Home Assistant's names",
+    )
+    add(
+        "--no-assist-commands",
+        action="store_true",
+        default=None,
+        help="Send transcripts as heard: do not answer a near-miss of a Home Assistant command "
+        "(for requests with names) with the command Home Assistant understands",
     )
     add(
         "--no-early-decoding",

@@ -24,6 +24,7 @@ from . import audio as audio_mod
 from . import malloc
 from .backends.base import SAMPLE_RATE, CancelToken, Result, Segment, TranscribeOptions
 from .backends.select import Selection
+from .commands import Assist, Home
 from .config import Config
 from .errors import Busy, ModelNotFound, OutOfMemory, is_out_of_memory
 from .hass_names import HassNames
@@ -84,6 +85,7 @@ class Engine:
         self.phase = Phase.STARTING  # set by the server: SERVING once listening, DRAINING on stop
         self.stats = EngineStats()
         self.names: HassNames | None = None  # Home Assistant's names, when the server reads them
+        self.assist = Assist()  # Home Assistant's command sentences, per language
         # Utterances being received (streaming.Stream registers itself until it finishes).
         self.streams: weakref.WeakSet[Any] = weakref.WeakSet()
         self.metrics = Metrics()
@@ -118,6 +120,26 @@ class Engine:
     def assist_names(self) -> tuple[str, ...]:
         """Home Assistant's names for a request that brings none (empty when not read)."""
         return self.names.names if self.names is not None else ()
+
+    def home(self, names: tuple[str, ...] | list[str] = ()) -> Home:
+        """The names a request's commands are matched against: its own, else Home Assistant's."""
+        if names:
+            return Home.from_names(names)
+        return self.names.home if self.names is not None else Home()
+
+    async def as_command(self, text: str, language: str | None, home: Home) -> str:
+        """``text``, or the Home Assistant command it nearly is (commands.py). Never waits for
+        the sentences to load: until they are, the words go out as heard."""
+        if self.config.no_assist_commands or not home or not text.strip():
+            return text
+        commands = self.assist.get(language)
+        if commands is None:
+            return text
+        match = await self.run_audio(commands.match, text, home)
+        self.metrics.assist_commands.labels(match.outcome).inc()
+        if match.outcome == "rewritten":
+            _LOGGER.debug("Heard %r, answered the command %r (%s)", text, match.text, match.intent)
+        return match.text
 
     def request_options(self, request: TranscriptionRequest, **overrides: Any) -> TranscribeOptions:
         """The decoding options of a validated request (``overrides`` are the door's own)."""

@@ -21,6 +21,8 @@ from typing import Any
 
 import aiohttp
 
+from .commands import Entity, Home, Place
+
 _LOGGER = logging.getLogger(__name__)
 SUPERVISOR_WEBSOCKET = "ws://supervisor/core/websocket"
 REGISTRY_EVENTS = ("entity_registry_updated", "area_registry_updated", "floor_registry_updated")
@@ -63,6 +65,40 @@ def rank_names(
     return tuple(dict.fromkeys(n for n in cleaned if n))
 
 
+def read_home(
+    exposed: dict[str, Any],
+    entities: list[dict[str, Any]],
+    states: list[dict[str, Any]],
+    areas: list[dict[str, Any]],
+    floors: list[dict[str, Any]],
+) -> Home:
+    """The names as Home Assistant's default agent matches them: each exposed entity with its
+    domain and device class (the context its sentence templates require), areas, floors."""
+    spoken = {e for e, where in exposed.items() if where.get("conversation")}
+    attributes = {s["entity_id"]: s.get("attributes") or {} for s in states}
+    registry = {e.get("entity_id"): e for e in entities}
+    found = []
+    for entity_id in sorted(spoken):
+        entry = registry.get(entity_id) or {}
+        attrs = attributes.get(entity_id, {})
+        # Home Assistant matches the state's name (friendly_name), as its default agent does.
+        name = attrs.get("friendly_name") or entry.get("name") or entry.get("original_name")
+        if not name:
+            continue
+        aliases = tuple(str(a).strip() for a in entry.get("aliases") or () if str(a).strip())
+        domain = str(entity_id).split(".", 1)[0]
+        found.append(Entity(str(name).strip(), domain, aliases, attrs.get("device_class")))
+
+    def places(rows: list[dict[str, Any]]) -> tuple[Place, ...]:
+        return tuple(
+            Place(str(r["name"]).strip(), tuple(str(a).strip() for a in r.get("aliases") or ()))
+            for r in rows
+            if r.get("name")
+        )
+
+    return Home(tuple(found), places(areas), places(floors))
+
+
 async def _receive(ws: aiohttp.ClientWebSocketResponse) -> Any:
     """The next JSON message; a socket closed mid-exchange (the Supervisor's proxy does that when
     Core is unreachable) is a ``ConnectionError``, not aiohttp's ``TypeError`` for a close frame."""
@@ -87,6 +123,7 @@ class HassNames:
         self._token = token
         self.source = source  # "supervisor" or "url"
         self.names: tuple[str, ...] = ()
+        self.home = Home()  # the same names, as Assist matches commands against them
         self.refreshed: float | None = None  # time.time() of the last complete read
         self.error: str | None = None
         self.connected = False
@@ -191,9 +228,9 @@ class HassNames:
                 raise ConnectionError(f"{command}: {answer.get('error')}")
             results[key] = answer["result"]
         exposed = results["exposed"].get("exposed_entities", {})
-        self.names = rank_names(
-            exposed, results["entities"], results["states"], results["areas"], results["floors"]
-        )
+        read = (exposed, *(results[k] for k in ("entities", "states", "areas", "floors")))
+        self.names = rank_names(*read)
+        self.home = read_home(*read)
         self.refreshed = time.time()
         self.error = None
         _LOGGER.info("Home Assistant names: %d read from %s", len(self.names), self.url)

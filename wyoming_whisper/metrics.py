@@ -52,6 +52,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=reg,
         )
+        self.assist_commands = Counter(
+            "whisper_assist_commands",
+            "Transcripts of requests with Home Assistant names, by outcome: already a command, "
+            "rewritten to the command a near-miss meant, or left as heard",
+            ["outcome"],
+            registry=reg,
+        )
         self.rejected = Counter(
             "whisper_rejected_requests",
             "Requests refused because the model's queue was full (503 / busy)",

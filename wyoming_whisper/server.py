@@ -115,6 +115,8 @@ class Server:
             self.engine.names = HassNames(SUPERVISOR_WEBSOCKET, cfg.supervisor_token, "supervisor")
         if self.engine.names is not None:
             self.engine.names.start()
+            if not cfg.no_assist_commands:  # load the sentences now, not on the first command
+                self.engine.assist.get(cfg.language)
 
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()

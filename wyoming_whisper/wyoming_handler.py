@@ -30,6 +30,7 @@ from . import __version__
 from .agreement import rest
 from .audio import PcmConverter
 from .backends.base import Result, Segment
+from .commands import Home
 from .engine import Engine
 from .errors import INTERNAL_MESSAGE, BadAudio, WhisperError
 from .framing import MalformedEvent, ProtocolError, hung_up, parse, read_event
@@ -82,6 +83,7 @@ class Utterance:
     follows_answer: bool = False  # opened by VAD endpointing right after an answered one
     started: bool = False  # transcript-start sent
     sent: list[str] = field(default_factory=list)  # confirmed words sent as transcript-chunks
+    home: Home = field(default_factory=Home)  # names its commands are matched against
 
 
 class ClientGone(Exception):
@@ -289,6 +291,7 @@ class WhisperEventHandler(AsyncEventHandler):
 
         stream = Stream.open(self.engine, req, endpoint_silence=endpoint, on_partial=on_partial)
         utt = Utterance(req.model, stream, req.language, follows_answer=follows_answer)
+        utt.home = self.engine.home(asked.transcript_names or ())
         self._utterance = utt
         return utt
 
@@ -351,7 +354,9 @@ class WhisperEventHandler(AsyncEventHandler):
                 await self.write_event(TranscriptChunk(text=tail).event())
         else:
             result = await self._stream_final(utt)
-        text, language = result.text, result.language or utt.language
+        language = result.language or utt.language
+        # Home Assistant matches sentences exactly: a near-miss of a command is sent as the command.
+        text = await self.engine.as_command(result.text, language, utt.home)
         # What people say in their homes stays out of the log unless asked for (or debugging).
         _LOGGER.info(
             "Transcript (%s, %.2f s%s)%s",

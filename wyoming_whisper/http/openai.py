@@ -15,7 +15,7 @@ import os
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from aiohttp import BodyPartReader, MultipartReader, web
@@ -64,6 +64,9 @@ class AudioForm:
     path: str | None = None
     size: int = 0
     admitted: str | None = None  # the model whose queue place the upload holds
+
+
+TEXT_ONLY = ("json", "text")  # formats without segments: a command may replace their text
 
 
 # -- parsing and validation -------------------------------------------------------------------
@@ -306,6 +309,11 @@ async def _answer(request: web.Request, task: Task) -> web.StreamResponse:
         if sse:
             return await _events(request, engine, samples, options, req.model)
         result = await engine.transcribe(samples, options, req.model)
+    as_home = engine.config.hass_names_for_http and req.task == "transcribe"
+    if as_home and req.response_format in TEXT_ONLY:
+        # Opted in as Home Assistant's door: a near-miss of a command answers as the command.
+        language = result.language or req.language
+        result = replace(result, text=await engine.as_command(result.text, language, engine.home()))
     rendered = render(result, req.response_format, granularities=req.granularities)
     if rendered.data is not None:
         return web.json_response(rendered.data)

@@ -1,0 +1,133 @@
+"""commands.py: near-misses of Home Assistant commands become the command; speech stays speech.
+
+Pure logic over Home Assistant's own sentences (hassil + home-assistant-intents, English); the
+real Home Assistant carrying out a repaired command is in tests/test_home_assistant.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from wyoming_whisper.commands import Assist, Commands, Entity, Home, Place, words
+from wyoming_whisper.hass_names import read_home
+
+HOME = Home(
+    entities=(
+        Entity("Plantuary lamp", "light"),
+        Entity("Quillhaven fan", "fan"),
+        Entity("Zephyrine heater", "switch"),
+        Entity("Vasselhoff porch light", "light"),
+        Entity("Tarnwick blinds", "cover", (), "blind"),
+        Entity("Marigoldia speaker", "media_player"),
+        Entity("Ecobee", "climate"),
+        Entity("desk lamp", "light", ("reading light",)),
+    ),
+    areas=(Place("Brindlethorpe"), Place("Snug", ("Den",))),
+    floors=(Place("Mezzanine"),),
+)
+
+
+@pytest.fixture(scope="module")
+def commands() -> Commands:
+    return Commands("en")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Turn on the Plantuary lamp.",
+        "Set the Ecobee to 20 degrees.",
+        "Close the Tarnwick blinds.",
+        "Turn off all the lights in the Snug.",
+        "Set the Plantuary lamp brightness to 50%.",
+    ],
+)
+def test_a_command_is_kept_as_it_is(commands: Commands, text: str) -> None:
+    match = commands.match(text, HOME)
+    assert (match.outcome, match.text) == ("command", text)
+
+
+@pytest.mark.parametrize(
+    ("heard", "meant", "intent"),
+    [
+        ("Turn on the Plantery lamp.", "Turn on the Plantuary lamp.", "HassTurnOn"),
+        ("Turn the Zephyrine heeter off.", "Turn the Zephyrine heater off.", "HassTurnOff"),
+        ("Turn on the lights in Brindlethorp.", "Turn on the lights in Brindlethorpe.", "HassTurnOn"),
+        ("Turned the desk lamp off.", "Turn the desk lamp off.", "HassTurnOff"),
+        ("Turn of the Quillhaven fan.", "Turn off the Quillhaven fan.", "HassTurnOff"),
+        ("Switch on to Plantuary lamp.", "Switch on the Plantuary lamp.", "HassTurnOn"),
+        (
+            "Switch off the Vasselhoff porch light, Swich off the Vasselhoff porch light.",
+            "Switch off the Vasselhoff porch light.",
+            "HassTurnOff",
+        ),
+        ("Turn on the reading lite.", "Turn on the reading light.", "HassTurnOn"),
+    ],
+)
+def test_a_near_miss_becomes_the_command(
+    commands: Commands, heard: str, meant: str, intent: str
+) -> None:
+    match = commands.match(heard, HOME)
+    assert (match.outcome, match.text, match.intent) == ("rewritten", meant, intent)
+    assert commands.recognize(match.text, HOME) == intent
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I bought the Plantuary lamp at a flea market.",
+        "The Vasselhoff porch light is broken again.",
+        "My brother loves the Quillhaven fan.",
+        "The Ecobee was cheaper last year.",
+        "What is the capital of France?",
+        "Remind me to call mum tomorrow.",
+        "Tell me a joke about the Snug.",
+    ],
+)
+def test_speech_is_never_rewritten(commands: Commands, text: str) -> None:
+    match = commands.match(text, HOME)
+    assert (match.outcome, match.text) == ("heard", text)
+
+
+def test_nothing_without_names(commands: Commands) -> None:
+    assert commands.match("Turn on the Plantery lamp.", Home()).outcome == "heard"
+    assert commands.match("", HOME).outcome == "heard"
+
+
+def test_a_client_s_names_have_no_domain_and_still_match(commands: Commands) -> None:
+    home = Home.from_names(["Plantuary lamp", "Plantuary lamp", " "])
+    assert home.entities == (Entity("Plantuary lamp"),)
+    assert commands.match("Turn on the Plantery lamp.", home).text == "Turn on the Plantuary lamp."
+
+
+def test_words_are_compared_as_templates_write_them() -> None:
+    assert words("Set it to 50%, please!") == ["set", "it", "to", "50%", "please"]
+    assert words("What\u2019s the Ecobee at?") == ["what's", "the", "ecobee", "at"]
+
+
+def test_home_assistant_s_registry_read_as_its_agent_matches() -> None:
+    home = read_home(
+        {"light.a": {"conversation": True}, "cover.b": {"conversation": True}, "fan.c": {}},
+        [
+            {"entity_id": "light.a", "name": None, "original_name": "Lamp", "aliases": ["Pl "]},
+            {"entity_id": "cover.b", "name": "Blinds", "aliases": []},
+        ],
+        [
+            {"entity_id": "light.a", "attributes": {"friendly_name": "Plantuary lamp"}},
+            {"entity_id": "cover.b", "attributes": {"device_class": "blind"}},
+        ],
+        [{"name": "Snug", "aliases": ["Den"]}],
+        [{"name": "Mezzanine", "aliases": []}],
+    )
+    assert home.entities == (
+        Entity("Blinds", "cover", (), "blind"),
+        Entity("Plantuary lamp", "light", ("Pl",)),
+    )
+    assert home.areas == (Place("Snug", ("Den",)),) and home.floors == (Place("Mezzanine"),)
+
+
+def test_a_language_loads_in_the_background_and_an_unknown_one_is_remembered() -> None:
+    assist = Assist()
+    assert assist.load("xx") is None
+    assert assist.get("xx") is None  # remembered: no second load
+    assert assist.get("xx-YY") is None

@@ -1,0 +1,502 @@
+"""Transcripts Home Assistant understands: a near-miss of a command becomes the command.
+
+Home Assistant's default conversation agent matches a transcript exactly against its sentence
+templates (PyPI ``home-assistant-intents``, matched by ``hassil``) and the names it knows. Whisper
+gets most of a command right and misses by a sound: "Toll of the porch light", "Turned the desk
+lamp off", a name one letter off. Given the names of a home (``Home``), ``Commands.match`` checks
+a transcript with the same libraries Home Assistant uses and, when the words are not a command but
+a close variant is, answers that variant, with the names written as Home Assistant has them.
+
+Close means, in this order (each checked by ``hassil`` before it is answered):
+
+1. the transcript itself (a command already: kept as it is);
+2. the transcript with each fuzzy name written exactly ("Plantery lamp" -> "Plantuary lamp"), or
+   only its first clause when it says one command twice;
+3. a command sentence of Home Assistant's own (sampled from its templates, per intent) whose
+   words are within ``FRAME_SCORE`` of the transcript's, slots (names, numbers) aside.
+
+Free speech is never rewritten: nothing happens unless a name of the home is heard (``NAME_SCORE``),
+and a sentence that merely mentions a name is too far from every command template. The thresholds
+were chosen on bench/assist.py's non-command utterances (docs/commands.md).
+
+Blocking (template compilation, a few ms of matching): call it from a worker thread.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+import re
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from hassil import Intents, recognize_best
+from hassil.expression import (
+    Expression,
+    ListReference,
+    RuleReference,
+    Sentence,
+    Sequence,
+    SequenceType,
+    TextChunk,
+)
+from hassil.intents import RangeSlotList, SlotList, TextSlotList, WildcardSlotList
+from home_assistant_intents import get_intents
+from rapidfuzz import fuzz, process
+
+_LOGGER = logging.getLogger(__name__)
+
+NAME_SCORE = 80.0  # a span of the transcript heard as a name (rapidfuzz ratio, 0-100)
+FRAME_SCORE = 84.0  # the transcript's words against a command template's, slots aside
+SHORT_NAME = 4  # names of this many letters or fewer must be heard exactly
+SAMPLES = 300  # sentences sampled per template: enough variety, bounded memory
+MAX_WORDS = 16  # longer transcripts are speech, not a command
+
+# Placeholders in a skeleton: one character per slot, never produced by normalisation.
+SLOT_MARK = {"name": "\u2460", "area": "\u2461", "floor": "\u2462", "number": "\u2463"}
+NAME_SLOTS = ("name", "area", "floor")
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*%?|%")
+
+
+@dataclass(frozen=True)
+class Entity:
+    """An entity Assist can act on: its name, aliases and the context Home Assistant matches."""
+
+    name: str
+    domain: str = ""
+    aliases: tuple[str, ...] = ()
+    device_class: str | None = None
+
+
+@dataclass(frozen=True)
+class Place:
+    """An area or a floor, with its aliases."""
+
+    name: str
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Home:
+    """The names Home Assistant matches commands against."""
+
+    entities: tuple[Entity, ...] = ()
+    areas: tuple[Place, ...] = ()
+    floors: tuple[Place, ...] = ()
+
+    @staticmethod
+    def from_names(names: Iterable[str]) -> Home:
+        """Names with no kind (a client's ``transcript_names``): entities with no domain."""
+        return Home(entities=tuple(Entity(n) for n in dict.fromkeys(names) if n.strip()))
+
+    def __bool__(self) -> bool:
+        return bool(self.entities or self.areas or self.floors)
+
+    def spoken(self) -> list[tuple[str, str, str]]:
+        """(what is said, slot, the value Home Assistant writes) for every name and alias."""
+        said = [(e.name, "name", e.name) for e in self.entities]
+        said += [(a, "name", a) for e in self.entities for a in e.aliases]
+        for slot, places in (("area", self.areas), ("floor", self.floors)):
+            said += [(p.name, slot, p.name) for p in places]
+            said += [(a, slot, a) for p in places for a in p.aliases]
+        return [s for s in said if s[0].strip()]
+
+    def slot_lists(self) -> dict[str, SlotList]:
+        """Home Assistant's own slot lists for these names (its default agent's shape)."""
+
+        def context(e: Entity) -> dict[str, Any]:
+            found: dict[str, Any] = {"domain": e.domain} if e.domain else {}
+            if e.device_class:
+                found["device_class"] = e.device_class
+            return found
+
+        names = [(n, n, context(e)) for e in self.entities for n in (e.name, *e.aliases)]
+        areas = [(n, n) for p in self.areas for n in (p.name, *p.aliases)]
+        floors = [(n, p.name) for p in self.floors for n in (p.name, *p.aliases)]
+        return {
+            "name": TextSlotList.from_tuples(names, allow_template=False),
+            "area": TextSlotList.from_tuples(areas, allow_template=False),
+            "floor": TextSlotList.from_tuples(floors, allow_template=False),
+        }
+
+
+@dataclass(frozen=True)
+class Match:
+    """What ``Commands.match`` answers: the text to send and how it was reached."""
+
+    text: str
+    outcome: str  # "command" (already one), "rewritten", "heard" (not a command: as heard)
+    intent: str | None = None
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """One command sentence of a template: words with one mark per slot."""
+
+    skeleton: str  # normalised words, slots as SLOT_MARK characters
+    intent: str
+    slots: tuple[str, ...]  # the list name behind each mark, in order
+
+
+@dataclass
+class _Span:
+    start: int
+    end: int
+    slot: str  # name, area, floor or number
+    value: str
+    score: float
+
+
+@dataclass
+class _Prepared:
+    """A home's slot lists and spoken names, built once per ``Home``."""
+
+    home: Home
+    lists: dict[str, SlotList]
+    spoken: list[tuple[list[str], str, str]]  # (words, slot, value)
+    max_words: int = field(default=1)
+
+
+def words(text: str) -> list[str]:
+    """A transcript's words as templates are written: lower case, no punctuation, digits kept."""
+    return _WORD.findall(text.lower().replace("\u2019", "'"))
+
+
+class Commands:
+    """Home Assistant's command sentences for one language, and the matcher over them."""
+
+    def __init__(self, language: str) -> None:
+        data = get_intents(language)
+        if data is None:
+            raise LookupError(f"Home Assistant has no sentences for {language!r}")
+        self.language = language
+        self.intents = Intents.from_dict(data)
+        self._frames: dict[tuple[str, ...], tuple[list[str], list[_Frame]]] = {}
+        for frame in _frames(self.intents):
+            signature = tuple(sorted(frame.slots))
+            strings, frames = self._frames.setdefault(signature, ([], []))
+            strings.append(frame.skeleton)
+            frames.append(frame)
+        self._prepared: _Prepared | None = None
+        self._lock = threading.Lock()
+        # hassil compiles its patterns on first use: pay that here, not on a request.
+        self.recognize("turn on the light", Home())
+
+    def frames(self) -> int:
+        return sum(len(frames) for _, frames in self._frames.values())
+
+    def _prepare(self, home: Home) -> _Prepared:
+        with self._lock:
+            if self._prepared is None or self._prepared.home != home:
+                spoken = [(words(said), slot, value) for said, slot, value in home.spoken()]
+                spoken = [s for s in spoken if s[0]]
+                longest = max((len(w) for w, _, _ in spoken), default=1)
+                self._prepared = _Prepared(home, home.slot_lists(), spoken, longest)
+            return self._prepared
+
+    def recognize(self, text: str, home: Home) -> str | None:
+        """The intent Home Assistant finds in ``text`` with these names, if any."""
+        found = recognize_best(
+            text,
+            self.intents,
+            slot_lists=self._prepare(home).lists,
+            language=self.language,
+            best_slot_name="name",
+        )
+        if found is None or any(isinstance(e.value, dict) for e in found.entities.values()):
+            return None
+        return found.intent.name
+
+    def match(self, text: str, home: Home) -> Match:
+        """The command Home Assistant understands that ``text`` is closest to, or ``text``."""
+        heard = Match(text, "heard")
+        if not home or not text.strip():
+            return heard
+        intent = self.recognize(text, home)
+        if intent is not None:
+            return Match(text, "command", intent)
+        said = words(text)
+        if not said or len(said) > MAX_WORDS:
+            return heard
+        prepared = self._prepare(home)
+        spans = _name_spans(said, prepared)
+        if not spans:
+            return heard  # no name of this home is heard: speech, not a command to repair
+        for candidate in _exact_names(text, said, spans):
+            intent = self.recognize(candidate, home)
+            if intent is not None:
+                return Match(_sentence(candidate), "rewritten", intent)
+        return self._nearest(said, spans, home) or heard
+
+    def _nearest(self, said: list[str], spans: list[_Span], home: Home) -> Match | None:
+        """The template sentence nearest the transcript, its slots filled from it."""
+        spans = spans + _number_spans(said, spans)
+        skeleton, filled = _skeleton(said, spans)
+        signature = tuple(sorted(s.slot for s in filled))
+        for slots, (strings, frames) in self._frames.items():
+            if tuple(sorted("number" if s not in NAME_SLOTS else s for s in slots)) != signature:
+                continue
+            nearest = process.extract(
+                skeleton, strings, scorer=fuzz.ratio, limit=5, score_cutoff=FRAME_SCORE
+            )
+            for _, _, index in nearest:
+                frame = frames[index]
+                text = _render(frame, filled)
+                if text is None:
+                    continue
+                intent = self.recognize(text, home)
+                if intent == frame.intent:
+                    return Match(_sentence(text), "rewritten", intent)
+        return None
+
+
+def _sentence(text: str) -> str:
+    """Written as a transcript is: a capital, words as given, a full stop."""
+    text = " ".join(text.split()).rstrip(".!?,;: ")
+    return text[:1].upper() + text[1:] + "." if text else text
+
+
+def _name_spans(said: list[str], prepared: _Prepared) -> list[_Span]:
+    """The names of the home heard in the transcript, best first, none overlapping."""
+    found: list[_Span] = []
+    for start in range(len(said)):
+        for length in range(1, min(prepared.max_words + 1, len(said) - start) + 1):
+            heard = " ".join(said[start : start + length])
+            for name_words, slot, value in prepared.spoken:
+                if abs(len(name_words) - length) > 1:
+                    continue
+                name = " ".join(name_words)
+                if len(name.replace(" ", "")) <= SHORT_NAME:
+                    score = 100.0 if heard == name else 0.0
+                else:
+                    score = fuzz.ratio(heard, name)
+                if score >= NAME_SCORE:
+                    found.append(_Span(start, start + length, slot, value, score))
+    found.sort(key=lambda s: (-s.score, -(s.end - s.start), s.start))
+    chosen: list[_Span] = []
+    for span in found:
+        if all(span.end <= c.start or span.start >= c.end for c in chosen):
+            chosen.append(span)
+    return sorted(chosen, key=lambda s: s.start)
+
+
+def _number_spans(said: list[str], taken: list[_Span]) -> list[_Span]:
+    spans = []
+    for i, word in enumerate(said):
+        digits = word.rstrip("%")
+        if digits.isdigit() and all(not (s.start <= i < s.end) for s in taken):
+            spans.append(_Span(i, i + 1, "number", digits, 100.0))
+    return spans
+
+
+def _skeleton(said: list[str], spans: list[_Span]) -> tuple[str, list[_Span]]:
+    """The transcript's words with each slot's span replaced by its mark."""
+    out: list[str] = []
+    filled: list[_Span] = []
+    i = 0
+    for span in sorted(spans, key=lambda s: s.start):
+        out += said[i : span.start]
+        mark = SLOT_MARK[span.slot]
+        out += [mark, "%"] if said[span.end - 1].endswith("%") else [mark]
+        filled.append(span)
+        i = span.end
+    out += said[i:]
+    return " ".join(out), filled
+
+
+def _exact_names(text: str, said: list[str], spans: list[_Span]) -> Iterator[str]:
+    """The transcript with its names written exactly; then its first clause alone."""
+    fixed: list[str] = []
+    i = 0
+    for span in spans:
+        if span.slot == "number":
+            continue
+        fixed += said[i : span.start]
+        fixed.append(span.value)
+        i = span.end
+    fixed += said[i:]
+    yield " ".join(fixed)
+    clauses = [c for c in re.split(r"[.,;!?]+", text) if c.strip()]
+    if len(clauses) > 1:
+        first = words(clauses[0])
+        firsts = [s for s in spans if s.end <= len(first)]
+        if firsts:
+            yield from _exact_names(clauses[0], first, firsts)
+
+
+def _render(frame: _Frame, filled: list[_Span]) -> str | None:
+    """The frame's words with its marks filled by the transcript's slot values, in order."""
+    values = iter(filled)
+    out = frame.skeleton
+    by_slot: dict[str, list[str]] = {}
+    for span in values:
+        by_slot.setdefault(span.slot, []).append(span.value)
+    for list_name in frame.slots:
+        slot = list_name if list_name in NAME_SLOTS else "number"
+        if not by_slot.get(slot):
+            return None
+        out = out.replace(SLOT_MARK[slot], by_slot[slot].pop(0), 1)
+    return out
+
+
+# --- Template sampling ------------------------------------------------------------------------
+
+_INNER = 48  # variants kept per inner expression while sampling
+
+
+def _frames(intents: Intents) -> Iterator[_Frame]:
+    """Sampled sentences of every template that names something (name, area or floor)."""
+    rng = random.Random(0)  # the same frames on every start
+    for intent_name, intent in intents.intents.items():
+        for data in intent.data:
+            rules = {**intents.expansion_rules, **data.expansion_rules}
+            lists = {**intents.slot_lists, **data.slot_lists}
+            for sentence in data.sentences:
+                used = _lists(sentence, rules, set())
+                if not used & set(NAME_SLOTS):
+                    continue
+                if any(isinstance(lists.get(n), WildcardSlotList) for n in used):
+                    continue  # free text ("add {item} to my list"): never a target
+                seen: set[str] = set()
+                for variant in _expand(sentence, rules, lists, rng, SAMPLES):
+                    text, slots = variant
+                    skeleton = " ".join(text.split())
+                    if skeleton and skeleton not in seen:
+                        seen.add(skeleton)
+                        yield _Frame(skeleton, intent_name, slots)
+
+
+def _lists(expr: Expression, rules: dict[str, Sentence], acc: set[str]) -> set[str]:
+    if isinstance(expr, ListReference):
+        acc.add(expr.list_name)
+    elif isinstance(expr, RuleReference) and expr.rule_name in rules:
+        _lists(rules[expr.rule_name], rules, acc)
+    elif isinstance(expr, Sequence):
+        for item in expr.items:
+            _lists(item, rules, acc)
+    return acc
+
+
+_Variant = tuple[str, tuple[str, ...]]
+
+
+def _expand(
+    expr: Expression,
+    rules: dict[str, Sentence],
+    lists: dict[str, SlotList],
+    rng: random.Random,
+    limit: int,
+) -> list[_Variant]:
+    """At most ``limit`` texts of ``expr`` (all when there are fewer, else a fixed sample that
+    keeps every alternative's first choice), slots as marks."""
+    if isinstance(expr, TextChunk):
+        return [(_normal(expr.text), ())]
+    if isinstance(expr, ListReference):
+        name = expr.list_name
+        slot_list = lists.get(name)
+        if name in NAME_SLOTS:
+            return [(f" {SLOT_MARK[name]} ", (name,))]
+        if isinstance(slot_list, RangeSlotList):
+            return [(f" {SLOT_MARK['number']} ", (name,))]
+        if isinstance(slot_list, TextSlotList):
+            out: list[_Variant] = []
+            for value in slot_list.values:
+                out += _expand(value.text_in, rules, lists, rng, _INNER)
+            return _cap(out, limit, rng)
+        return []  # a list this home does not fill: no sentence through it
+    if isinstance(expr, RuleReference):
+        rule = rules.get(expr.rule_name)
+        return _expand(rule, rules, lists, rng, limit) if rule is not None else []
+    if isinstance(expr, Sequence):
+        inner = min(limit, _INNER)
+        if expr.type == SequenceType.ALTERNATIVE:
+            out = []
+            for item in expr.items:
+                out += _expand(item, rules, lists, rng, inner)
+            return _cap(out, limit, rng)
+        orders = (
+            itertools.permutations(expr.items)
+            if expr.type == SequenceType.PERMUTATION
+            else [expr.items]
+        )
+        out = []
+        for order in orders:
+            parts = [_expand(item, rules, lists, rng, inner) for item in order]
+            if any(not p for p in parts):
+                continue
+            out += _combine(parts, limit, rng)
+        return _cap(out, limit, rng)
+    return []
+
+
+def _combine(parts: list[list[_Variant]], limit: int, rng: random.Random) -> list[_Variant]:
+    total = 1
+    for part in parts:
+        total *= len(part)
+    if total <= limit:
+        combos: Iterable[tuple[_Variant, ...]] = itertools.product(*parts)
+    else:  # the first choice of each, each choice of each part once, then random ones
+        picks = [tuple(p[0] for p in parts)]
+        for i, part in enumerate(parts):
+            for choice in part[1:]:
+                picks.append(tuple(choice if j == i else p[0] for j, p in enumerate(parts)))
+        while len(picks) < limit:
+            picks.append(tuple(rng.choice(p) for p in parts))
+        combos = picks[:limit]
+    return [("".join(t for t, _ in c), tuple(s for _, slots in c for s in slots)) for c in combos]
+
+
+def _cap(out: list[_Variant], limit: int, rng: random.Random) -> list[_Variant]:
+    out = list(dict.fromkeys(out))
+    if len(out) <= limit:
+        return out
+    return out[:1] + rng.sample(out[1:], limit - 1)
+
+
+def _normal(text: str) -> str:
+    """A template chunk as transcript words are compared (keeps its edge spaces)."""
+    lead = " " if text[:1].isspace() else ""
+    trail = " " if text[-1:].isspace() else ""
+    return lead + " ".join(words(text)) + trail if words(text) else (" " if text else "")
+
+
+class Assist:
+    """Each language's ``Commands``, loaded in the background on first need: a request never
+    waits for a load (its words go out as heard meanwhile), and a language Home Assistant has no
+    sentences for is remembered as such."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[str, Commands | None] = {}
+        self._loading: set[str] = set()
+        self._lock = threading.Lock()
+
+    def get(self, language: str | None) -> Commands | None:
+        """The language's commands if loaded; else start loading them and answer None."""
+        code = (language or "en").split("-")[0].split("_")[0].lower()
+        with self._lock:
+            if code in self._loaded:
+                return self._loaded[code]
+            if code in self._loading:
+                return None
+            self._loading.add(code)
+        threading.Thread(target=self.load, args=(code,), name="assist-load", daemon=True).start()
+        return None
+
+    def load(self, code: str) -> Commands | None:
+        """Blocking: build the language's commands (seconds) and keep them."""
+        commands: Commands | None = None
+        try:
+            commands = Commands(code)
+            _LOGGER.info("Home Assistant sentences for %s: %d", code, commands.frames())
+        except LookupError:
+            commands = None
+        except Exception:  # a broken intents package must not take transcription with it
+            _LOGGER.exception("Home Assistant sentences for %s failed to load", code)
+            commands = None
+        with self._lock:
+            self._loaded[code] = commands
+            self._loading.discard(code)
+        return commands
