@@ -52,7 +52,11 @@ def test_a_command_is_kept_as_it_is(commands: Commands, text: str) -> None:
     [
         ("Turn on the Plantery lamp.", "Turn on the Plantuary lamp.", "HassTurnOn"),
         ("Turn the Zephyrine heeter off.", "Turn the Zephyrine heater off.", "HassTurnOff"),
-        ("Turn on the lights in Brindlethorp.", "Turn on the lights in Brindlethorpe.", "HassTurnOn"),
+        (
+            "Turn on the lights in Brindlethorp.",
+            "Turn on the lights in Brindlethorpe.",
+            "HassTurnOn",
+        ),
         ("Turned the desk lamp off.", "Turn the desk lamp off.", "HassTurnOff"),
         ("Turn of the Quillhaven fan.", "Turn off the Quillhaven fan.", "HassTurnOff"),
         ("Switch on to Plantuary lamp.", "Switch on the Plantuary lamp.", "HassTurnOn"),

@@ -165,3 +165,17 @@ def test_names_from_home_assistant_fix_misheard_names(seen: dict[str, Any]) -> N
     )
     assert with_names >= without + 0.25, (without, with_names)
     assert wer_with <= wer_without, (wer_without, wer_with)
+
+
+def test_a_misheard_command_is_carried_out(seen: dict[str, Any]) -> None:
+    """Spoken commands tiny.en mishears ("Turn on the Oberlyn cattle", "the Masselhoff porch
+    light"), through an Assist pipeline (stt -> intent) on the server that reads Home Assistant's
+    names: the server answers the command Home Assistant understands and the helper changes."""
+    misheard = seen["misheard"]
+    for run in misheard["runs"]:
+        assert run["error"] is None, run
+        assert run["intent"]["response_type"] == "action_done", run
+        expected = "off" if run["said"].startswith("Switch off") else "on"  # was the opposite
+        assert run["state"] == expected, run
+        print(f"said {run['said']!r}, sent {run['text']!r}: {run['entity']} {run['state']}")
+    assert misheard["assist_commands"].get("rewritten", 0) >= 1, misheard

@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -81,6 +83,14 @@ def health(name: str) -> dict[str, Any]:
         return dict(json.loads(r.read()))
 
 
+def outcomes(port: int) -> dict[str, float]:
+    """whisper_assist_commands_total by outcome, from the server's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    found = re.findall(r'^whisper_assist_commands_total\{outcome="(\w+)"\} (\S+)$', text, re.M)
+    return {outcome: float(value) for outcome, value in found}
+
+
 async def until(predicate: Any, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -97,6 +107,7 @@ class Hass:
         self.session = session
         self.headers: dict[str, str] = {}
         self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.token = ""
         self.next_id = 1
 
     async def rest(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
@@ -119,9 +130,16 @@ class Hass:
         await self.rest("POST", "/api/onboarding/analytics")
         done = {"client_id": CLIENT_ID, "redirect_uri": HA + "/?auth_callback=1"}
         await self.rest("POST", "/api/onboarding/integration", json=done)
+        self.token = token["access_token"]
+        await self.connect()
+
+    async def connect(self) -> None:
+        """A new websocket (Home Assistant drops one left unread for minutes: no pongs)."""
+        if self.ws is not None and not self.ws.closed:
+            await self.ws.close()
         self.ws = await self.session.ws_connect(HA + "/api/websocket", max_msg_size=0)
         await self.ws.receive_json()
-        await self.ws.send_json({"type": "auth", "access_token": token["access_token"]})
+        await self.ws.send_json({"type": "auth", "access_token": self.token})
         assert (await self.ws.receive_json())["type"] == "auth_ok"
 
     async def send(self, **message: Any) -> int:
@@ -166,13 +184,16 @@ class Hass:
             await asyncio.sleep(0.5)
         return None
 
-    async def run_pipeline(self, pipeline: str, pcm: bytes, *, paced: bool) -> dict[str, Any]:
-        """assist_pipeline/run from stt to stt, audio as binary messages, as a satellite does."""
+    async def run_pipeline(
+        self, pipeline: str, pcm: bytes, *, paced: bool, end_stage: str = "stt"
+    ) -> dict[str, Any]:
+        """assist_pipeline/run from stt (to stt, or on to the intent), audio as binary messages,
+        as a satellite does."""
         assert self.ws is not None
         mid = await self.send(
             type="assist_pipeline/run",
             start_stage="stt",
-            end_stage="stt",
+            end_stage=end_stage,
             pipeline=pipeline,
             input={"sample_rate": 16000},
         )
@@ -208,8 +229,10 @@ class Hass:
                 break
         ended = await sender if sender else None
         end = next((e for e in events if e["type"] == "stt-end"), None)
+        intent = next((e["data"] for e in events if e["type"] == "intent-end"), None)
         return {
             "events": [e["type"] for e in events],
+            "intent": intent["intent_output"]["response"] if intent else None,
             "text": end["data"]["stt_output"]["text"] if end else None,
             "error": next((e["data"] for e in events if e["type"] == "error"), None),
             "answer_after_audio_end": (end["at"] - ended) if end and ended else None,
@@ -240,6 +263,8 @@ async def names(hass: Hass, result: dict[str, Any], life: Life) -> None:
 
     await until(lambda: read().get("names", 0) >= len(ENTITIES) + len(AREAS) + 2, 30)
     result["names_read"] = read()
+    # (before the long run of transcriptions below, while the websocket is fresh)
+    result["misheard"] = await carry_out(hass)
     # Every spoken command, by the server without names (A) and the one with Home Assistant's (D).
     heard = []
     for row in load_commands():
@@ -248,6 +273,7 @@ async def names(hass: Hass, result: dict[str, Any], life: Life) -> None:
         named = await transcribe("127.0.0.1", NAMES_SERVER[0], audio)
         heard.append({**row, "without": plain.data.get("text"), "with": named.data.get("text")})
     result["commands"] = heard
+    await hass.connect()  # the websocket sat unread while the servers transcribed
 
     # A registry change (a new exposed helper) is read again without a restart.
     count = read()["names"]
@@ -274,9 +300,60 @@ async def names(hass: Hass, result: dict[str, Any], life: Life) -> None:
     result["names_after_restart"] = read()
 
 
+MISHEARD = ("14.flac", "18.flac", "19.flac")  # tiny.en heard "Oberlyn cattle", "Masselhoff"
+
+
+async def carry_out(hass: Hass) -> dict[str, Any]:
+    """Commands tiny.en mishears, through an Assist pipeline (stt -> intent) on server D, which
+    reads the names: the command is carried out (the helper's state read back)."""
+
+    def stt(engines: dict[str, Any]) -> set[str]:
+        return {p["engine_id"] for p in engines["providers"] if p["engine_id"].startswith("stt.")}
+
+    before = stt(await hass.command(type="stt/engine/list"))
+    _, entry = await hass.rest(
+        "POST", "/api/config/config_entries/flow", json={"handler": "wyoming"}
+    )
+    await hass.flow(entry["flow_id"], {"host": "127.0.0.1", "port": NAMES_SERVER[0]})
+    await asyncio.sleep(1.0)  # the entry's platform sets up its entity
+    entity = sorted(stt(await hass.command(type="stt/engine/list")) - before)
+    pipeline = await hass.command(
+        type="assist_pipeline/pipeline/create",
+        name="Whisper with names",
+        language="en",
+        conversation_engine="conversation.home_assistant",
+        conversation_language="en",
+        stt_engine=entity[-1],
+        stt_language="en",
+        tts_engine=None,
+        tts_language=None,
+        tts_voice=None,
+        wake_word_entity=None,
+        wake_word_id=None,
+    )
+    _, states = await hass.rest("GET", "/api/states")
+    helpers = {s["attributes"].get("friendly_name"): s["entity_id"] for s in states}
+    runs = []
+    rows = {row["relpath"]: row for row in load_commands()}
+    for relpath in MISHEARD:
+        row = rows[relpath]
+        target = helpers[row["name"]]
+        # The opposite state first, so that only the command can bring the expected one.
+        before = "turn_on" if row["text"].startswith("Switch off") else "turn_off"
+        await hass.rest("POST", f"/api/services/input_boolean/{before}", json={"entity_id": target})
+        pcm = load_pcm16(REPO / "tests" / "data" / "names" / relpath) + b"\x00\x00" * 16000
+        run = await hass.run_pipeline(pipeline["id"], pcm, paced=False, end_stage="intent")
+        _, state = await hass.rest("GET", f"/api/states/{target}")
+        runs.append({**run, "said": row["text"], "entity": target, "state": state["state"]})
+    commands = outcomes(NAMES_SERVER[1])
+    return {"stt_entity": entity[-1], "runs": runs, "assist_commands": commands}
+
+
 async def scenario(result: dict[str, Any], life: Life) -> None:
     command = load_pcm16(CLIP)
-    async with aiohttp.ClientSession() as session:
+    # A new connection per REST call: Home Assistant closes an idle keep-alive one (75 s), and a
+    # reused closed one fails the next POST.
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
         hass = Hass(session)
         await hass.onboard()
         _, onboarding = await hass.rest("GET", "/api/onboarding")
@@ -430,7 +507,8 @@ def main() -> int:
         result["startup_seconds"] = round(time.monotonic() - started, 1)
         asyncio.run(scenario(result, life))
     except Exception as err:  # reported to the test, which prints the logs
-        result["failure"] = f"{type(err).__name__}: {err}"
+        where = "".join(traceback.format_tb(err.__traceback__)[-3:])
+        result["failure"] = f"{type(err).__name__}: {err}\n{where}"
     finally:
         life.stop()
         shutil.rmtree(config, ignore_errors=True)
