@@ -160,6 +160,27 @@ class _Prepared:
     max_words: int = field(default=1)
 
 
+_SOUNDS = (
+    *(("ph", "f"), ("th", "t"), ("ck", "k"), ("qu", "kw"), ("x", "ks"), ("c", "k")),
+    *(("z", "s"), ("y", "i"), ("wh", "w"), ("gh", "g")),
+)
+
+
+def sound(text: str) -> str:
+    """A rough sound of English words ("Oberlyn cattle" and "Oberlyn kettle" alike): spellings
+    of one sound folded, vowels one letter, doubled letters once. Compared beside the spelling."""
+    for spelled, said in _SOUNDS:
+        text = text.replace(spelled, said)
+    text = re.sub(r"(?<=[a-z])h", "", text)
+    text = re.sub(r"[aeiou]+", "a", text)
+    return re.sub(r"(.)\1+", r"\1", text)
+
+
+def similarity(heard: str, meant: str) -> float:
+    """0-100: the better of spelling and sound (rapidfuzz's normalised indel similarity)."""
+    return max(fuzz.ratio(heard, meant), fuzz.ratio(sound(heard), sound(meant)))
+
+
 def words(text: str) -> list[str]:
     """A transcript's words as templates are written: lower case, no punctuation, digits kept."""
     return _WORD.findall(text.lower().replace("\u2019", "'"))
@@ -174,19 +195,21 @@ class Commands:
             raise LookupError(f"Home Assistant has no sentences for {language!r}")
         self.language = language
         self.intents = Intents.from_dict(data)
-        self._frames: dict[tuple[str, ...], tuple[list[str], list[_Frame]]] = {}
+        # Per set of slots: the frames, their words and their sounds (compared both ways).
+        self._frames: dict[tuple[str, ...], tuple[list[_Frame], list[str], list[str]]] = {}
         for frame in _frames(self.intents):
-            signature = tuple(sorted(frame.slots))
-            strings, frames = self._frames.setdefault(signature, ([], []))
-            strings.append(frame.skeleton)
+            slots = tuple(sorted(s if s in NAME_SLOTS else "number" for s in frame.slots))
+            frames, spelled, sounds = self._frames.setdefault(slots, ([], [], []))
             frames.append(frame)
+            spelled.append(frame.skeleton)
+            sounds.append(sound(frame.skeleton))
         self._prepared: _Prepared | None = None
         self._lock = threading.Lock()
         # hassil compiles its patterns on first use: pay that here, not on a request.
         self.recognize("turn on the light", Home())
 
     def frames(self) -> int:
-        return sum(len(frames) for _, frames in self._frames.values())
+        return sum(len(frames) for frames, _, _ in self._frames.values())
 
     def _prepare(self, home: Home) -> _Prepared:
         with self._lock:
@@ -235,21 +258,25 @@ class Commands:
         """The template sentence nearest the transcript, its slots filled from it."""
         spans = spans + _number_spans(said, spans)
         skeleton, filled = _skeleton(said, spans)
-        signature = tuple(sorted(s.slot for s in filled))
-        for slots, (strings, frames) in self._frames.items():
-            if tuple(sorted("number" if s not in NAME_SLOTS else s for s in slots)) != signature:
-                continue
+        found = self._frames.get(tuple(sorted(s.slot for s in filled)))
+        if found is None:
+            return None
+        frames, spelled, sounds = found
+        scores: dict[int, float] = {}
+        for query, strings in ((skeleton, spelled), (sound(skeleton), sounds)):
             nearest = process.extract(
-                skeleton, strings, scorer=fuzz.ratio, limit=5, score_cutoff=FRAME_SCORE
+                query, strings, scorer=fuzz.ratio, limit=5, score_cutoff=FRAME_SCORE
             )
-            for _, _, index in nearest:
-                frame = frames[index]
-                text = _render(frame, filled)
-                if text is None:
-                    continue
-                intent = self.recognize(text, home)
-                if intent == frame.intent:
-                    return Match(_sentence(text), "rewritten", intent)
+            for _, score, index in nearest:
+                scores[index] = max(score, scores.get(index, 0.0))
+        for index in sorted(scores, key=lambda i: -scores[i]):
+            frame = frames[index]
+            text = _render(frame, filled)
+            if text is None:
+                continue
+            intent = self.recognize(text, home)
+            if intent == frame.intent:
+                return Match(_sentence(text), "rewritten", intent)
         return None
 
 
@@ -272,7 +299,7 @@ def _name_spans(said: list[str], prepared: _Prepared) -> list[_Span]:
                 if len(name.replace(" ", "")) <= SHORT_NAME:
                     score = 100.0 if heard == name else 0.0
                 else:
-                    score = fuzz.ratio(heard, name)
+                    score = similarity(heard, name)
                 if score >= NAME_SCORE:
                     found.append(_Span(start, start + length, slot, value, score))
     found.sort(key=lambda s: (-s.score, -(s.end - s.start), s.start))
