@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from wyoming_whisper.agreement import Agreement, align, common_prefix, piece, rest
-from wyoming_whisper.words import key
+from wyoming_whisper.words import alike, key, keys
 
 
 def words(text: str) -> list[str]:
     return text.split()
+
+
+def test_alike_allows_a_respelt_word_but_not_another_command() -> None:
+    assert alike(keys("Switch off the porch light"), keys("Swich off the porch light."))
+    assert alike(keys("the Vasselhoff porch light"), keys("the Vassel Hoff porch light"))
+    assert not alike(keys("turn on the kitchen light"), keys("turn on the kitchen fan"))
+    assert not alike(keys("ask not what your country can do"), keys("ask what you can do"))
 
 
 def test_key_ignores_case_and_punctuation() -> None:

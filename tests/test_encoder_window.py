@@ -26,6 +26,7 @@ from wyoming_whisper.backends.encoder_window import (
     degenerate,
     fitted_model_class,
     repeated,
+    said_twice,
     stutters,
 )
 from wyoming_whisper.backends.faster_whisper import FasterWhisperBackend
@@ -94,6 +95,7 @@ def test_the_guard_accepts_a_plain_decode() -> None:
         ([7, 8, 9, 10] * 3, "a b c d a b c d a b c d", {}, "repeated n-grams"),
         ([1, 2], "1, 1, 1,", {}, "repeated words"),
         ([1, 2], "8. The Press Yard 8. The Press Yard 8", {}, "repeated words"),
+        ([1, 2], "Switch off the porch light, Swich off the porch light.", {}, "a phrase said"),
         ([1, 2], "x", {"compression_ratio": 3.0}, "compression ratio"),
         ([1, 2], "x", {"avg_logprob": -1.5}, "low log-probability"),
         ([1, 2], " ".join(f"w{i}" for i in range(20)), {}, "too long for the audio"),
@@ -125,6 +127,20 @@ def test_stutters_is_a_word_thrice_or_a_phrase_twice_in_a_row() -> None:
     assert not stutters("No, no.") and not stutters("Turn on the the light.")
     assert not stutters("ask not what your country can do for you, ask what you can do")
     assert not stutters("")
+
+
+def test_said_twice_is_a_phrase_again_at_once_perhaps_respelt() -> None:
+    """What tiny.en made of "Turn on the Zephyrine heater" with Home Assistant's names as
+    hotwords in a 10 s window (tests/data/repeat/): exact repeats are ``stutters``' too."""
+    assert said_twice("Turn on the Maffering Keaker, Tarn on the Maffering Keaker")
+    assert said_twice("Switch off the Vasselhoff lamp, Swich off the Vasselhoff lamp.")
+    assert said_twice("Okay. Turn the fan off, turn the fan of, please")
+    assert said_twice("Turbander-Neffyrine heater, Turbander-Neffyrine heater,")
+    assert not said_twice("No, no.") and not said_twice("Turn on the the light.")
+    assert not said_twice("Turn on the kitchen light and turn on the kitchen fan")
+    assert not said_twice("It was the best of times, it was the worst of times")
+    assert not said_twice("ask not what your country can do for you, ask what you can do")
+    assert not said_twice("")
 
 
 def test_repeated_needs_three_occurrences() -> None:

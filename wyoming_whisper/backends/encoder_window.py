@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import Abandoned
-from ..words import keys
+from ..words import alike, keys
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -100,15 +100,38 @@ def stutters(text: str) -> bool:
     return False
 
 
+def said_twice(text: str, longest: int = 15) -> bool:
+    """Whether the text says one phrase of two words or more twice in a row, the second time
+    perhaps a little differently ("Switch off the Vasselhoff porch light, Swich off the
+    Vasselhoff porch light"; ``words.alike``): a decoder prompted with names (hotwords) in a
+    short window says a short command again after the speech ended. ``stutters`` sees only exact
+    repeats; phrases of up to ``longest`` words (a command) are compared."""
+    said = keys(text)
+    for n in range(2, min(longest, len(said) // 2) + 1):
+        for start in range(len(said) - 2 * n + 2):
+            first = said[start : start + n]
+            for m in (n - 1, n, n + 1):
+                second = said[start + n : start + n + m]
+                if m < 2 or len(second) < m:
+                    continue
+                # cheap first: most words of a repeat recur ("swich" is the odd one out)
+                if 2 * len(set(first) & set(second)) < max(len(set(first)), len(set(second))):
+                    continue
+                if len("".join(first)) >= 8 and alike(first, second):
+                    return True
+    return False
+
+
 CAPPED = "no end of text before the cap"
 REPEATED = "repeated n-grams"
 STUTTERED = "repeated words"
+SAID_TWICE = "a phrase said twice"
 COMPRESSED = "compression ratio"
 # The decoder lost its place: what a window of another length often does not do (redone in a
 # wider window before 30 s). An improbable or silent decode is the audio's, not the window's:
 # on 200 espeak one- and two-word commands the wider window mended 4 of 8 stutters but only 18
 # of 60 improbable decodes and 1 of 13 silent ones, and paid for itself only on the stutters.
-LOOPS = frozenset({CAPPED, REPEATED, STUTTERED, COMPRESSED})
+LOOPS = frozenset({CAPPED, REPEATED, STUTTERED, SAID_TWICE, COMPRESSED})
 PAST_WINDOW = "timestamps past the window"
 IMPROBABLE = "low log-probability"
 # A shortened window of a one-word command is often judged silence where the 30 s window is not
@@ -152,6 +175,8 @@ def degenerate(
         return REPEATED
     if stutters(text):
         return STUTTERED
+    if said_twice(text):
+        return SAID_TWICE
     threshold = options.compression_ratio_threshold
     if threshold is not None and compression_ratio > threshold:
         return COMPRESSED
