@@ -135,3 +135,16 @@ def test_a_language_loads_in_the_background_and_an_unknown_one_is_remembered() -
     assert assist.load("xx") is None
     assert assist.get("xx") is None  # remembered: no second load
     assert assist.get("xx-YY") is None
+
+
+def test_the_home_s_own_sentences_are_commands_and_near_misses_become_them(
+    commands: Commands,
+) -> None:
+    """Sentence triggers (automations' "[it's] party time"), as Home Assistant lists them."""
+    home = Home(entities=HOME.entities, sentences=("[it's] party time", "movie night {mode}"))
+    assert commands.match("It's party time!", home).outcome == "command"
+    match = commands.match("Its party tyme.", home)
+    assert (match.outcome, match.text) == ("rewritten", "It's party time.")
+    assert commands.match("I had a party last time.", home).outcome == "heard"
+    # A wildcard sentence takes anything after it: Home Assistant would run it too; kept as is.
+    assert commands.match("Movie night was fun.", home).text == "Movie night was fun."

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wyoming_whisper.hass_names import rank_names, websocket_url
+from wyoming_whisper.hass_names import rank_names, read_home, websocket_url
 
 
 def test_websocket_url() -> None:
@@ -11,24 +11,46 @@ def test_websocket_url() -> None:
     assert websocket_url("ws://supervisor/core/websocket") == "ws://supervisor/core/websocket"
 
 
-def test_exposed_entities_first_with_aliases_then_areas_and_floors() -> None:
+def test_areas_in_use_first_then_spoken_entities_with_aliases_then_the_rest() -> None:
     exposed = {
         "light.plantuary": {"conversation": True},
         "sensor.hidden": {"conversation": False},
+        "sensor.damp": {"conversation": True},
         "climate.ecobee": {"conversation": True},
     }
     entities = [
         {"entity_id": "light.plantuary", "name": None, "original_name": "Lamp", "aliases": ["Pl"]},
         {"entity_id": "sensor.hidden", "name": "Secret", "aliases": []},
+        {"entity_id": "sensor.damp", "name": "Damp meter", "device_id": "d1"},
     ]
     states = [
         {"entity_id": "light.plantuary", "attributes": {"friendly_name": "Plantuary lamp"}},
         {"entity_id": "climate.ecobee", "attributes": {"friendly_name": "Ecobee"}},
     ]
-    areas = [{"name": "Snug", "aliases": ["Den"]}]
-    floors = [{"name": "Mezzanine", "aliases": []}, {"name": "Snug"}]
-    names = rank_names(exposed, entities, states, areas, floors)
-    assert names == ("Plantuary lamp", "Pl", "Ecobee", "Snug", "Den", "Mezzanine")
+    areas = [
+        {"area_id": "snug", "name": "Snug", "aliases": ["Den"], "floor_id": "m"},
+        {"area_id": "attic", "name": "Attic"},
+    ]
+    floors = [{"floor_id": "m", "name": "Mezzanine", "aliases": []}, {"name": "Cellar"}]
+    devices = [{"id": "d1", "area_id": "snug"}]
+    home = read_home(exposed, entities, states, areas, floors, devices=devices)
+    # The damp meter is in the Snug through its device: the Snug and its floor lead.
+    assert rank_names(home) == (
+        "Snug",
+        "Den",
+        "Mezzanine",
+        "Plantuary lamp",
+        "Pl",
+        "Ecobee",
+        "Damp meter",
+        "Attic",
+        "Cellar",
+    )
+    assert {e.name: e.area for e in home.entities} == {
+        "Plantuary lamp": None,
+        "Damp meter": "Snug",
+        "Ecobee": None,
+    }
 
 
 async def test_a_close_mid_exchange_is_a_connection_error() -> None:

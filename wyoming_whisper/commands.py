@@ -58,6 +58,7 @@ MAX_WORDS = 16  # longer transcripts are speech, not a command
 # Placeholders in a skeleton: one character per slot, never produced by normalisation.
 SLOT_MARK = {"name": "\u2460", "area": "\u2461", "floor": "\u2462", "number": "\u2463"}
 NAME_SLOTS = ("name", "area", "floor")
+TRIGGER = "SentenceTrigger"  # the intent of a home's own sentence (an automation's trigger)
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*%?|%")
 
 
@@ -69,14 +70,16 @@ class Entity:
     domain: str = ""
     aliases: tuple[str, ...] = ()
     device_class: str | None = None
+    area: str | None = None  # its area's name (its own, else its device's)
 
 
 @dataclass(frozen=True)
 class Place:
-    """An area or a floor, with its aliases."""
+    """An area or a floor, with its aliases (and an area's floor)."""
 
     name: str
     aliases: tuple[str, ...] = ()
+    floor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class Home:
     entities: tuple[Entity, ...] = ()
     areas: tuple[Place, ...] = ()
     floors: tuple[Place, ...] = ()
+    sentences: tuple[str, ...] = ()  # sentence triggers' templates (custom commands)
 
     @staticmethod
     def from_names(names: Iterable[str]) -> Home:
@@ -93,7 +97,7 @@ class Home:
         return Home(entities=tuple(Entity(n) for n in dict.fromkeys(names) if n.strip()))
 
     def __bool__(self) -> bool:
-        return bool(self.entities or self.areas or self.floors)
+        return bool(self.entities or self.areas or self.floors or self.sentences)
 
     def spoken(self) -> list[tuple[str, str, str]]:
         """(what is said, slot, the value Home Assistant writes) for every name and alias."""
@@ -158,6 +162,8 @@ class _Prepared:
     lists: dict[str, SlotList]
     spoken: list[tuple[list[str], str, str]]  # (words, slot, value)
     max_words: int = field(default=1)
+    triggers: Intents | None = None  # the sentence triggers' sentences, as Home Assistant has them
+    said: list[str] = field(default_factory=list)  # sampled trigger sentences, as words
 
 
 _SOUNDS = (
@@ -217,8 +223,24 @@ class Commands:
                 spoken = [(words(said), slot, value) for said, slot, value in home.spoken()]
                 spoken = [s for s in spoken if s[0]]
                 longest = max((len(w) for w, _, _ in spoken), default=1)
-                self._prepared = _Prepared(home, home.slot_lists(), spoken, longest)
+                prepared = _Prepared(home, home.slot_lists(), spoken, longest)
+                prepared.triggers, prepared.said = _triggers(home.sentences, self.language)
+                self._prepared = prepared
             return self._prepared
+
+    def _trigger(self, text: str, prepared: _Prepared) -> bool:
+        """Whether ``text`` is one of the home's own sentences (sentence triggers)."""
+        if prepared.triggers is None:
+            return False
+        # Their {lists} are free text, as Home Assistant makes them.
+        lists: dict[str, SlotList] = {
+            name: WildcardSlotList(name)
+            for data in prepared.triggers.intents[TRIGGER].data
+            for sentence in data.sentences
+            for name in _lists(sentence, {}, set())
+        }
+        found = recognize_best(text, prepared.triggers, slot_lists=lists, language=self.language)
+        return found is not None
 
     def recognize(self, text: str, home: Home) -> str | None:
         """The intent Home Assistant finds in ``text`` with these names, if any."""
@@ -245,6 +267,14 @@ class Commands:
         if not said or len(said) > MAX_WORDS:
             return heard
         prepared = self._prepare(home)
+        if self._trigger(text, prepared):
+            return Match(text, "command", TRIGGER)
+        if prepared.said:  # a near-miss of one of the home's own sentences
+            heard_words = " ".join(said)
+            scores = [similarity(heard_words, own) for own in prepared.said]
+            best = max(range(len(scores)), key=scores.__getitem__)
+            if scores[best] >= FRAME_SCORE and self._trigger(prepared.said[best], prepared):
+                return Match(_sentence(prepared.said[best]), "rewritten", TRIGGER)
         spans = _name_spans(said, prepared)
         if not spans:
             return heard  # no name of this home is heard: speech, not a command to repair
@@ -367,6 +397,28 @@ def _render(frame: _Frame, filled: list[_Span]) -> str | None:
             return None
         out = out.replace(SLOT_MARK[slot], by_slot[slot].pop(0), 1)
     return out
+
+
+def _triggers(sentences: tuple[str, ...], language: str) -> tuple[Intents | None, list[str]]:
+    """The home's sentence triggers as hassil matches them, and their sentences sampled (those
+    without free text: a wildcard sentence is matched only as it is)."""
+    if not sentences:
+        return None, []
+    try:
+        intents = Intents.from_dict(
+            {"language": language, "intents": {TRIGGER: {"data": [{"sentences": list(sentences)}]}}}
+        )
+    except Exception:  # a template hassil cannot read: Home Assistant would not match it either
+        _LOGGER.warning("Home Assistant's sentence triggers could not be read", exc_info=True)
+        return None, []
+    said: list[str] = []
+    rng = random.Random(0)
+    for data in intents.intents[TRIGGER].data:
+        for sentence in data.sentences:
+            if _lists(sentence, {}, set()):
+                continue
+            said += [" ".join(t.split()) for t, _ in _expand(sentence, {}, {}, rng, 50)]
+    return intents, [s for s in dict.fromkeys(said) if s]
 
 
 # --- Template sampling ------------------------------------------------------------------------

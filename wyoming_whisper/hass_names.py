@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import aiohttp
@@ -26,6 +27,7 @@ from .commands import Entity, Home, Place
 _LOGGER = logging.getLogger(__name__)
 SUPERVISOR_WEBSOCKET = "ws://supervisor/core/websocket"
 REGISTRY_EVENTS = ("entity_registry_updated", "area_registry_updated", "floor_registry_updated")
+OPTIONAL = ("devices", "sentences")  # read when Home Assistant answers them
 BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 TIMEOUT = 10.0  # one websocket command
 # What an unreachable or unhappy Home Assistant raises: logged without a traceback.
@@ -40,29 +42,36 @@ def websocket_url(url: str) -> str:
     return url if url.endswith("/websocket") else url + "/api/websocket"
 
 
-def rank_names(
-    exposed: dict[str, Any],
-    entities: list[dict[str, Any]],
-    states: list[dict[str, Any]],
-    areas: list[dict[str, Any]],
-    floors: list[dict[str, Any]],
-) -> tuple[str, ...]:
-    """Entity names and aliases first (what commands name most), then areas, then floors."""
-    spoken = {e for e, where in exposed.items() if where.get("conversation")}
-    friendly = {s["entity_id"]: s.get("attributes", {}).get("friendly_name") for s in states}
+# Domains whose entities people name out loud ("turn on the X", "lock the X"): their names are
+# worth the prompt's budget before sensors and the like, which are asked about by area.
+SPOKEN_DOMAINS = frozenset(
+    {"light", "switch", "fan", "cover", "lock", "climate", "media_player", "input_boolean"}
+    | {"vacuum", "scene", "script", "todo", "valve", "humidifier", "water_heater"}
+)
+
+
+def rank_names(home: Home) -> tuple[str, ...]:
+    """Assist's names most spoken first, each alias beside its name, as the prompt's budget
+    (hotwords) keeps a prefix: the areas that hold an exposed entity and their floors (commands
+    name them: "the lights in the Snug"), the entities of spoken domains, the other entities,
+    then the areas and floors that hold nothing exposed."""
+    used_areas = {e.area for e in home.entities if e.area}
+    used_floors = {a.floor for a in home.areas if a.name in used_areas and a.floor}
     names: list[str] = []
-    for entry in entities:
-        entity_id = entry.get("entity_id")
-        if entity_id not in spoken:
-            continue
-        names += [entry.get("name") or friendly.get(entity_id) or entry.get("original_name") or ""]
-        names += list(entry.get("aliases") or [])
-    listed = {e.get("entity_id") for e in entities}
-    names += [friendly.get(e) or "" for e in sorted(spoken - listed)]  # exposed, no registry entry
-    for place in (*areas, *floors):
-        names += [place.get("name") or "", *(place.get("aliases") or [])]
-    cleaned = (str(n).strip() for n in names if n)
-    return tuple(dict.fromkeys(n for n in cleaned if n))
+
+    def add(places: Iterable[Place]) -> None:
+        for place in places:
+            names.extend((place.name, *place.aliases))
+
+    add(a for a in home.areas if a.name in used_areas)
+    add(f for f in home.floors if f.name in used_floors)
+    for spoken in (True, False):
+        for entity in home.entities:
+            if (entity.domain in SPOKEN_DOMAINS) == spoken:
+                names.extend((entity.name, *entity.aliases))
+    add(a for a in home.areas if a.name not in used_areas)
+    add(f for f in home.floors if f.name not in used_floors)
+    return tuple(dict.fromkeys(n for n in names if n))
 
 
 def read_home(
@@ -71,32 +80,52 @@ def read_home(
     states: list[dict[str, Any]],
     areas: list[dict[str, Any]],
     floors: list[dict[str, Any]],
+    devices: list[dict[str, Any]] | None = None,
+    sentences: list[str] | None = None,
 ) -> Home:
     """The names as Home Assistant's default agent matches them: each exposed entity with its
-    domain and device class (the context its sentence templates require), areas, floors."""
+    domain, device class (the context its sentence templates require) and area (its own, else
+    its device's), areas with their floors, floors, and the sentences of sentence triggers."""
     spoken = {e for e, where in exposed.items() if where.get("conversation")}
     attributes = {s["entity_id"]: s.get("attributes") or {} for s in states}
     registry = {e.get("entity_id"): e for e in entities}
+    area_names = {a.get("area_id"): a.get("name") for a in areas if a.get("area_id")}
+    device_areas = {d.get("id"): d.get("area_id") for d in devices or () if d.get("id")}
     found = []
-    for entity_id in sorted(spoken):
+    for entity_id in sorted(spoken, key=lambda e: (e not in registry, e)):
         entry = registry.get(entity_id) or {}
         attrs = attributes.get(entity_id, {})
         # Home Assistant matches the state's name (friendly_name), as its default agent does.
         name = attrs.get("friendly_name") or entry.get("name") or entry.get("original_name")
         if not name:
             continue
-        aliases = tuple(str(a).strip() for a in entry.get("aliases") or () if str(a).strip())
-        domain = str(entity_id).split(".", 1)[0]
-        found.append(Entity(str(name).strip(), domain, aliases, attrs.get("device_class")))
+        area_id = entry.get("area_id") or device_areas.get(entry.get("device_id"))
+        found.append(
+            Entity(
+                name=str(name).strip(),
+                domain=str(entity_id).split(".", 1)[0],
+                aliases=_clean(entry.get("aliases")),
+                device_class=attrs.get("device_class"),
+                area=area_names.get(area_id),
+            )
+        )
+    floor_names = {f.get("floor_id"): f.get("name") for f in floors if f.get("floor_id")}
 
     def places(rows: list[dict[str, Any]]) -> tuple[Place, ...]:
         return tuple(
-            Place(str(r["name"]).strip(), tuple(str(a).strip() for a in r.get("aliases") or ()))
+            Place(
+                str(r["name"]).strip(), _clean(r.get("aliases")), floor_names.get(r.get("floor_id"))
+            )
             for r in rows
-            if r.get("name")
+            if str(r.get("name") or "").strip()
         )
 
-    return Home(tuple(found), places(areas), places(floors))
+    said = tuple(str(t).strip() for t in sentences or () if str(t).strip())
+    return Home(tuple(found), places(areas), places(floors), said)
+
+
+def _clean(aliases: Any) -> tuple[str, ...]:
+    return tuple(a for a in (str(x).strip() for x in aliases or ()) if a)
 
 
 async def _receive(ws: aiohttp.ClientWebSocketResponse) -> Any:
@@ -214,6 +243,8 @@ class HassNames:
             "states": "get_states",
             "areas": "config/area_registry/list",
             "floors": "config/floor_registry/list",
+            "devices": "config/device_registry/list",
+            "sentences": "conversation/sentences/list",  # sentence triggers' sentences
         }
         for key, command in commands.items():
             mid = next(ids)
@@ -225,12 +256,21 @@ class HassNames:
                 if answer.get("type") == "event":
                     self._changed = True  # what was read already may be out of date
             if not answer.get("success"):
+                if key in OPTIONAL:  # an older Home Assistant, or one without conversation
+                    continue
                 raise ConnectionError(f"{command}: {answer.get('error')}")
             results[key] = answer["result"]
         exposed = results["exposed"].get("exposed_entities", {})
-        read = (exposed, *(results[k] for k in ("entities", "states", "areas", "floors")))
-        self.names = rank_names(*read)
-        self.home = read_home(*read)
+        self.home = read_home(
+            exposed,
+            results["entities"],
+            results["states"],
+            results["areas"],
+            results["floors"],
+            devices=results.get("devices") or [],
+            sentences=(results.get("sentences") or {}).get("trigger_sentences") or [],
+        )
+        self.names = rank_names(self.home)
         self.refreshed = time.time()
         self.error = None
         _LOGGER.info("Home Assistant names: %d read from %s", len(self.names), self.url)
