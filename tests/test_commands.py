@@ -148,3 +148,12 @@ def test_the_home_s_own_sentences_are_commands_and_near_misses_become_them(
     assert commands.match("I had a party last time.", home).outcome == "heard"
     # A wildcard sentence takes anything after it: Home Assistant would run it too; kept as is.
     assert commands.match("Movie night was fun.", home).text == "Movie night was fun."
+
+
+def test_a_long_transcript_costs_nothing(commands: Commands) -> None:
+    import time
+
+    text = "Turn on the Plantery lamp. " * 5000  # a long recording over HTTP
+    started = time.perf_counter()
+    assert commands.match(text, HOME).outcome == "heard"
+    assert time.perf_counter() - started < 0.5

@@ -258,14 +258,12 @@ class Commands:
     def match(self, text: str, home: Home) -> Match:
         """The command Home Assistant understands that ``text`` is closest to, or ``text``."""
         heard = Match(text, "heard")
-        if not home or not text.strip():
-            return heard
+        said = words(text)
+        if not home or not said or len(said) > MAX_WORDS:
+            return heard  # (a long transcript is speech: its cost is never paid here)
         intent = self.recognize(text, home)
         if intent is not None:
             return Match(text, "command", intent)
-        said = words(text)
-        if not said or len(said) > MAX_WORDS:
-            return heard
         prepared = self._prepare(home)
         if self._trigger(text, prepared):
             return Match(text, "command", TRIGGER)
