@@ -168,6 +168,24 @@ class Hass:
             should_expose=True,
         )
 
+    async def pipeline(self, name: str, stt_engine: str) -> str:
+        """A new English Assist pipeline: this STT entity, Home Assistant's own agent."""
+        created = await self.command(
+            type="assist_pipeline/pipeline/create",
+            name=name,
+            language="en",
+            conversation_engine="conversation.home_assistant",
+            conversation_language="en",
+            stt_engine=stt_engine,
+            stt_language="en",
+            tts_engine=None,
+            tts_language=None,
+            tts_voice=None,
+            wake_word_entity=None,
+            wake_word_id=None,
+        )
+        return str(created["id"])
+
     async def flow(self, flow_id: str, data: dict[str, Any]) -> dict[str, Any]:
         _, body = await self.rest("POST", f"/api/config/config_entries/flow/{flow_id}", json=data)
         return dict(body)
@@ -317,20 +335,7 @@ async def carry_out(hass: Hass) -> dict[str, Any]:
     await hass.flow(entry["flow_id"], {"host": "127.0.0.1", "port": NAMES_SERVER[0]})
     await asyncio.sleep(1.0)  # the entry's platform sets up its entity
     entity = sorted(stt(await hass.command(type="stt/engine/list")) - before)
-    pipeline = await hass.command(
-        type="assist_pipeline/pipeline/create",
-        name="Whisper with names",
-        language="en",
-        conversation_engine="conversation.home_assistant",
-        conversation_language="en",
-        stt_engine=entity[-1],
-        stt_language="en",
-        tts_engine=None,
-        tts_language=None,
-        tts_voice=None,
-        wake_word_entity=None,
-        wake_word_id=None,
-    )
+    pipeline = await hass.pipeline("Whisper with names", entity[-1])
     _, states = await hass.rest("GET", "/api/states")
     helpers = {s["attributes"].get("friendly_name"): s["entity_id"] for s in states}
     runs = []
@@ -342,7 +347,7 @@ async def carry_out(hass: Hass) -> dict[str, Any]:
         before = "turn_on" if row["text"].startswith("Switch off") else "turn_off"
         await hass.rest("POST", f"/api/services/input_boolean/{before}", json={"entity_id": target})
         pcm = load_pcm16(REPO / "tests" / "data" / "names" / relpath) + b"\x00\x00" * 16000
-        run = await hass.run_pipeline(pipeline["id"], pcm, paced=False, end_stage="intent")
+        run = await hass.run_pipeline(pipeline, pcm, paced=False, end_stage="intent")
         _, state = await hass.rest("GET", f"/api/states/{target}")
         runs.append({**run, "said": row["text"], "entity": target, "state": state["state"]})
     commands = outcomes(NAMES_SERVER[1])
@@ -383,26 +388,11 @@ async def scenario(result: dict[str, Any], life: Life) -> None:
             "POST", f"/api/stt/{entity}", headers={"X-Speech-Content": content}, data=command
         )
 
-        pipeline = await hass.command(
-            type="assist_pipeline/pipeline/create",
-            name="Whisper",
-            language="en",
-            conversation_engine="conversation.home_assistant",
-            conversation_language="en",
-            stt_engine=entity,
-            stt_language="en",
-            tts_engine=None,
-            tts_language=None,
-            tts_voice=None,
-            wake_word_entity=None,
-            wake_word_id=None,
-        )
-        result["pipeline_burst"] = await hass.run_pipeline(pipeline["id"], command, paced=False)
+        pipeline = await hass.pipeline("Whisper", entity)
+        result["pipeline_burst"] = await hass.run_pipeline(pipeline, command, paced=False)
         before = health("A")["streaming"]
         silence = b"\x00\x00" * 16000  # a second of silence after the command, as a room gives
-        result["pipeline_paced"] = await hass.run_pipeline(
-            pipeline["id"], command + silence, paced=True
-        )
+        result["pipeline_paced"] = await hass.run_pipeline(pipeline, command + silence, paced=True)
         after = health("A")["streaming"]
         result["early"] = {k: after[k] - before[k] for k in ("early_decodes", "early_hits")}
         result["names_on_a"] = health("A")["hass_names"]  # not configured: none
