@@ -24,6 +24,7 @@ Blocking (template compilation, a few ms of matching): call it from a worker thr
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import logging
 import random
@@ -51,6 +52,11 @@ _LOGGER = logging.getLogger(__name__)
 
 NAME_SCORE = 80.0  # a span of the transcript heard as a name (rapidfuzz ratio, 0-100)
 FRAME_SCORE = 84.0  # the transcript's words against a command template's, slots aside
+MARGIN = 4.0  # another command this near to the nearest one: unsure, nothing is rewritten
+# Words of a command's frame, never the edge of a name unless the name has them there.
+FILLERS = frozenset(
+    ("the", "a", "an", "my", "our", "your", "all", "in", "on", "off", "of", "to", "at", "and")
+)
 SHORT_NAME = 4  # names of this many letters or fewer must be heard exactly
 SAMPLES = 300  # sentences sampled per template: enough variety, bounded memory
 MAX_WORDS = 16  # longer transcripts are speech, not a command
@@ -290,22 +296,34 @@ class Commands:
         if found is None:
             return None
         frames, spelled, sounds = found
-        scores: dict[int, float] = {}
-        for query, strings in ((skeleton, spelled), (sound(skeleton), sounds)):
-            nearest = process.extract(
-                query, strings, scorer=fuzz.ratio, limit=5, score_cutoff=FRAME_SCORE
-            )
-            for _, score, index in nearest:
-                scores[index] = max(score, scores.get(index, 0.0))
+        heard_sound = sound(skeleton)
+        candidates: set[int] = set()
+        for query, strings in ((skeleton, spelled), (heard_sound, sounds)):
+            nearest = process.extract(query, strings, scorer=fuzz.ratio, limit=8)
+            candidates.update(index for _, _, index in nearest)
+        # Spelling and sound together: sound alone hears "off" as "on" ("af"/"an").
+        scores = {
+            i: (fuzz.ratio(skeleton, spelled[i]) + fuzz.ratio(heard_sound, sounds[i])) / 2
+            for i in candidates
+        }
+        chosen: Match | None = None
+        chosen_score = 0.0
         for index in sorted(scores, key=lambda i: -scores[i]):
+            if scores[index] < FRAME_SCORE:
+                break
+            if chosen is not None and scores[index] < chosen_score - MARGIN:
+                break
             frame = frames[index]
-            text = _render(frame, filled)
-            if text is None:
+            if chosen is not None and frame.intent == chosen.intent:
                 continue
-            intent = self.recognize(text, home)
-            if intent == frame.intent:
-                return Match(_sentence(text), "rewritten", intent)
-        return None
+            text = _render(frame, filled)
+            if text is None or self.recognize(text, home) != frame.intent:
+                continue
+            if chosen is not None:
+                return None  # as near to another command ("Tarn the fan": on or off?): unsure
+            chosen = Match(_sentence(text), "rewritten", frame.intent)
+            chosen_score = scores[index]
+        return chosen
 
 
 def _sentence(text: str) -> str:
@@ -320,9 +338,14 @@ def _name_spans(said: list[str], prepared: _Prepared) -> list[_Span]:
     for start in range(len(said)):
         for length in range(1, min(prepared.max_words + 1, len(said) - start) + 1):
             heard = " ".join(said[start : start + length])
+            edges = (said[start], said[start + length - 1])
             for name_words, slot, value in prepared.spoken:
                 if abs(len(name_words) - length) > 1:
                     continue
+                if (edges[0] in FILLERS and edges[0] != name_words[0]) or (
+                    edges[1] in FILLERS and edges[1] != name_words[-1]
+                ):
+                    continue  # "the light" is not "Kitchen light": a name has its own words
                 name = " ".join(name_words)
                 if len(name.replace(" ", "")) <= SHORT_NAME:
                     score = 100.0 if heard == name else 0.0
@@ -394,7 +417,7 @@ def _render(frame: _Frame, filled: list[_Span]) -> str | None:
         if not by_slot.get(slot):
             return None
         out = out.replace(SLOT_MARK[slot], by_slot[slot].pop(0), 1)
-    return out
+    return re.sub(r"(\d) %", r"\1%", out)
 
 
 def _triggers(sentences: tuple[str, ...], language: str) -> tuple[Intents | None, list[str]]:
@@ -493,7 +516,8 @@ def _expand(
             out = []
             for item in expr.items:
                 out += _expand(item, rules, lists, rng, inner)
-            return _cap(out, limit, rng)
+            # Shortest first: "turn {name} off" before "turn all of the {name} off".
+            return _cap(sorted(out, key=lambda v: len(v[0].split())), limit, rng)
         orders = (
             itertools.permutations(expr.items)
             if expr.type == SequenceType.PERMUTATION
@@ -510,27 +534,41 @@ def _expand(
 
 
 def _combine(parts: list[list[_Variant]], limit: int, rng: random.Random) -> list[_Variant]:
+    """Every combination of the parts' variants when there are at most ``limit``; else the
+    shortest half of them (the plain sentences people say), then random ones."""
     total = 1
     for part in parts:
         total *= len(part)
     if total <= limit:
         combos: Iterable[tuple[_Variant, ...]] = itertools.product(*parts)
-    else:  # the first choice of each, each choice of each part once, then random ones
-        picks = [tuple(p[0] for p in parts)]
-        for i, part in enumerate(parts):
-            for choice in part[1:]:
-                picks.append(tuple(choice if j == i else p[0] for j, p in enumerate(parts)))
+    else:
+        sizes = [[len(text.split()) for text, _ in part] for part in parts]
+        start = (0,) * len(parts)
+        heap = [(sum(size[0] for size in sizes), start)]
+        seen = {start}
+        picks: list[tuple[_Variant, ...]] = []
+        while heap and len(picks) < limit // 2:
+            cost, index = heapq.heappop(heap)
+            picks.append(tuple(part[i] for part, i in zip(parts, index, strict=True)))
+            for k, i in enumerate(index):
+                if i + 1 < len(parts[k]):
+                    step = (*index[:k], i + 1, *index[k + 1 :])
+                    if step not in seen:
+                        seen.add(step)
+                        heapq.heappush(heap, (cost - sizes[k][i] + sizes[k][i + 1], step))
         while len(picks) < limit:
             picks.append(tuple(rng.choice(p) for p in parts))
-        combos = picks[:limit]
+        combos = picks
     return [("".join(t for t, _ in c), tuple(s for _, slots in c for s in slots)) for c in combos]
 
 
 def _cap(out: list[_Variant], limit: int, rng: random.Random) -> list[_Variant]:
+    """At most ``limit``: the first half as ordered (the shortest), then a random sample."""
     out = list(dict.fromkeys(out))
     if len(out) <= limit:
         return out
-    return out[:1] + rng.sample(out[1:], limit - 1)
+    kept = limit // 2
+    return out[:kept] + rng.sample(out[kept:], limit - kept)
 
 
 def _normal(text: str) -> str:
