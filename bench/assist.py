@@ -23,7 +23,8 @@ not paced, on the bench's timer device), then the targets are read back and the 
 checked (free sentences: nothing may change). Prints per server: commands carried out, the name
 right in the transcript, free speech kept (nothing changed) and its WER, the median seconds from
 the end of the audio to intent-end, transcripts that say a command twice; per intent, commands
-carried out. Writes every row as JSON to bench/out/assist-*.json (printed).
+carried out. Writes every row as JSON to bench/out/assist-*.json (printed; the rows so far also
+go to ``.jsonl`` beside it as the bench runs).
 
 Run: ``python bench/assist.py [--servers text,ours-tiny.en,peer-tiny.en] [--limit N]
 [--kind command|free] [--peer-venv DIR]``.
@@ -76,17 +77,16 @@ def name_heard(text: str, name: str) -> bool:
     return " ".join(normalize(name)) in " ".join(normalize(text or ""))
 
 
-def said_twice(reference: str, transcript: str) -> bool:
-    """The transcript holds the command's opening words (up to four) twice, the command once."""
+def said_twice(reference: str, transcript: str, name: str = "") -> bool:
+    """The transcript holds the command's opening words (up to four), or the name spoken, twice
+    where the command has them once ("Turn off the Drossmere fan, Drossmere fan")."""
     ref, hyp = normalize(reference), normalize(transcript or "")
-    head = ref[: min(4, len(ref))]
-    if len(head) < 2:
-        return False
 
-    def count(words: list[str]) -> int:
-        return sum(words[i : i + len(head)] == head for i in range(len(words) - len(head) + 1))
+    def count(words: list[str], part: list[str]) -> int:
+        return sum(words[i : i + len(part)] == part for i in range(len(words) - len(part) + 1))
 
-    return count(hyp) >= 2 and count(ref) < 2
+    parts = [ref[: min(4, len(ref))], normalize(name)]
+    return any(part and count(hyp, part) >= 2 > count(ref, part) for part in parts)
 
 
 def mark(row: dict[str, Any]) -> str:
@@ -313,8 +313,11 @@ async def bench(plan: dict[str, Any], servers: list[Server], logs: Path) -> None
                     "server": s.name, "transcript": got.get("transcript"), "answer": intent,
                     "error": got.get("error"), "seconds": got.get("seconds"),
                     "missed": missed, "changed": changed if row["kind"] == "free" else [],
-                    "twice": said_twice(row["text"], got.get("transcript") or ""),
+                    "twice": said_twice(row["text"], got.get("transcript") or "", row["name"]),
                 })  # fmt: skip
+            with open(plan["result"] + "l", "a") as partial:  # .jsonl: the rows so far
+                for s in servers:
+                    partial.write(json.dumps(s.rows[-1]) + "\n")
             line = " | ".join(f"{s.rows[-1]['transcript']!r}{mark(s.rows[-1])}" for s in servers)
             print(
                 f"[{i + 1}/{len(rows)} {time.monotonic() - started:.0f}s] {row['text']!r}: {line}",

@@ -74,6 +74,11 @@ def test_said_twice_and_spread() -> None:
         "Turn on the Plantuary lamp", "Turn on the Plantuary lamp. Turn on the Plantuary lamp."
     )
     assert not said_twice("Turn on the Plantuary lamp", "Turn on the planetary lamp.")
+    heard = "Turn off the Drossmere fan, Drossmere fan,"
+    assert said_twice("Turn off the Drossmere fan", heard, "Drossmere fan")
+    assert not said_twice(
+        "Turn off the Drossmere fan", "Turn off the Drossmere fan.", "Drossmere fan"
+    )
     rows = [{"i": str(i)} for i in range(10)]
     assert [r["i"] for r in spread(rows, 5)] == ["0", "2", "4", "6", "8"]
     assert spread(rows, None) == rows
