@@ -10,7 +10,8 @@ an Assist pipeline of its own (that STT entity, ``conversation.home_assistant``,
 - ``ours-tiny.en``, ``ours-base``: ``python -m wyoming_whisper`` with ``--hass-url`` and a
   long-lived token (it reads Assist's names), defaults otherwise (beam 5), each also with
   ``--assist-commands`` (``...+assist``) and ``--no-assist-commands`` (``...-assist``) when the
-  server has that flag (else only the default, and it says so);
+  server has them (``--no-assist-commands`` alone: on is the default; neither: only the
+  default, and it says so); ``--ours-repo`` runs another checkout's wyoming_whisper;
 - ``peer-tiny.en``, ``peer-base``: wyoming-faster-whisper 3.8.1 (its own venv, created under
   ``.venv-peer`` when missing) with ``--hass-token``/``--hass-api``, ``--model`` the directory our
   resolver gives for that model, beam 5, ``--cpu-threads`` as ours (one per two cores);
@@ -27,7 +28,7 @@ carried out. Writes every row as JSON to bench/out/assist-*.json (printed; the r
 go to ``.jsonl`` beside it as the bench runs).
 
 Run: ``python bench/assist.py [--servers text,ours-tiny.en,peer-tiny.en] [--limit N]
-[--kind command|free] [--peer-venv DIR]``.
+[--kind command|free] [--peer-venv DIR] [--ours-repo DIR]``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -172,12 +174,18 @@ def ensure_peer(venv: Path) -> Path:
     return python
 
 
-def assist_flag() -> bool:
+def assist_variants(ours: Path) -> list[tuple[str, list[str]]]:
+    """(suffix, flags) of our server with the Assist-commands step on and off, as its --help
+    offers them (``--assist-commands`` / ``--no-assist-commands``; on by default where only the
+    ``--no-`` flag exists); just the default where it has neither."""
     help_text = subprocess.run(
         [sys.executable, "-m", "wyoming_whisper", "--help"],
-        capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True, text=True, cwd=ours, env={**os.environ, "PYTHONPATH": str(ours)},
     ).stdout  # fmt: skip
-    return "--assist-commands" in help_text
+    if "--no-assist-commands" not in help_text:
+        return [("", [])]
+    on = ["--assist-commands"] if re.search(r"(?<![\w-])--assist-commands\b", help_text) else []
+    return [("+assist", on), ("-assist", ["--no-assist-commands"])]
 
 
 def outside(args: argparse.Namespace) -> int:
@@ -187,9 +195,10 @@ def outside(args: argparse.Namespace) -> int:
     subprocess.run([str(REPO / "scripts" / "ha-env"), ha], check=True, stdout=subprocess.DEVNULL)
     wanted = args.servers.split(",")
     plan: dict[str, Any] = {"ha_venv": ha, "servers": []}
-    flag = assist_flag()
-    if not flag:
-        print("wyoming_whisper has no --assist-commands flag yet: ours runs with its defaults only")
+    ours = Path(args.ours_repo).resolve()
+    variants = assist_variants(ours)
+    if variants == [("", [])]:
+        print(f"{ours}: wyoming_whisper has no --no-assist-commands flag: ours runs as it is")
     ports = iter(range(10600, 10700, 2))
     for name in wanted:
         kind, _, model = name.partition("-")
@@ -205,12 +214,11 @@ def outside(args: argparse.Namespace) -> int:
             plan["servers"].append({"name": name, "kind": kind, "model": path, "wyoming": port,
                                     "python": str(python)})  # fmt: skip
             continue
-        variants = [("+assist", "--assist-commands"), ("-assist", "--no-assist-commands")]
-        for suffix, extra in variants if flag else [("", "")]:
+        for suffix, extra in variants:
             port = next(ports)
             plan["servers"].append({"name": name + suffix, "kind": kind, "model": model,
-                                    "extra": [extra] if extra else [], "wyoming": port,
-                                    "http": port + 1})  # fmt: skip
+                                    "extra": extra, "wyoming": port, "http": port + 1,
+                                    "repo": str(ours)})  # fmt: skip
     out = REPO / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
     result = out / f"assist-{time.strftime('%Y%m%d-%H%M%S')}.json"
@@ -246,7 +254,7 @@ def start(server: Server, spec: dict[str, Any], token: str, ha: str, logs: Path)
                 "127.0.0.1", "--port", str(server.http), "--wyoming-port", str(server.wyoming),
                 "--preload", "--no-zeroconf", "--hass-url", ha, "--hass-token", token,
                 *server.extra]  # fmt: skip
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env = {**os.environ, "PYTHONPATH": spec["repo"]}
     else:
         data = logs / f"{server.name}-data"
         data.mkdir(exist_ok=True)
@@ -256,7 +264,8 @@ def start(server: Server, spec: dict[str, Any], token: str, ha: str, logs: Path)
                 str(data), "--language", "en", "--beam-size", "5", "--cpu-threads", threads,
                 "--local-files-only", "--hass-token", token, "--hass-api", f"{ha}/api"]  # fmt: skip
         env = dict(os.environ)
-    server.proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    cwd = spec.get("repo", str(REPO))
+    server.proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 async def bench(plan: dict[str, Any], servers: list[Server], logs: Path) -> None:
@@ -371,6 +380,9 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=None, help="clips, spread over the manifest")
     parser.add_argument("--kind", choices=("command", "free"), default=None)
     parser.add_argument("--peer-venv", default=str(REPO / ".venv-peer"))
+    parser.add_argument(
+        "--ours-repo", default=str(REPO), help="the checkout whose wyoming_whisper runs as ours"
+    )
     parser.add_argument("--inside", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside:
