@@ -14,7 +14,9 @@ an Assist pipeline of its own (that STT entity, ``conversation.home_assistant``,
   default, and it says so); ``--ours-repo`` runs another checkout's wyoming_whisper;
 - ``peer-tiny.en``, ``peer-base``: wyoming-faster-whisper 3.8.1 (its own venv, created under
   ``.venv-peer`` when missing) with ``--hass-token``/``--hass-api``, ``--model`` the directory our
-  resolver gives for that model, beam 5, ``--cpu-threads`` as ours (one per two cores);
+  resolver gives for that model, beam 5, ``--cpu-threads`` as ours (one per two cores), its own
+  compute type (the model's: float32 on a CPU; ours defaults to int8 there) unless
+  ``--peer-compute-type`` says otherwise;
 - ``text``: the manifest's words typed (start stage intent): what the agent does with perfect
   transcripts, the ceiling.
 
@@ -212,7 +214,8 @@ def outside(args: argparse.Namespace) -> int:
             python = ensure_peer(Path(args.peer_venv))
             port = next(ports)
             plan["servers"].append({"name": name, "kind": kind, "model": path, "wyoming": port,
-                                    "python": str(python)})  # fmt: skip
+                                    "python": str(python),
+                                    "compute_type": args.peer_compute_type})  # fmt: skip
             continue
         for suffix, extra in variants:
             port = next(ports)
@@ -263,6 +266,8 @@ def start(server: Server, spec: dict[str, Any], token: str, ha: str, logs: Path)
                 f"tcp://127.0.0.1:{server.wyoming}", "--model", spec["model"], "--data-dir",
                 str(data), "--language", "en", "--beam-size", "5", "--cpu-threads", threads,
                 "--local-files-only", "--hass-token", token, "--hass-api", f"{ha}/api"]  # fmt: skip
+        if spec.get("compute_type"):
+            args += ["--compute-type", spec["compute_type"]]
         env = dict(os.environ)
     cwd = spec.get("repo", str(REPO))
     server.proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -380,6 +385,9 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=None, help="clips, spread over the manifest")
     parser.add_argument("--kind", choices=("command", "free"), default=None)
     parser.add_argument("--peer-venv", default=str(REPO / ".venv-peer"))
+    parser.add_argument(
+        "--peer-compute-type", default="", help="the peer's --compute-type (default: its own)"
+    )
     parser.add_argument(
         "--ours-repo", default=str(REPO), help="the checkout whose wyoming_whisper runs as ours"
     )
