@@ -298,8 +298,8 @@ async def bench(plan: dict[str, Any], servers: list[Server], logs: Path) -> None
             if s.proc is not None:
                 wait_port(s.wyoming, 300, s.proc)
                 _, stt = await ha_assist.add_wyoming(hass, s.wyoming)
-                s.pipeline = await ha_assist.create_pipeline(hass, s.name, stt)
-        text_pipeline = await ha_assist.create_pipeline(hass, "text", None)
+                s.pipeline = await hass.pipeline(s.name, stt)
+        text_pipeline = await hass.pipeline("text", None)
         for s in servers:
             if s.kind == "text":
                 s.pipeline = text_pipeline

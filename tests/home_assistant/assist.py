@@ -147,25 +147,6 @@ async def add_wyoming(hass: Hass, port: int) -> tuple[str, str]:
     raise TimeoutError(f"no STT entity for the Wyoming entry on port {port}")
 
 
-async def create_pipeline(hass: Hass, name: str, stt_entity: str | None) -> str:
-    """An Assist pipeline: this STT engine, Home Assistant's own conversation agent, English."""
-    made = await hass.command(
-        type="assist_pipeline/pipeline/create",
-        name=name,
-        language="en",
-        conversation_engine="conversation.home_assistant",
-        conversation_language="en",
-        stt_engine=stt_entity,
-        stt_language="en",
-        tts_engine=None,
-        tts_language=None,
-        tts_voice=None,
-        wake_word_entity=None,
-        wake_word_id=None,
-    )
-    return str(made["id"])
-
-
 def _intent(events: list[dict[str, Any]]) -> dict[str, Any]:
     end = next((e for e in events if e["type"] == "intent-end"), None)
     if end is None:

@@ -168,8 +168,9 @@ class Hass:
             should_expose=True,
         )
 
-    async def pipeline(self, name: str, stt_engine: str) -> str:
-        """A new English Assist pipeline: this STT entity, Home Assistant's own agent."""
+    async def pipeline(self, name: str, stt_engine: str | None) -> str:
+        """A new English Assist pipeline: this STT entity (or none: typed text), Home
+        Assistant's own conversation agent."""
         created = await self.command(
             type="assist_pipeline/pipeline/create",
             name=name,
