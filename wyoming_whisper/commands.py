@@ -34,7 +34,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from hassil import Intents, recognize_best
+from hassil import Intents, recognize_all, recognize_best
 from hassil.expression import (
     Expression,
     ListReference,
@@ -53,11 +53,14 @@ _LOGGER = logging.getLogger(__name__)
 NAME_SCORE = 80.0  # a span of the transcript heard as a name (rapidfuzz ratio, 0-100)
 FRAME_SCORE = 84.0  # the transcript's words against a command template's, slots aside
 MARGIN = 4.0  # another command this near to the nearest one: unsure, nothing is rewritten
+PLACED_SCORE = 65.0  # words where a name goes, against the nearest name of that kind
+PLACED_MARGIN = 10.0  # another name this near: unsure
+PARSES = 12  # of Home Assistant's sentences, with free text for the names
 # Words of a command's frame, never the edge of a name unless the name has them there.
 FILLERS = frozenset(
     ("the", "a", "an", "my", "our", "your", "all", "in", "on", "off", "of", "to", "at", "and")
 )
-SHORT_NAME = 4  # names of this many letters or fewer must be heard exactly
+SHORT_NAME = 5  # names of this many letters or fewer must be heard exactly
 SAMPLES = 300  # sentences sampled per template: enough variety, bounded memory
 MAX_WORDS = 16  # longer transcripts are speech, not a command
 
@@ -281,12 +284,56 @@ class Commands:
                 return Match(_sentence(prepared.said[best]), "rewritten", TRIGGER)
         spans = _name_spans(said, prepared)
         if not spans:
-            return heard  # no name of this home is heard: speech, not a command to repair
+            # No name is heard: the words may still be a command's, around a name misheard
+            # past recognition ("Pause the music in the sound"); else speech, kept.
+            return self._placed(text, home, prepared) or heard
         for candidate in _exact_names(text, said, spans):
             intent = self.recognize(candidate, home)
             if intent is not None:
                 return Match(_sentence(candidate), "rewritten", intent)
-        return self._nearest(said, spans, home) or heard
+        return self._nearest(said, spans, home) or self._placed(text, home, prepared) or heard
+
+    def _placed(self, text: str, home: Home, prepared: _Prepared) -> Match | None:
+        """Home Assistant's own words exactly, with free text where the names go: each place's
+        words the one name of its kind they are nearest to (``PLACED_SCORE``, none other near),
+        the sentence checked again with the real names."""
+        best: tuple[float, str] | None = None  # (the worst place's score, the text)
+        # Free text for the places with the entities' names real, then for the entity with the
+        # places real: each way far fewer parses than free text for all three.
+        wild = {n: WildcardSlotList(n) for n in NAME_SLOTS}
+        ways = (
+            {**prepared.lists, "area": wild["area"], "floor": wild["floor"]},
+            {**prepared.lists, "name": wild["name"]},
+        )
+        parses = itertools.chain.from_iterable(
+            itertools.islice(
+                recognize_all(text, self.intents, slot_lists=w, language=self.language), PARSES
+            )
+            for w in ways
+        )
+        for parse in parses:
+            placed = {
+                k: e.text for k, e in parse.entities.items() if k in NAME_SLOTS and e.is_wildcard
+            }
+            if not placed:
+                continue
+            written, worst = text, 100.0
+            for slot, heard in placed.items():
+                named = _nearest_name(heard, slot, prepared)
+                if named is None or heard not in written:
+                    break
+                value, score = named
+                written = written.replace(heard, _keep_edges(heard, value), 1)
+                worst = min(worst, score)
+            else:
+                if best is None or worst > best[0]:
+                    best = (worst, written)
+        if best is None:
+            return None
+        understood = self.recognize(best[1], home)  # with the real names, as HA will
+        if understood is None:
+            return None
+        return Match(_sentence(best[1]), "rewritten", understood)
 
     def _nearest(self, said: list[str], spans: list[_Span], home: Home) -> Match | None:
         """The template sentence nearest the transcript, its slots filled from it."""
@@ -324,6 +371,55 @@ class Commands:
             chosen = Match(_sentence(text), "rewritten", frame.intent)
             chosen_score = scores[index]
         return chosen
+
+
+def _nearest_name(heard: str, slot: str, prepared: _Prepared) -> tuple[str, float] | None:
+    """The one name of this kind (name, area, floor) the words are near; None when none is, or
+    when another is nearly as near."""
+    core = _core(words(heard))
+    if not core:
+        return None
+    scored = sorted(
+        (
+            (similarity(" ".join(core), " ".join(w)), value)
+            for w, kind, value in prepared.spoken
+            # as many words as the name, one more or fewer: free text takes what it can ("It's
+            # a plantuary lamp" is no name: "Is the plantuary lamp on" was said)
+            if kind == slot and abs(len(w) - len(core)) <= 1
+        ),
+        reverse=True,
+    )
+    if not scored or scored[0][0] < PLACED_SCORE:
+        return None
+    if any(v != scored[0][1] and s > scored[0][0] - PLACED_MARGIN for s, v in scored[1:]):
+        return None
+    return scored[0][1], scored[0][0]
+
+
+def _core(said: list[str]) -> list[str]:
+    """A place's words without the frame's words at its edges ("the sound" -> "sound")."""
+    while said and said[0] in FILLERS:
+        said = said[1:]
+    while said and said[-1] in FILLERS:
+        said = said[:-1]
+    return said
+
+
+def _keep_edges(heard: str, value: str) -> str:
+    """``heard`` with its core words replaced by the name, the frame's words around it kept."""
+    parts = heard.split()
+
+    def filler(part: str) -> bool:
+        said = words(part)
+        return bool(said) and said[0] in FILLERS
+
+    lead = 0
+    while lead < len(parts) and filler(parts[lead]):
+        lead += 1
+    trail = len(parts)
+    while trail > lead and filler(parts[trail - 1]):
+        trail -= 1
+    return " ".join([*parts[:lead], value, *parts[trail:]])
 
 
 def _sentence(text: str) -> str:
