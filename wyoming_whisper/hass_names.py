@@ -235,6 +235,19 @@ class HassNames:
                         await asyncio.sleep(0.5)  # a burst of changes: read once after it
                         break
 
+    async def _command(
+        self, ws: aiohttp.ClientWebSocketResponse, ids: Any, message: dict[str, Any]
+    ) -> dict[str, Any]:
+        """One websocket command's result message (events meanwhile mark the read stale)."""
+        mid = next(ids)
+        await ws.send_json({"id": mid, **message})
+        while True:
+            answer = await asyncio.wait_for(_receive(ws), TIMEOUT)
+            if answer.get("id") == mid and answer.get("type") == "result":
+                return dict(answer)
+            if answer.get("type") == "event":
+                self._changed = True  # what was read already may be out of date
+
     async def _refresh(self, ws: aiohttp.ClientWebSocketResponse, ids: Any) -> None:
         results: dict[str, Any] = {}
         commands = {
@@ -247,20 +260,24 @@ class HassNames:
             "sentences": "conversation/sentences/list",  # sentence triggers' sentences
         }
         for key, command in commands.items():
-            mid = next(ids)
-            await ws.send_json({"id": mid, "type": command})
-            while True:
-                answer = await asyncio.wait_for(_receive(ws), TIMEOUT)
-                if answer.get("id") == mid and answer.get("type") == "result":
-                    break
-                if answer.get("type") == "event":
-                    self._changed = True  # what was read already may be out of date
+            answer = await self._command(ws, ids, {"type": command})
             if not answer.get("success"):
                 if key in OPTIONAL:  # an older Home Assistant, or one without conversation
                     continue
                 raise ConnectionError(f"{command}: {answer.get('error')}")
             results[key] = answer["result"]
         exposed = results["exposed"].get("exposed_entities", {})
+        # The registry's list leaves aliases out; the exposed entities' full entries have them.
+        spoken = sorted(e for e, where in exposed.items() if where.get("conversation"))
+        answer = await self._command(
+            ws, ids, {"type": "config/entity_registry/get_entries", "entity_ids": spoken}
+        )
+        full = answer.get("result") if answer.get("success") else None
+        if isinstance(full, dict):
+            results["entities"] = [
+                {**entry, **(full.get(entry.get("entity_id")) or {})}
+                for entry in results["entities"]
+            ]
         self.home = read_home(
             exposed,
             results["entities"],
