@@ -25,7 +25,9 @@ through ``assist_pipeline/run`` (stt to intent; audio sent in a burst of 30 ms b
 not paced, on the bench's timer device), then the targets are read back and the row's ``expect``
 checked (free sentences: nothing may change). Prints per server: commands carried out, the name
 right in the transcript, free speech kept (nothing changed) and its WER, the median seconds from
-the end of the audio to intent-end, transcripts that say a command twice; per intent, commands
+the end of the audio to intent-end (Home Assistant's work included: a command carried out takes
+it longer than one refused) and to stt-end (the transcript alone), transcripts that say a command
+twice; per intent, commands
 carried out. Writes every row as JSON to bench/out/assist-*.json (printed; the rows so far also
 go to ``.jsonl`` beside it as the bench runs).
 
@@ -119,6 +121,7 @@ def summary(server: Server) -> dict[str, Any]:
     )
     words = sum(len(normalize(r["text"])) for r in free)
     seconds = [r["seconds"] for r in server.rows if r["seconds"] is not None]
+    stt = [r["stt_seconds"] for r in server.rows if r.get("stt_seconds") is not None]
     return {
         "commands": len(commands),
         "carried_out": done,
@@ -128,6 +131,7 @@ def summary(server: Server) -> dict[str, Any]:
         "free_kept": kept,
         "free_wer": errors / words if words else None,
         "median_seconds": statistics.median(seconds) if seconds else None,
+        "median_stt_seconds": statistics.median(stt) if stt else None,
         "twice": [r["transcript"] for r in server.rows if r["twice"]],
     }
 
@@ -139,15 +143,16 @@ def pct(a: int, b: int) -> str:
 def report(servers: list[Server]) -> None:
     print()
     head = f"{'server':22} {'carried out':>15} {'name heard':>15} {'free kept':>13} "
-    print(head + f"{'free WER':>9} {'median s':>9} twice")
+    print(head + f"{'free WER':>9} {'median s':>9} {'stt s':>6} twice")
     for s in servers:
         m = summary(s)
         wer = f"{m['free_wer']:.1%}" if m["free_wer"] is not None else "-"
         med = f"{m['median_seconds']:.2f}" if m["median_seconds"] is not None else "-"
+        stt = f"{m['median_stt_seconds']:.2f}" if m["median_stt_seconds"] is not None else "-"
         print(
             f"{s.name:22} {pct(m['carried_out'], m['commands']):>15} "
             f"{pct(m['name_heard'], m['named']):>15} {pct(m['free_kept'], m['free']):>13} "
-            f"{wer:>9} {med:>9} {len(m['twice'])}"
+            f"{wer:>9} {med:>9} {stt:>6} {len(m['twice'])}"
         )
     intents = sorted({r["intent"] for s in servers for r in s.rows if r["kind"] == "command"})
     if intents:
@@ -326,6 +331,7 @@ async def bench(plan: dict[str, Any], servers: list[Server], logs: Path) -> None
                                            "target", "expect")},
                     "server": s.name, "transcript": got.get("transcript"), "answer": intent,
                     "error": got.get("error"), "seconds": got.get("seconds"),
+                    "stt_seconds": got.get("stt_seconds"),
                     "missed": missed, "changed": changed if row["kind"] == "free" else [],
                     "twice": said_twice(row["text"], got.get("transcript") or "", row["name"]),
                 })  # fmt: skip

@@ -215,6 +215,8 @@ async def run_intent(
         "intent": _intent(events),
         "error": next((e["data"] for e in events if e["type"] == "error"), None),
         "seconds": round(intent_end["at"] - audio_end, 3) if intent_end and audio_end else None,
+        # the transcript alone (what the STT server costs; the intent adds Home Assistant's work)
+        "stt_seconds": round(stt_end["at"] - audio_end, 3) if stt_end and audio_end else None,
     }
 
 
