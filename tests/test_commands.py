@@ -166,3 +166,16 @@ def test_a_long_transcript_costs_nothing(commands: Commands) -> None:
     started = time.perf_counter()
     assert commands.match(text, HOME).outcome == "heard"
     assert time.perf_counter() - started < 0.5
+
+
+def test_a_client_s_flood_of_names_costs_little(commands: Commands) -> None:
+    """A Wyoming client may send a megabyte of transcript_names: the first 500 are matched,
+    by rapidfuzz over all of them at once (hostile input, not a home)."""
+    import time
+
+    flood = [f"Gadget {i} lamp" for i in range(100_000)] + ["x" * 500]
+    home = Home.from_names(["Plantuary lamp", *flood])
+    assert len(home.entities) == 500 and home.entities[0] == Entity("Plantuary lamp")
+    started = time.perf_counter()
+    assert commands.match("Turn on the Plantery lamp.", home).text == "Turn on the Plantuary lamp."
+    assert time.perf_counter() - started < 2.0

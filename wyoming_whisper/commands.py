@@ -63,6 +63,8 @@ FILLERS = frozenset(
 SHORT_NAME = 5  # names of this many letters or fewer must be heard exactly
 SAMPLES = 300  # sentences sampled per template: enough variety, bounded memory
 MAX_WORDS = 16  # longer transcripts are speech, not a command
+CLIENT_NAMES = 500  # a client's own names (transcript_names) matched against, at most
+NAME_CHARS = 100  # a longer "name" is not one
 
 # Placeholders in a skeleton: one character per slot, never produced by normalisation.
 SLOT_MARK = {"name": "\u2460", "area": "\u2461", "floor": "\u2462", "number": "\u2463"}
@@ -102,8 +104,12 @@ class Home:
 
     @staticmethod
     def from_names(names: Iterable[str]) -> Home:
-        """Names with no kind (a client's ``transcript_names``): entities with no domain."""
-        return Home(entities=tuple(Entity(n) for n in dict.fromkeys(names) if n.strip()))
+        """Names with no kind (a client's ``transcript_names``): entities with no domain; the
+        first ``CLIENT_NAMES`` (most important first), each at most ``NAME_CHARS`` long."""
+        kept = (n.strip() for n in names if n.strip() and len(n) <= NAME_CHARS)
+        return Home(
+            entities=tuple(Entity(n) for n in itertools.islice(dict.fromkeys(kept), CLIENT_NAMES))
+        )
 
     def __bool__(self) -> bool:
         return bool(self.entities or self.areas or self.floors or self.sentences)
@@ -171,6 +177,8 @@ class _Prepared:
     lists: dict[str, SlotList]
     spoken: list[tuple[list[str], str, str]]  # (words, slot, value)
     max_words: int = field(default=1)
+    spelled: list[str] = field(default_factory=list)  # each spoken name's words, joined
+    sounds: list[str] = field(default_factory=list)  # and their sound
     triggers: Intents | None = None  # the sentence triggers' sentences, as Home Assistant has them
     said: list[str] = field(default_factory=list)  # sampled trigger sentences, as words
 
@@ -228,14 +236,17 @@ class Commands:
 
     def _prepare(self, home: Home) -> _Prepared:
         with self._lock:
-            if self._prepared is None or self._prepared.home != home:
+            cached = self._prepared
+            if cached is None or (cached.home is not home and cached.home != home):
                 spoken = [(words(said), slot, value) for said, slot, value in home.spoken()]
                 spoken = [s for s in spoken if s[0]]
                 longest = max((len(w) for w, _, _ in spoken), default=1)
                 prepared = _Prepared(home, home.slot_lists(), spoken, longest)
+                prepared.spelled = [" ".join(w) for w, _, _ in spoken]
+                prepared.sounds = [sound(n) for n in prepared.spelled]
                 prepared.triggers, prepared.said = _triggers(home.sentences, self.language)
-                self._prepared = prepared
-            return self._prepared
+                self._prepared = cached = prepared
+            return cached
 
     def _trigger(self, text: str, prepared: _Prepared) -> bool:
         """Whether ``text`` is one of the home's own sentences (sentence triggers)."""
@@ -435,7 +446,16 @@ def _name_spans(said: list[str], prepared: _Prepared) -> list[_Span]:
         for length in range(1, min(prepared.max_words + 1, len(said) - start) + 1):
             heard = " ".join(said[start : start + length])
             edges = (said[start], said[start + length - 1])
-            for name_words, slot, value in prepared.spoken:
+            # Near by spelling or by sound (rapidfuzz over every name at once: a home's
+            # thousands of names cost milliseconds), then each candidate's rules.
+            near: set[int] = set()
+            for query, names in ((heard, prepared.spelled), (sound(heard), prepared.sounds)):
+                picked = process.extract(
+                    query, names, scorer=fuzz.ratio, limit=16, score_cutoff=NAME_SCORE
+                )
+                near.update(index for _, _, index in picked)
+            for index in sorted(near):
+                name_words, slot, value = prepared.spoken[index]
                 if abs(len(name_words) - length) > 1:
                     continue
                 if (edges[0] in FILLERS and edges[0] != name_words[0]) or (
