@@ -180,7 +180,14 @@ class _Prepared:
     spelled: list[str] = field(default_factory=list)  # each spoken name's words, joined
     sounds: list[str] = field(default_factory=list)  # and their sound
     triggers: Intents | None = None  # the sentence triggers' sentences, as Home Assistant has them
+    trigger_lists: dict[str, SlotList] = field(default_factory=dict)  # their {lists}: free text
     said: list[str] = field(default_factory=list)  # sampled trigger sentences, as words
+
+    def similarity(self, heard: str, heard_sound: str, index: int) -> float:
+        """``similarity`` against the ``index``-th name, its spelling and sound computed once."""
+        return max(
+            fuzz.ratio(heard, self.spelled[index]), fuzz.ratio(heard_sound, self.sounds[index])
+        )
 
 
 _SOUNDS = (
@@ -244,7 +251,9 @@ class Commands:
                 prepared = _Prepared(home, home.slot_lists(), spoken, longest)
                 prepared.spelled = [" ".join(w) for w, _, _ in spoken]
                 prepared.sounds = [sound(n) for n in prepared.spelled]
-                prepared.triggers, prepared.said = _triggers(home.sentences, self.language)
+                prepared.triggers, prepared.trigger_lists, prepared.said = _triggers(
+                    home.sentences, self.language
+                )
                 self._prepared = cached = prepared
             return cached
 
@@ -252,14 +261,9 @@ class Commands:
         """Whether ``text`` is one of the home's own sentences (sentence triggers)."""
         if prepared.triggers is None:
             return False
-        # Their {lists} are free text, as Home Assistant makes them.
-        lists: dict[str, SlotList] = {
-            name: WildcardSlotList(name)
-            for data in prepared.triggers.intents[TRIGGER].data
-            for sentence in data.sentences
-            for name in _lists(sentence, {}, set())
-        }
-        found = recognize_best(text, prepared.triggers, slot_lists=lists, language=self.language)
+        found = recognize_best(
+            text, prepared.triggers, slot_lists=prepared.trigger_lists, language=self.language
+        )
         return found is not None
 
     def recognize(self, text: str, home: Home) -> str | None:
@@ -390,10 +394,12 @@ def _nearest_name(heard: str, slot: str, prepared: _Prepared) -> tuple[str, floa
     core = _core(words(heard))
     if not core:
         return None
+    spelled = " ".join(core)
+    said = sound(spelled)
     scored = sorted(
         (
-            (similarity(" ".join(core), " ".join(w)), value)
-            for w, kind, value in prepared.spoken
+            (prepared.similarity(spelled, said, index), value)
+            for index, (w, kind, value) in enumerate(prepared.spoken)
             # as many words as the name, one more or fewer: free text takes what it can ("It's
             # a plantuary lamp" is no name: "Is the plantuary lamp on" was said)
             if kind == slot and abs(len(w) - len(core)) <= 1
@@ -448,8 +454,9 @@ def _name_spans(said: list[str], prepared: _Prepared) -> list[_Span]:
             edges = (said[start], said[start + length - 1])
             # Near by spelling or by sound (rapidfuzz over every name at once: a home's
             # thousands of names cost milliseconds), then each candidate's rules.
+            heard_sound = sound(heard)
             near: set[int] = set()
-            for query, names in ((heard, prepared.spelled), (sound(heard), prepared.sounds)):
+            for query, names in ((heard, prepared.spelled), (heard_sound, prepared.sounds)):
                 picked = process.extract(
                     query, names, scorer=fuzz.ratio, limit=16, score_cutoff=NAME_SCORE
                 )
@@ -462,11 +469,11 @@ def _name_spans(said: list[str], prepared: _Prepared) -> list[_Span]:
                     edges[1] in FILLERS and edges[1] != name_words[-1]
                 ):
                     continue  # "the light" is not "Kitchen light": a name has its own words
-                name = " ".join(name_words)
+                name = prepared.spelled[index]
                 if len(name.replace(" ", "")) <= SHORT_NAME:
                     score = 100.0 if heard == name else 0.0
                 else:
-                    score = similarity(heard, name)
+                    score = prepared.similarity(heard, heard_sound, index)
                 if score >= NAME_SCORE:
                     found.append(_Span(start, start + length, slot, value, score))
     found.sort(key=lambda s: (-s.score, -(s.end - s.start), s.start))
@@ -536,26 +543,31 @@ def _render(frame: _Frame, filled: list[_Span]) -> str | None:
     return re.sub(r"(\d) %", r"\1%", out)
 
 
-def _triggers(sentences: tuple[str, ...], language: str) -> tuple[Intents | None, list[str]]:
-    """The home's sentence triggers as hassil matches them, and their sentences sampled (those
-    without free text: a wildcard sentence is matched only as it is)."""
+def _triggers(
+    sentences: tuple[str, ...], language: str
+) -> tuple[Intents | None, dict[str, SlotList], list[str]]:
+    """The home's sentence triggers as hassil matches them, their {lists} as free text (as Home
+    Assistant makes them), and their sentences sampled (those without free text: a wildcard
+    sentence is matched only as it is)."""
     if not sentences:
-        return None, []
+        return None, {}, []
     try:
         intents = Intents.from_dict(
             {"language": language, "intents": {TRIGGER: {"data": [{"sentences": list(sentences)}]}}}
         )
     except Exception:  # a template hassil cannot read: Home Assistant would not match it either
         _LOGGER.warning("Home Assistant's sentence triggers could not be read", exc_info=True)
-        return None, []
+        return None, {}, []
+    free: dict[str, SlotList] = {}
     said: list[str] = []
     rng = random.Random(0)
     for data in intents.intents[TRIGGER].data:
         for sentence in data.sentences:
-            if _lists(sentence, {}, set()):
-                continue
-            said += [" ".join(t.split()) for t, _ in _expand(sentence, {}, {}, rng, 50)]
-    return intents, [s for s in dict.fromkeys(said) if s]
+            named = _lists(sentence, {}, set())
+            free |= {name: WildcardSlotList(name) for name in named}
+            if not named:
+                said += [" ".join(t.split()) for t, _ in _expand(sentence, {}, {}, rng, 50)]
+    return intents, free, [s for s in dict.fromkeys(said) if s]
 
 
 # --- Template sampling ------------------------------------------------------------------------
