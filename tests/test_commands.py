@@ -8,7 +8,18 @@ from __future__ import annotations
 
 import pytest
 
-from wyoming_whisper.commands import Assist, Commands, Entity, Home, Place, words
+from wyoming_whisper.commands import (
+    ALTERNATIVES,
+    HEARD_MARGIN,
+    Assist,
+    Commands,
+    Entity,
+    Home,
+    Match,
+    Place,
+    choose,
+    words,
+)
 from wyoming_whisper.hass_names import read_home
 
 HOME = Home(
@@ -179,3 +190,39 @@ def test_a_client_s_flood_of_names_costs_little(commands: Commands) -> None:
     started = time.perf_counter()
     assert commands.match("Turn on the Plantery lamp.", home).text == "Turn on the Plantuary lamp."
     assert time.perf_counter() - started < 2.0
+
+
+def test_alternatives_are_the_near_commands_for_the_audio_to_choose(commands: Commands) -> None:
+    """Where the words alone cannot tell ("Tarn" is "turn", but on or off?) the alternatives
+    hold both, each a command Home Assistant understands, at most ALTERNATIVES of them."""
+    heard = "Tarn the Quillhaven fan."
+    assert commands.match(heard, HOME).outcome == "heard"  # unsure on words alone
+    found = commands.alternatives(heard, HOME)
+    assert 2 <= len(found) <= ALTERNATIVES
+    texts = [m.text for m in found]
+    assert {"HassTurnOn", "HassTurnOff"} <= {m.intent for m in found}, texts
+    assert all(commands.recognize(t, HOME) for t in texts)
+    assert all("Quillhaven fan" in t for t in texts)
+    # A name misheard past recognition, placed by Home Assistant's own words around it.
+    placed = commands.alternatives("What is the temperature in brindle top?", HOME)
+    assert "What is the temperature in Brindlethorpe." in [m.text for m in placed]
+
+
+def test_no_alternatives_for_a_command_or_without_a_name(commands: Commands) -> None:
+    """Nothing for the audio to choose (and no decoder pass paid): a command already, speech
+    with no name of the home near, no names at all. Speech that sounds near a name may get
+    alternatives: the audio keeps it (HEARD_MARGIN, chosen on the bench's speech)."""
+    assert commands.alternatives("Turn on the Plantuary lamp.", HOME) == []
+    assert commands.alternatives("Add milk to my shopping list.", HOME) == []
+    assert commands.alternatives("Tarn the Quillhaven fan.", Home()) == []
+
+
+def test_the_audio_chooses_unless_the_words_as_heard_fit_it_far_better() -> None:
+    heard = Match("Tarn the fan.", "heard")
+    on = Match("Turn on the fan.", "rewritten", "HassTurnOn")
+    off = Match("Turn off the fan.", "rewritten", "HassTurnOff")
+    assert choose(heard, [on, off], [-20.0, -24.0, -22.0]) == off
+    assert choose(heard, [on, off], [-5.0, -5.0 - HEARD_MARGIN - 1, -30.0]) == heard
+    assert choose(heard, [on, off], [-5.0, -5.0 - HEARD_MARGIN + 1, -30.0]) == on
+    assert choose(heard, [], [-5.0]) == heard
+    assert choose(heard, [on], [-5.0]) == heard  # (a score missing: nothing chosen)

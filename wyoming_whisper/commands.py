@@ -24,6 +24,7 @@ Blocking (template compilation, a few ms of matching): call it from a worker thr
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 import logging
@@ -69,6 +70,16 @@ NAME_CHARS = 100  # a longer "name" is not one
 # Placeholders in a skeleton: one character per slot, never produced by normalisation.
 SLOT_MARK = {"name": "\u2460", "area": "\u2461", "floor": "\u2462", "number": "\u2463"}
 NAME_SLOTS = ("name", "area", "floor")
+# Alternatives (``Commands.alternatives``): commands the audio itself then chooses between.
+ALTERNATIVES = 3  # at most this many: each costs a forced pass of Whisper's decoder
+ALT_NAME_SCORE = 60.0  # a span heard as a name, for an alternative
+ALT_FRAME_SCORE = 60.0  # a template's words against the transcript's, for an alternative
+ALT_PLACED = 3  # names tried per place a parse leaves free
+ALT_TRIED = 12  # of them checked by hassil, nearest the words as heard first
+ALT_PLACED_SCORE = 50.0  # and each at least this near ("car with a man": Cubbyhaven, 50)
+# Log-probability (nats) an alternative may fall short of the words as heard and still be what
+# was said: the bench's misheard commands fall 0-15 short, its speech's nearest commands 25+.
+HEARD_MARGIN = 15.0
 TRIGGER = "SentenceTrigger"  # the intent of a home's own sentence (an automation's trigger)
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*%?|%")
 
@@ -234,6 +245,7 @@ class Commands:
             spelled.append(frame.skeleton)
             sounds.append(sound(frame.skeleton))
         self._prepared: _Prepared | None = None
+        self._only: dict[str, Intents] = {}  # one intent's sentences, for checking alternatives
         self._lock = threading.Lock()
         # hassil compiles its patterns on first use: pay that here, not on a request.
         self.recognize("turn on the light", Home())
@@ -255,6 +267,7 @@ class Commands:
                     home.sentences, self.language
                 )
                 self._prepared = cached = prepared
+                _settle()
             return cached
 
     def _trigger(self, text: str, prepared: _Prepared) -> bool:
@@ -307,6 +320,123 @@ class Commands:
             if intent is not None:
                 return Match(_sentence(candidate), "rewritten", intent)
         return self._nearest(said, spans, home) or self._placed(text, home, prepared) or heard
+
+    def alternatives(self, text: str, home: Home, match: Match | None = None) -> list[Match]:
+        """Commands ``text`` may have been, for the audio to choose between (``choose``): the
+        matcher's own answer, near templates filled with the names heard (without the margins
+        that keep a text-only rewrite sure), Home Assistant's words around the nearest names;
+        the ``ALTERNATIVES`` nearest the words as heard that Home Assistant understands. Empty
+        when ``text`` is a command already, or far from every command with a name."""
+        match = match or self.match(text, home)
+        if match.outcome == "command":
+            return []
+        said = words(text)
+        if not home or not said or len(said) > MAX_WORDS:
+            return []
+        prepared = self._prepare(home)
+        pool: dict[str, str] = {}  # text -> the intent it is meant as
+        spans = _name_spans(said, prepared, ALT_NAME_SCORE)
+        for subset in _subsets(spans):
+            for written, intent in self._near(said, subset):
+                pool.setdefault(written, intent)
+        for written, intent in self._places(text, prepared):
+            pool.setdefault(written, intent)
+        skipped = self._skipped(said)
+        heard = " ".join(said)
+        heard_sound = sound(heard)
+
+        def nearness(written: str) -> float:
+            spelled = " ".join(words(written))
+            return fuzz.ratio(heard, spelled) + fuzz.ratio(heard_sound, sound(spelled))
+
+        found: dict[str, Match] = {}
+        if match.outcome == "rewritten":
+            found[match.text.lower()] = match
+        for written in sorted(pool, key=nearness, reverse=True)[:ALT_TRIED]:
+            if len(found) >= ALTERNATIVES:
+                break
+            intent = pool[written]
+            if not self._understood(written, intent, prepared):
+                continue
+            candidate = Match(_sentence(f"{skipped} {written}"), "rewritten", intent)
+            found.setdefault(candidate.text.lower(), candidate)
+        return list(found.values())
+
+    def _understood(self, text: str, intent: str, prepared: _Prepared) -> bool:
+        """Whether Home Assistant finds ``intent`` in ``text``: matched against that intent's
+        sentences alone (a few ms, where all of them take 10-40)."""
+        only = self._only.get(intent)
+        if only is None:
+            whole = self.intents
+            only = self._only[intent] = Intents(
+                language=whole.language,
+                intents={intent: whole.intents[intent]},
+                slot_lists=whole.slot_lists,
+                expansion_rules=whole.expansion_rules,
+                skip_words=whole.skip_words,
+                settings=whole.settings,
+            )
+        found = recognize_best(
+            text, only, slot_lists=prepared.lists, language=self.language, best_slot_name="name"
+        )
+        return found is not None and not any(
+            isinstance(e.value, dict) for e in found.entities.values()
+        )
+
+    def _skipped(self, said: list[str]) -> str:
+        """The words Home Assistant skips that the transcript begins with ("please"): kept in
+        front of an alternative, so the audio compares like with like."""
+        for skip in sorted(self.intents.skip_words, key=len, reverse=True):
+            if said[: len(skip.split())] == skip.split():
+                return skip
+        return ""
+
+    def _near(self, said: list[str], spans: list[_Span]) -> Iterator[tuple[str, str]]:
+        """Template sentences near the transcript's words, slots filled from it, best first:
+        (text, intent), unchecked."""
+        spans = spans + _number_spans(said, spans)
+        skeleton, filled = _skeleton(said, spans)
+        found = self._frames.get(tuple(sorted(s.slot for s in filled)))
+        if found is None:
+            return
+        frames, spelled, sounds = found
+        heard_sound = sound(skeleton)
+        picked: set[int] = set()
+        for query, strings in ((skeleton, spelled), (heard_sound, sounds)):
+            nearest = process.extract(query, strings, scorer=fuzz.ratio, limit=8)
+            picked.update(index for _, _, index in nearest)
+        scores = {
+            i: (fuzz.ratio(skeleton, spelled[i]) + fuzz.ratio(heard_sound, sounds[i])) / 2
+            for i in picked
+        }
+        for index in sorted(scores, key=lambda i: -scores[i]):
+            if scores[index] < ALT_FRAME_SCORE:
+                return
+            written = _render(frames[index], filled)
+            if written is not None:
+                yield written, frames[index].intent
+
+    def _places(self, text: str, prepared: _Prepared) -> Iterator[tuple[str, str]]:
+        """Home Assistant's words as heard, free text where a name goes filled with the names
+        of that kind nearest it (any number of words: "car with a man" may be Cubbyhaven)."""
+        wild = {n: WildcardSlotList(n) for n in NAME_SLOTS}
+        ways = (
+            {**prepared.lists, "area": wild["area"], "floor": wild["floor"]},
+            {**prepared.lists, "name": wild["name"]},
+        )
+        for way in ways:
+            parses = recognize_all(text, self.intents, slot_lists=way, language=self.language)
+            for parse in itertools.islice(parses, PARSES):
+                placed = [
+                    (k, e.text)
+                    for k, e in parse.entities.items()
+                    if k in NAME_SLOTS and e.is_wildcard
+                ]
+                if len(placed) != 1 or placed[0][1] not in text:
+                    continue
+                slot, heard = placed[0]
+                for value in _nearest_names(heard, slot, prepared, ALT_PLACED):
+                    yield text.replace(heard, _keep_edges(heard, value), 1), parse.intent.name
 
     def _placed(self, text: str, home: Home, prepared: _Prepared) -> Match | None:
         """Home Assistant's own words exactly, with free text where the names go: each place's
@@ -388,6 +518,17 @@ class Commands:
         return chosen
 
 
+def choose(heard: Match, alternatives: list[Match], scores: list[float]) -> Match:
+    """The alternative the audio fits best (``scores``: the heard words' first, then each
+    alternative's), unless the words as heard fit it better by more than ``HEARD_MARGIN``."""
+    if not alternatives or len(scores) != len(alternatives) + 1:
+        return heard
+    best = max(range(len(alternatives)), key=lambda i: scores[i + 1])
+    if scores[best + 1] < scores[0] - HEARD_MARGIN:
+        return heard
+    return alternatives[best]
+
+
 def _nearest_name(heard: str, slot: str, prepared: _Prepared) -> tuple[str, float] | None:
     """The one name of this kind (name, area, floor) the words are near; None when none is, or
     when another is nearly as near."""
@@ -411,6 +552,30 @@ def _nearest_name(heard: str, slot: str, prepared: _Prepared) -> tuple[str, floa
     if any(v != scored[0][1] and s > scored[0][0] - PLACED_MARGIN for s, v in scored[1:]):
         return None
     return scored[0][1], scored[0][0]
+
+
+def _nearest_names(heard: str, slot: str, prepared: _Prepared, limit: int) -> list[str]:
+    """The ``limit`` names of this kind (name, area, floor) nearest the words, any length."""
+    core = _core(words(heard))
+    if not core:
+        return []
+    spelled = " ".join(core)
+    said = sound(spelled)
+    scored: dict[str, float] = {}
+    for index, (_, kind, value) in enumerate(prepared.spoken):
+        if kind == slot:
+            score = prepared.similarity(spelled, said, index)
+            if score >= ALT_PLACED_SCORE:
+                scored[value] = max(score, scored.get(value, 0.0))
+    return sorted(scored, key=lambda v: -scored[v])[:limit]
+
+
+def _subsets(spans: list[_Span]) -> Iterator[list[_Span]]:
+    """The names heard, all of them, then each alone (one of two may be a mishearing)."""
+    yield spans
+    if len(spans) > 1:
+        for span in sorted(spans, key=lambda s: -s.score):
+            yield [span]
 
 
 def _core(said: list[str]) -> list[str]:
@@ -445,7 +610,7 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] + "." if text else text
 
 
-def _name_spans(said: list[str], prepared: _Prepared) -> list[_Span]:
+def _name_spans(said: list[str], prepared: _Prepared, least: float = NAME_SCORE) -> list[_Span]:
     """The names of the home heard in the transcript, best first, none overlapping."""
     found: list[_Span] = []
     for start in range(len(said)):
@@ -458,7 +623,7 @@ def _name_spans(said: list[str], prepared: _Prepared) -> list[_Span]:
             near: set[int] = set()
             for query, names in ((heard, prepared.spelled), (heard_sound, prepared.sounds)):
                 picked = process.extract(
-                    query, names, scorer=fuzz.ratio, limit=16, score_cutoff=NAME_SCORE
+                    query, names, scorer=fuzz.ratio, limit=16, score_cutoff=least
                 )
                 near.update(index for _, _, index in picked)
             for index in sorted(near):
@@ -474,7 +639,7 @@ def _name_spans(said: list[str], prepared: _Prepared) -> list[_Span]:
                     score = 100.0 if heard == name else 0.0
                 else:
                     score = prepared.similarity(heard, heard_sound, index)
-                if score >= NAME_SCORE:
+                if score >= least:
                     found.append(_Span(start, start + length, slot, value, score))
     found.sort(key=lambda s: (-s.score, -(s.end - s.start), s.start))
     chosen: list[_Span] = []
@@ -739,7 +904,17 @@ class Assist:
         except Exception:  # a broken intents package must not take transcription with it
             _LOGGER.exception("Home Assistant sentences for %s failed to load", code)
             commands = None
+        if commands is not None:
+            _settle()
         with self._lock:
             self._loaded[code] = commands
             self._loading.discard(code)
         return commands
+
+
+def _settle() -> None:
+    """Move what is in memory now (the sentences, a home's names: hundreds of thousands of
+    objects that live as long as the process) out of the garbage collector's sight: otherwise
+    each full collection walks them all, about 90 ms with the GIL held, and a request waits."""
+    gc.collect()
+    gc.freeze()

@@ -24,7 +24,7 @@ from . import audio as audio_mod
 from . import malloc
 from .backends.base import SAMPLE_RATE, CancelToken, Result, Segment, TranscribeOptions
 from .backends.select import Selection
-from .commands import Assist, Home
+from .commands import Assist, Commands, Home, Match, choose
 from .config import Config
 from .errors import Busy, ModelNotFound, OutOfMemory, is_out_of_memory
 from .hass_names import HassNames
@@ -127,19 +127,53 @@ class Engine:
             return Home.from_names(names)
         return self.names.home if self.names is not None else Home()
 
-    async def as_command(self, text: str, language: str | None, home: Home) -> str:
-        """``text``, or the Home Assistant command it nearly is (commands.py). Never waits for
-        the sentences to load: until they are, the words go out as heard."""
+    async def as_command(
+        self,
+        text: str,
+        language: str | None,
+        home: Home,
+        audio: np.ndarray | None = None,
+        model: str | None = None,
+    ) -> str:
+        """``text``, or the Home Assistant command it nearly is (commands.py); with the request's
+        ``audio`` and ``model``, the command among the near ones that the audio says. Never waits
+        for the sentences to load: until they are, the words go out as heard."""
         if self.config.no_assist_commands or not home or not text.strip():
             return text
         commands = self.assist.get(language)
         if commands is None:
             return text
         match = await self.run_audio(commands.match, text, home)
+        if match.outcome == "heard" and audio is not None and model is not None:
+            # (a rewrite by the words alone is sure: its margins were chosen for that)
+            match = await self._heard_as(commands, match, home, audio, model, language)
         self.metrics.assist_commands.labels(match.outcome).inc()
         if match.outcome == "rewritten":
             _LOGGER.debug("Heard %r, answered the command %r (%s)", text, match.text, match.intent)
         return match.text
+
+    async def _heard_as(
+        self,
+        commands: Commands,
+        heard: Match,
+        home: Home,
+        audio: np.ndarray,
+        model: str,
+        language: str | None,
+    ) -> Match:
+        """The command among those near the words that the audio says, or the words as heard:
+        the audio is encoded on a worker while the near commands are found."""
+        async with self.manager.use(model) as loaded:
+            listening = asyncio.ensure_future(_run(self._pool, loaded.scorer, audio, language))
+            try:
+                alternatives = await self.run_audio(commands.alternatives, heard.text, home, heard)
+            finally:
+                scorer = await listening
+            if not alternatives or scorer is None:
+                return heard
+            texts = [heard.text, *(a.text for a in alternatives)]
+            scores = await _run(self._pool, scorer, texts)
+        return choose(heard, alternatives, scores)
 
     def request_options(self, request: TranscriptionRequest, **overrides: Any) -> TranscribeOptions:
         """The decoding options of a validated request (``overrides`` are the door's own)."""

@@ -356,7 +356,9 @@ class WhisperEventHandler(AsyncEventHandler):
             result = await self._stream_final(utt)
         language = result.language or utt.language
         # Home Assistant matches sentences exactly: a near-miss of a command is sent as the command.
-        text = await self.engine.as_command(result.text, language, utt.home)
+        text = await self.engine.as_command(
+            result.text, language, utt.home, utt.stream.audio(), utt.model
+        )
         # What people say in their homes stays out of the log unless asked for (or debugging).
         _LOGGER.info(
             "Transcript (%s, %.2f s%s)%s",

@@ -75,6 +75,8 @@ class TranscribeOptions:
 
 
 OnSegment = Callable[[Segment], None]
+# Candidate transcripts -> each one's log-probability given the audio a scorer was made for.
+Scorer = Callable[[list[str]], list[float]]
 
 
 @dataclass
@@ -116,6 +118,12 @@ class LoadedModel(Protocol):
         cancel: CancelToken | None = None,
     ) -> Result:
         """Decode 16 kHz mono float32 audio; call ``on_segment`` as each segment is final."""
+        ...
+
+    def scorer(self, audio: np.ndarray, language: str | None) -> Scorer | None:
+        """The audio encoded once, and a function that gives each of a few candidate
+        transcripts its log-probability given it (which one was said); blocks. None when this
+        backend cannot tell."""
         ...
 
     def unload(self) -> None:

@@ -287,6 +287,10 @@ class MlxModel:
         finally:
             module.tqdm = original  # type: ignore[attr-defined]
 
+    def scorer(self, audio: np.ndarray, language: str | None) -> None:
+        """mlx-whisper has no forced decoding: candidates are chosen by their words alone."""
+        return None
+
     def unload(self) -> None:
         on_mlx_thread(self._unload)
 

@@ -313,7 +313,8 @@ async def _answer(request: web.Request, task: Task) -> web.StreamResponse:
     if as_home and req.response_format in TEXT_ONLY:
         # Opted in as Home Assistant's door: a near-miss of a command answers as the command.
         language = result.language or req.language
-        result = replace(result, text=await engine.as_command(result.text, language, engine.home()))
+        text = await engine.as_command(result.text, language, engine.home(), samples, req.model)
+        result = replace(result, text=text)
     rendered = render(result, req.response_format, granularities=req.granularities)
     if rendered.data is not None:
         return web.json_response(rendered.data)
