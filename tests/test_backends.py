@@ -161,3 +161,27 @@ def test_translate_with_a_multilingual_model(request) -> None:  # type: ignore[n
             assert re.fullmatch(r"[\x20-\x7e]+", result.text), result.text  # English letters
             assert {"sand", "sands", "white"} & set(words(result.text)), result.text
         assert fake.transcribe.CALLS[-1]["task"] == "translate"
+
+
+def test_the_scorer_hears_which_command_was_said(
+    backend_model: tuple[Backend, LoadedModel],
+) -> None:
+    """tests/data/assist/command-008.flac says "Turn off the Glimmerholt strip" (espeak-ng, a
+    voice tiny.en hears as "Door after the Dlimmerholt strip"): forced through each text, the
+    decoder finds the words said likelier than the opposite command and than a far sentence.
+    mlx has no forced decoding: no scorer."""
+    backend, model = backend_model
+    scorer = model.scorer(decode_file(str(clip("assist/command-008.flac"))), "en")
+    if backend.name != "faster-whisper":
+        assert scorer is None
+        return
+    assert scorer is not None
+    said, opposite, far = scorer(
+        [
+            "Turn off the Glimmerholt strip.",
+            "Turn on the Glimmerholt strip.",
+            "What is the capital of Australia?",
+        ]
+    )
+    assert said > max(opposite, far), (said, opposite, far)
+    assert scorer([]) == []

@@ -151,13 +151,13 @@ class FasterWhisperModel:
         )
 
         def forced(tokens: list[int]) -> float:
-            if not tokens:
-                return float("-inf")
             found = model.model.align(encoded, tokenizer.sot_sequence, [tokens], frames // 2)
             probs = np.asarray(found[0].text_token_probs, dtype=np.float64)
             return float(np.log(np.maximum(probs, 1e-12)).sum())
 
         def score(texts: list[str]) -> list[float]:
+            if not texts:
+                return []
             tokens = [tokenizer.encode(" " + text.strip()) for text in texts]
             # One share of the texts per model replica, at once: an idle replica halves the
             # wait (a busy one queues its share, as long as one after the other would take).
