@@ -57,6 +57,7 @@ MARGIN = 4.0  # another command this near to the nearest one: unsure, nothing is
 PLACED_SCORE = 65.0  # words where a name goes, against the nearest name of that kind
 PLACED_MARGIN = 10.0  # another name this near: unsure
 PARSES = 12  # of Home Assistant's sentences, with free text for the names
+KEPT_PARSES = 8  # texts whose parses are kept (the text-only step's, for the alternatives)
 # Words of a command's frame, never the edge of a name unless the name has them there.
 FILLERS = frozenset(
     ("the", "a", "an", "my", "our", "your", "all", "in", "on", "off", "of", "to", "at", "and")
@@ -180,6 +181,9 @@ class _Span:
     score: float
 
 
+_Parse = tuple[str, list[tuple[str, str]]]  # an intent, and the words where each name goes
+
+
 @dataclass
 class _Prepared:
     """A home's slot lists and spoken names, built once per ``Home``."""
@@ -193,6 +197,7 @@ class _Prepared:
     triggers: Intents | None = None  # the sentence triggers' sentences, as Home Assistant has them
     trigger_lists: dict[str, SlotList] = field(default_factory=dict)  # their {lists}: free text
     said: list[str] = field(default_factory=list)  # sampled trigger sentences, as words
+    parses: dict[str, list[_Parse]] = field(default_factory=dict)  # the last texts' free places
 
     def similarity(self, heard: str, heard_sound: str, index: int) -> float:
         """``similarity`` against the ``index``-th name, its spelling and sound computed once."""
@@ -419,11 +424,29 @@ class Commands:
     def _places(self, text: str, prepared: _Prepared) -> Iterator[tuple[str, str]]:
         """Home Assistant's words as heard, free text where a name goes filled with the names
         of that kind nearest it (any number of words: "car with a man" may be Cubbyhaven)."""
+        for intent, placed in self._free_places(text, prepared):
+            if len(placed) != 1 or placed[0][1] not in text:
+                continue
+            slot, heard = placed[0]
+            for value in _nearest_names(heard, slot, prepared, ALT_PLACED):
+                yield text.replace(heard, _keep_edges(heard, value), 1), intent
+
+    def _free_places(self, text: str, prepared: _Prepared) -> list[_Parse]:
+        """Home Assistant's parses of ``text`` with free text where names go: (intent, [(slot,
+        the words there)]). Kept for the last few texts: the text-only step and the
+        alternatives both read them (a parse costs tens of ms)."""
+        with self._lock:
+            known = prepared.parses.get(text)
+        if known is not None:
+            return known
+        # Free text for the places with the entities' names real, then for the entity with the
+        # places real: each way far fewer parses than free text for all three.
         wild = {n: WildcardSlotList(n) for n in NAME_SLOTS}
         ways = (
             {**prepared.lists, "area": wild["area"], "floor": wild["floor"]},
             {**prepared.lists, "name": wild["name"]},
         )
+        found: list[_Parse] = []
         for way in ways:
             parses = recognize_all(text, self.intents, slot_lists=way, language=self.language)
             for parse in itertools.islice(parses, PARSES):
@@ -432,38 +455,22 @@ class Commands:
                     for k, e in parse.entities.items()
                     if k in NAME_SLOTS and e.is_wildcard
                 ]
-                if len(placed) != 1 or placed[0][1] not in text:
-                    continue
-                slot, heard = placed[0]
-                for value in _nearest_names(heard, slot, prepared, ALT_PLACED):
-                    yield text.replace(heard, _keep_edges(heard, value), 1), parse.intent.name
+                if placed:
+                    found.append((parse.intent.name, placed))
+        with self._lock:
+            prepared.parses[text] = found
+            while len(prepared.parses) > KEPT_PARSES:
+                prepared.parses.pop(next(iter(prepared.parses)))
+        return found
 
     def _placed(self, text: str, home: Home, prepared: _Prepared) -> Match | None:
         """Home Assistant's own words exactly, with free text where the names go: each place's
         words the one name of its kind they are nearest to (``PLACED_SCORE``, none other near),
         the sentence checked again with the real names."""
         best: tuple[float, str] | None = None  # (the worst place's score, the text)
-        # Free text for the places with the entities' names real, then for the entity with the
-        # places real: each way far fewer parses than free text for all three.
-        wild = {n: WildcardSlotList(n) for n in NAME_SLOTS}
-        ways = (
-            {**prepared.lists, "area": wild["area"], "floor": wild["floor"]},
-            {**prepared.lists, "name": wild["name"]},
-        )
-        parses = itertools.chain.from_iterable(
-            itertools.islice(
-                recognize_all(text, self.intents, slot_lists=w, language=self.language), PARSES
-            )
-            for w in ways
-        )
-        for parse in parses:
-            placed = {
-                k: e.text for k, e in parse.entities.items() if k in NAME_SLOTS and e.is_wildcard
-            }
-            if not placed:
-                continue
+        for _, placed in self._free_places(text, prepared):
             written, worst = text, 100.0
-            for slot, heard in placed.items():
+            for slot, heard in placed:
                 named = _nearest_name(heard, slot, prepared)
                 if named is None or heard not in written:
                     break
