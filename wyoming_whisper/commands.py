@@ -399,27 +399,37 @@ class Commands:
     def _near(self, said: list[str], spans: list[_Span]) -> Iterator[tuple[str, str]]:
         """Template sentences near the transcript's words, slots filled from it, best first:
         (text, intent), unchecked."""
+        filled, nearest = self._near_frames(said, spans)
+        for frame, score in nearest:
+            if score < ALT_FRAME_SCORE:
+                return
+            written = _render(frame, filled)
+            if written is not None:
+                yield written, frame.intent
+
+    def _near_frames(
+        self, said: list[str], spans: list[_Span]
+    ) -> tuple[list[_Span], list[tuple[_Frame, float]]]:
+        """The transcript's slots (names and numbers), and the template sentences with the same
+        slots nearest its other words, nearest first with their scores."""
         spans = spans + _number_spans(said, spans)
         skeleton, filled = _skeleton(said, spans)
         found = self._frames.get(tuple(sorted(s.slot for s in filled)))
         if found is None:
-            return
+            return filled, []
         frames, spelled, sounds = found
         heard_sound = sound(skeleton)
         picked: set[int] = set()
         for query, strings in ((skeleton, spelled), (heard_sound, sounds)):
             nearest = process.extract(query, strings, scorer=fuzz.ratio, limit=8)
             picked.update(index for _, _, index in nearest)
+        # Spelling and sound together: sound alone hears "off" as "on" ("af"/"an").
         scores = {
             i: (fuzz.ratio(skeleton, spelled[i]) + fuzz.ratio(heard_sound, sounds[i])) / 2
             for i in picked
         }
-        for index in sorted(scores, key=lambda i: -scores[i]):
-            if scores[index] < ALT_FRAME_SCORE:
-                return
-            written = _render(frames[index], filled)
-            if written is not None:
-                yield written, frames[index].intent
+        ranked = sorted(scores, key=lambda i: -scores[i])
+        return filled, [(frames[i], scores[i]) for i in ranked]
 
     def _places(self, text: str, prepared: _Prepared) -> Iterator[tuple[str, str]]:
         """Home Assistant's words as heard, free text where a name goes filled with the names
@@ -489,30 +499,14 @@ class Commands:
 
     def _nearest(self, said: list[str], spans: list[_Span], home: Home) -> Match | None:
         """The template sentence nearest the transcript, its slots filled from it."""
-        spans = spans + _number_spans(said, spans)
-        skeleton, filled = _skeleton(said, spans)
-        found = self._frames.get(tuple(sorted(s.slot for s in filled)))
-        if found is None:
-            return None
-        frames, spelled, sounds = found
-        heard_sound = sound(skeleton)
-        candidates: set[int] = set()
-        for query, strings in ((skeleton, spelled), (heard_sound, sounds)):
-            nearest = process.extract(query, strings, scorer=fuzz.ratio, limit=8)
-            candidates.update(index for _, _, index in nearest)
-        # Spelling and sound together: sound alone hears "off" as "on" ("af"/"an").
-        scores = {
-            i: (fuzz.ratio(skeleton, spelled[i]) + fuzz.ratio(heard_sound, sounds[i])) / 2
-            for i in candidates
-        }
+        filled, nearest = self._near_frames(said, spans)
         chosen: Match | None = None
         chosen_score = 0.0
-        for index in sorted(scores, key=lambda i: -scores[i]):
-            if scores[index] < FRAME_SCORE:
+        for frame, score in nearest:
+            if score < FRAME_SCORE:
                 break
-            if chosen is not None and scores[index] < chosen_score - MARGIN:
+            if chosen is not None and score < chosen_score - MARGIN:
                 break
-            frame = frames[index]
             if chosen is not None and frame.intent == chosen.intent:
                 continue
             text = _render(frame, filled)
@@ -521,7 +515,7 @@ class Commands:
             if chosen is not None:
                 return None  # as near to another command ("Tarn the fan": on or off?): unsure
             chosen = Match(_sentence(text), "rewritten", frame.intent)
-            chosen_score = scores[index]
+            chosen_score = score
         return chosen
 
 
