@@ -81,6 +81,7 @@ ALT_PLACED_SCORE = 50.0  # and each at least this near ("car with a man": Cubbyh
 # Log-probability (nats) an alternative may fall short of the words as heard and still be what
 # was said: the bench's misheard commands fall 0-15 short, its speech's nearest commands 25+.
 HEARD_MARGIN = 15.0
+COMMAND_SECONDS = 30.0  # longer audio is not one command: its alternatives are never scored
 TRIGGER = "SentenceTrigger"  # the intent of a home's own sentence (an automation's trigger)
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*%?|%")
 

@@ -24,7 +24,7 @@ from . import audio as audio_mod
 from . import malloc
 from .backends.base import SAMPLE_RATE, CancelToken, Result, Segment, TranscribeOptions
 from .backends.select import Selection
-from .commands import Assist, Commands, Home, Match, choose
+from .commands import COMMAND_SECONDS, Assist, Commands, Home, Match, choose
 from .config import Config
 from .errors import Busy, ModelNotFound, OutOfMemory, is_out_of_memory
 from .hass_names import HassNames
@@ -144,8 +144,12 @@ class Engine:
         if commands is None:
             return text
         match = await self.run_audio(commands.match, text, home)
-        if match.outcome == "heard" and audio is not None and model is not None:
-            # (a rewrite by the words alone is sure: its margins were chosen for that)
+        if (
+            match.outcome == "heard"  # (a rewrite by the words alone is sure: its margins say so)
+            and audio is not None
+            and model is not None
+            and audio.shape[0] <= COMMAND_SECONDS * SAMPLE_RATE
+        ):
             match = await self._heard_as(commands, match, home, audio, model, language)
         self.metrics.assist_commands.labels(match.outcome).inc()
         if match.outcome == "rewritten":
