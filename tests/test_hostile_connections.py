@@ -216,18 +216,27 @@ async def test_half_sent_http_requests_are_closed(start_server) -> None:
 async def test_at_the_cap_idle_connections_make_room(start_server) -> None:
     """Case 5: with --max-connections 10 on each port, ten silent HTTP connections and ten silent
     Wyoming connections do not lock anyone out: a new connection closes the oldest idle one, so
-    /health and a normal Wyoming transcription are answered at once (timeouts far away)."""
+    /health and a normal Wyoming transcription are answered at once (timeouts far away). A
+    connection whose request has begun is older than the silent ones, yet they go first."""
     srv: ServerProcess = start_server(*BASE, "--max-connections", "10")
     pcm = load_pcm16(clip(SHORT))
     with Watch(srv) as w:
+        begun_reader, begun = await asyncio.open_connection("127.0.0.1", srv.port)
+        begun.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # headers not ended yet
+        await begun.drain()
+        await asyncio.sleep(0.2)
         http = [await asyncio.open_connection("127.0.0.1", srv.port) for _ in range(10)]
         wyoming = [await asyncio.open_connection("127.0.0.1", srv.wyoming_port) for _ in range(10)]
         await asyncio.sleep(0.3)
+        begun.write(b"\r\n")
+        begun_status = await _status_line(begun_reader, 5)
+        begun.close()
         event = await asyncio.wait_for(transcribe("127.0.0.1", srv.wyoming_port, pcm), 60)
         closed = await asyncio.gather(*(_closed(reader, 1) for reader, _ in [*http, *wyoming]))
         for _, writer in [*http, *wyoming]:
             writer.close()
     print(f"case 5 at the cap, idle: {sum(closed)} idle closed,", w.summary())
+    assert begun_status[0] == 200, begun_status
     assert event.type == "transcript" and short_ok(event.data["text"]), event
     assert any(closed[:10]) and any(closed[10:]), closed  # the oldest idle ones made room
     w.check()

@@ -1,7 +1,8 @@
 """Each port's connection cap (--max-connections), for HTTP and Wyoming alike.
 
 At the cap a new connection first takes the place of the oldest *idle* one (an HTTP connection
-between requests or still waiting for its headers, a Wyoming connection with no utterance open):
+between requests or still waiting for its headers, a Wyoming connection with no utterance open);
+on HTTP a connection that has sent nothing goes before one whose request bytes are still being read:
 a stranger who opens connections and sends nothing cannot lock Home Assistant or a browser out,
 while nobody's request or utterance is ever cut. Only when every connection is busy is the new
 one refused at once: HTTP with a 503 in OpenAI's shape, Wyoming with an ``error`` event.
@@ -86,6 +87,40 @@ def _refusal(err: Busy) -> bytes:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+class _Heard(asyncio.Protocol):
+    """A request handler behind a thin proxy that notes when its client sent bytes.
+
+    Between a request's bytes arriving and its handler starting, a connection looks idle to the
+    middleware; without this note a burst of silent connections could close a client whose
+    request was already on its way.
+    """
+
+    def __init__(self, handler: RequestHandler, cap: HttpCap) -> None:
+        self.handler = handler
+        self.cap = cap
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.handler.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.cap.heard[self.handler] = time.monotonic()
+        self.handler.data_received(data)
+
+    def eof_received(self) -> None:
+        self.handler.eof_received()  # None: the transport closes itself
+
+    def pause_writing(self) -> None:
+        self.handler.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.handler.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.cap.heard.pop(self.handler, None)
+        self.cap.busy.pop(self.handler, None)
+        self.handler.connection_lost(exc)
+
+
 class HttpCap:
     """The HTTP port's cap: the protocol factory for ``loop.create_server`` and the middleware
     that tells busy connections (a request being answered, a WebSocket open) from idle ones."""
@@ -95,33 +130,45 @@ class HttpCap:
         self.limit = limit
         self.refused = 0
         self.evicted = 0
-        self._busy: dict[RequestHandler, int] = {}  # requests in progress per connection
+        self.busy: dict[RequestHandler, int] = {}  # requests in progress per connection
+        self.heard: dict[RequestHandler, float] = {}  # bytes not yet a request: when they came
         self._answer = _refusal(full("HTTP", limit))
         self._warn = _Warner("HTTP")
 
     @web.middleware
     async def track(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         protocol = request.protocol
-        self._busy[protocol] = self._busy.get(protocol, 0) + 1
+        self.busy[protocol] = self.busy.get(protocol, 0) + 1
+        self.heard.pop(protocol, None)
         try:
             return await handler(request)
         finally:
-            if self._busy[protocol] <= 1:
-                del self._busy[protocol]
+            self.heard.pop(protocol, None)  # a body's bytes, read with the request
+            if self.busy.get(protocol, 0) <= 1:
+                self.busy.pop(protocol, None)
             else:
-                self._busy[protocol] -= 1
+                self.busy[protocol] -= 1
 
     async def serve(self, runner: web.AppRunner, host: str, port: int) -> asyncio.Server:
         """Listen with this cap in front of the runner's (already set up) request handlers."""
         self.runner = runner
         return await asyncio.get_running_loop().create_server(self.protocol, host, port)
 
+    def idlest(self, open_: list[RequestHandler]) -> RequestHandler | None:
+        """The connection to close for a new one: the oldest that has sent nothing, else the one
+        whose unfinished request bytes are oldest; None when every connection has a request."""
+        idle = [c for c in open_ if c not in self.busy]
+        silent = [c for c in idle if c not in self.heard]
+        if silent:
+            return silent[0]
+        return min(idle, key=lambda c: self.heard[c], default=None)
+
     def protocol(self) -> asyncio.Protocol:
         assert self.runner is not None and self.runner.server is not None
         server = self.runner.server
         open_ = server.connections  # oldest first
         if len(open_) >= self.limit:
-            idle = next((c for c in open_ if c not in self._busy), None)
+            idle = self.idlest(open_)
             if idle is None:
                 self.refused += 1
                 self._warn(self.limit, "every connection is busy; refusing new ones")
@@ -129,7 +176,7 @@ class HttpCap:
             self.evicted += 1
             self._warn(self.limit, "closing the oldest idle connections for new ones")
             idle.force_close()
-        return server()
+        return _Heard(server(), self)
 
 
 # -- Wyoming -----------------------------------------------------------------------------------
