@@ -183,5 +183,6 @@ def test_the_scorer_hears_which_command_was_said(
             "What is the capital of Australia?",
         ]
     )
-    assert said > max(opposite, far), (said, opposite, far)
+    assert said.logprob > max(opposite.logprob, far.logprob), (said, opposite, far)
+    assert said.tokens == opposite.tokens > 0  # "off" and "on": one token each
     assert scorer([]) == []

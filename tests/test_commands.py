@@ -218,11 +218,24 @@ def test_no_alternatives_for_a_command_or_without_a_name(commands: Commands) -> 
 
 
 def test_the_audio_chooses_unless_the_words_as_heard_fit_it_far_better() -> None:
+    """Fits are (summed log-probability, tokens): the heard words' first, then each
+    alternative's."""
     heard = Match("Tarn the fan.", "heard")
     on = Match("Turn on the fan.", "rewritten", "HassTurnOn")
     off = Match("Turn off the fan.", "rewritten", "HassTurnOff")
-    assert choose(heard, [on, off], [-20.0, -24.0, -22.0]) == off
-    assert choose(heard, [on, off], [-5.0, -5.0 - HEARD_MARGIN - 1, -30.0]) == heard
-    assert choose(heard, [on, off], [-5.0, -5.0 - HEARD_MARGIN + 1, -30.0]) == on
-    assert choose(heard, [], [-5.0]) == heard
-    assert choose(heard, [on], [-5.0]) == heard  # (a score missing: nothing chosen)
+    assert choose(heard, [on, off], [(-20.0, 5), (-24.0, 5), (-22.0, 5)]) == off
+    assert choose(heard, [on, off], [(-5.0, 5), (-5.0 - HEARD_MARGIN - 1, 5), (-30.0, 5)]) == heard
+    assert choose(heard, [on, off], [(-5.0, 5), (-5.0 - HEARD_MARGIN + 1, 5), (-30.0, 5)]) == on
+    assert choose(heard, [], [(-5.0, 5)]) == heard
+    assert choose(heard, [on], [(-5.0, 5)]) == heard  # (a fit missing: nothing chosen)
+
+
+def test_among_the_alternatives_the_audio_chooses_per_token() -> None:
+    """A longer name costs more tokens: per token, the name said wins over a short one that
+    only sums higher ("Set the Kitchen brightness" was chosen for "Quorradine" by the sum)."""
+    heard = Match("Set the Quillhaven brightness to 25%.", "heard")
+    said = Match("Set the Quorradine brightness to 25%.", "rewritten", "HassLightSet")
+    short = Match("Set the Kitchen brightness to 25%.", "rewritten", "HassLightSet")
+    fits = [(-20.0, 12), (-19.0, 12), (-18.0, 9)]  # per token: -1.58 against -2.0
+    assert choose(heard, [said, short], fits) == said
+    assert choose(heard, [short, said], [fits[0], fits[2], fits[1]]) == said

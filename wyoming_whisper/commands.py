@@ -24,6 +24,7 @@ Blocking (template compilation, a few ms of matching): call it from a worker thr
 
 from __future__ import annotations
 
+import collections.abc
 import gc
 import heapq
 import itertools
@@ -78,8 +79,8 @@ ALT_FRAME_SCORE = 60.0  # a template's words against the transcript's, for an al
 ALT_PLACED = 3  # names tried per place a parse leaves free
 ALT_TRIED = 12  # of them checked by hassil, nearest the words as heard first
 ALT_PLACED_SCORE = 50.0  # and each at least this near ("car with a man": Cubbyhaven, 50)
-# Log-probability (nats) an alternative may fall short of the words as heard and still be what
-# was said: the bench's misheard commands fall 0-15 short, its speech's nearest commands 25+.
+# Summed log-probability (nats) an alternative may fall short of the words as heard and still be
+# what was said: the bench's misheard commands fall 0-15 short, its speech's nearest commands 25+.
 HEARD_MARGIN = 15.0
 COMMAND_SECONDS = 30.0  # longer audio is not one command: its alternatives are never scored
 TRIGGER = "SentenceTrigger"  # the intent of a home's own sentence (an automation's trigger)
@@ -520,13 +521,21 @@ class Commands:
         return chosen
 
 
-def choose(heard: Match, alternatives: list[Match], scores: list[float]) -> Match:
-    """The alternative the audio fits best (``scores``: the heard words' first, then each
-    alternative's), unless the words as heard fit it better by more than ``HEARD_MARGIN``."""
-    if not alternatives or len(scores) != len(alternatives) + 1:
+def choose(
+    heard: Match, alternatives: list[Match], fits: collections.abc.Sequence[tuple[float, int]]
+) -> Match:
+    """The alternative the audio fits best per token, unless the words as heard fit it better
+    by more than ``HEARD_MARGIN`` in all.
+
+    ``fits``: (summed log-probability, tokens) of the heard words, then of each alternative.
+    Among the alternatives a sum would favour the shortest ("Set the Kitchen brightness" over
+    "Set the Quorradine brightness"); against the words as heard the sum's margin is what the
+    bench's speech was measured by.
+    """
+    if not alternatives or len(fits) != len(alternatives) + 1:
         return heard
-    best = max(range(len(alternatives)), key=lambda i: scores[i + 1])
-    if scores[best + 1] < scores[0] - HEARD_MARGIN:
+    best = max(range(len(alternatives)), key=lambda i: fits[i + 1][0] / max(fits[i + 1][1], 1))
+    if fits[best + 1][0] < fits[0][0] - HEARD_MARGIN:
         return heard
     return alternatives[best]
 

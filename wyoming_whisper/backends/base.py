@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
 
@@ -75,8 +75,17 @@ class TranscribeOptions:
 
 
 OnSegment = Callable[[Segment], None]
-# Candidate transcripts -> each one's log-probability given the audio a scorer was made for.
-Scorer = Callable[[list[str]], list[float]]
+
+
+class Fit(NamedTuple):
+    """How well one text fits the audio: its tokens' summed log-probability, and how many."""
+
+    logprob: float
+    tokens: int
+
+
+# Candidate transcripts -> how well each fits the audio a scorer was made for.
+Scorer = Callable[[list[str]], list[Fit]]
 
 
 @dataclass

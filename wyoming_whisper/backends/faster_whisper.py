@@ -14,6 +14,7 @@ import numpy as np
 from .. import malloc
 from .base import (
     CancelToken,
+    Fit,
     OnSegment,
     Result,
     Scorer,
@@ -150,12 +151,12 @@ class FasterWhisperModel:
             language=(language or "en") if self.is_multilingual else "en",
         )
 
-        def forced(tokens: list[int]) -> float:
+        def forced(tokens: list[int]) -> Fit:
             found = model.model.align(encoded, tokenizer.sot_sequence, [tokens], frames // 2)
             probs = np.asarray(found[0].text_token_probs, dtype=np.float64)
-            return float(np.log(np.maximum(probs, 1e-12)).sum())
+            return Fit(float(np.log(np.maximum(probs, 1e-12)).sum()), len(tokens))
 
-        def score(texts: list[str]) -> list[float]:
+        def score(texts: list[str]) -> list[Fit]:
             if not texts:
                 return []
             tokens = [tokenizer.encode(" " + text.strip()) for text in texts]
@@ -163,7 +164,7 @@ class FasterWhisperModel:
             # wait (a busy one queues its share, as long as one after the other would take).
             shares = min(int(model.model.num_workers), len(texts))
 
-            def share(k: int) -> list[float]:
+            def share(k: int) -> list[Fit]:
                 return [forced(t) for t in tokens[k::shares]]
 
             helpers = [_SCORING.submit(share, k) for k in range(1, shares)]
