@@ -236,6 +236,6 @@ def test_among_the_alternatives_the_audio_chooses_per_token() -> None:
     heard = Match("Set the Quillhaven brightness to 25%.", "heard")
     said = Match("Set the Quorradine brightness to 25%.", "rewritten", "HassLightSet")
     short = Match("Set the Kitchen brightness to 25%.", "rewritten", "HassLightSet")
-    fits = [(-20.0, 12), (-19.0, 12), (-18.0, 9)]  # per token: -1.58 against -2.0
-    assert choose(heard, [said, short], fits) == said
-    assert choose(heard, [short, said], [fits[0], fits[2], fits[1]]) == said
+    scores = [(-20.0, 12), (-19.0, 12), (-18.0, 9)]  # per token: -1.58 against -2.0
+    assert choose(heard, [said, short], scores) == said
+    assert choose(heard, [short, said], [scores[0], scores[2], scores[1]]) == said

@@ -522,20 +522,20 @@ class Commands:
 
 
 def choose(
-    heard: Match, alternatives: list[Match], fits: collections.abc.Sequence[tuple[float, int]]
+    heard: Match, alternatives: list[Match], scores: collections.abc.Sequence[tuple[float, int]]
 ) -> Match:
     """The alternative the audio fits best per token, unless the words as heard fit it better
     by more than ``HEARD_MARGIN`` in all.
 
-    ``fits``: (summed log-probability, tokens) of the heard words, then of each alternative.
+    ``scores``: (summed log-probability, tokens) of the heard words, then of each alternative.
     Among the alternatives a sum would favour the shortest ("Set the Kitchen brightness" over
     "Set the Quorradine brightness"); against the words as heard the sum's margin is what the
     bench's speech was measured by.
     """
-    if not alternatives or len(fits) != len(alternatives) + 1:
+    if not alternatives or len(scores) != len(alternatives) + 1:
         return heard
-    best = max(range(len(alternatives)), key=lambda i: fits[i + 1][0] / max(fits[i + 1][1], 1))
-    if fits[best + 1][0] < fits[0][0] - HEARD_MARGIN:
+    best = max(range(len(alternatives)), key=lambda i: scores[i + 1][0] / max(scores[i + 1][1], 1))
+    if scores[best + 1][0] < scores[0][0] - HEARD_MARGIN:
         return heard
     return alternatives[best]
 

@@ -176,8 +176,8 @@ class Engine:
             if not alternatives or scorer is None:
                 return heard
             texts = [heard.text, *(a.text for a in alternatives)]
-            fits = await _run(self._pool, scorer, texts)
-        return choose(heard, alternatives, fits)
+            scores = await _run(self._pool, scorer, texts)
+        return choose(heard, alternatives, scores)
 
     def request_options(self, request: TranscriptionRequest, **overrides: Any) -> TranscribeOptions:
         """The decoding options of a validated request (``overrides`` are the door's own)."""

@@ -77,15 +77,16 @@ class TranscribeOptions:
 OnSegment = Callable[[Segment], None]
 
 
-class Fit(NamedTuple):
-    """How well one text fits the audio: its tokens' summed log-probability, and how many."""
+class Score(NamedTuple):
+    """How well one text fits the audio (a scorer's answer): its tokens' summed
+    log-probability, and how many tokens."""
 
     logprob: float
     tokens: int
 
 
 # Candidate transcripts -> how well each fits the audio a scorer was made for.
-Scorer = Callable[[list[str]], list[Fit]]
+Scorer = Callable[[list[str]], list[Score]]
 
 
 @dataclass

@@ -14,9 +14,9 @@ import numpy as np
 from .. import malloc
 from .base import (
     CancelToken,
-    Fit,
     OnSegment,
     Result,
+    Score,
     Scorer,
     Segment,
     TranscribeOptions,
@@ -151,12 +151,12 @@ class FasterWhisperModel:
             language=(language or "en") if self.is_multilingual else "en",
         )
 
-        def forced(tokens: list[int]) -> Fit:
+        def forced(tokens: list[int]) -> Score:
             found = model.model.align(encoded, tokenizer.sot_sequence, [tokens], frames // 2)
             probs = np.asarray(found[0].text_token_probs, dtype=np.float64)
-            return Fit(float(np.log(np.maximum(probs, 1e-12)).sum()), len(tokens))
+            return Score(float(np.log(np.maximum(probs, 1e-12)).sum()), len(tokens))
 
-        def score(texts: list[str]) -> list[Fit]:
+        def score(texts: list[str]) -> list[Score]:
             if not texts:
                 return []
             tokens = [tokenizer.encode(" " + text.strip()) for text in texts]
@@ -164,7 +164,7 @@ class FasterWhisperModel:
             # wait (a busy one queues its share, as long as one after the other would take).
             shares = min(int(model.model.num_workers), len(texts))
 
-            def share(k: int) -> list[Fit]:
+            def share(k: int) -> list[Score]:
                 return [forced(t) for t in tokens[k::shares]]
 
             helpers = [_SCORING.submit(share, k) for k in range(1, shares)]
