@@ -1,0 +1,169 @@
+"""The import rules of docs/architecture.md, checked on every module of the package: the
+picture of who may import whom cannot drift without this test saying so."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "wyoming_whisper"
+
+DOORS = ("wyoming_whisper.http", "wyoming_whisper.http.*", "wyoming_whisper.wyoming_handler")
+BACKENDS = ("wyoming_whisper.backends.*",)
+ABOVE_BACKENDS = tuple(
+    f"wyoming_whisper.{name}"
+    for name in (
+        "engine", "server", "streaming", "request", "config", "commands", "wyoming_handler",
+        "http", "http.*", "models.manager",
+    )
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Modules matching ``importer`` never import one matching ``forbidden`` (fnmatch
+    patterns on dotted names), except those matching ``allowed``."""
+
+    why: str
+    importer: tuple[str, ...]
+    forbidden: tuple[str, ...]
+    allowed: tuple[str, ...] = ()
+
+    def broken_by(self, module: str, imported: str) -> bool:
+        return (
+            _matches(module, self.importer)
+            and _matches(imported, self.forbidden)
+            and not _matches(imported, self.allowed)
+        )
+
+
+RULES = (
+    Rule(
+        "a front door never imports a backend, only their common types",
+        DOORS,
+        ("wyoming_whisper.backends", "wyoming_whisper.backends.*"),
+        ("wyoming_whisper.backends.base",),
+    ),
+    Rule(
+        "a backend never imports a protocol library or anything above it",
+        BACKENDS,
+        ("aiohttp", "aiohttp.*", "wyoming", "wyoming.*", *ABOVE_BACKENDS),
+    ),
+    Rule(
+        "one front door never imports another",
+        ("wyoming_whisper.http.*",),
+        ("wyoming_whisper.wyoming_handler", "wyoming_whisper.framing"),
+    ),
+    Rule(
+        "one front door never imports another",
+        ("wyoming_whisper.wyoming_handler", "wyoming_whisper.framing"),
+        ("wyoming_whisper.http", "wyoming_whisper.http.*", "aiohttp", "aiohttp.*"),
+    ),
+    Rule(
+        "the model manager loads through the backend protocol only",
+        ("wyoming_whisper.models.manager",),
+        ("wyoming_whisper.backends.*", "wyoming_whisper.engine", "wyoming_whisper.http.*"),
+        ("wyoming_whisper.backends.base",),
+    ),
+    Rule(
+        "Home Assistant's sentences are pure: commands.py imports nothing of ours",
+        ("wyoming_whisper.commands",),
+        ("wyoming_whisper", "wyoming_whisper.*"),
+    ),
+    Rule(
+        "the leaves (errors, words, languages, malloc) import no other module of ours but errors",
+        (
+            "wyoming_whisper.errors",
+            "wyoming_whisper.words",
+            "wyoming_whisper.languages",
+            "wyoming_whisper.malloc",
+        ),
+        ("wyoming_whisper.*",),
+        ("wyoming_whisper.errors",),
+    ),
+)
+
+
+def _matches(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatchcase(name, p) for p in patterns)
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports(module: str, source: str, is_package: bool = False) -> set[str]:
+    """Every module ``source`` imports (relative imports resolved; ``from a import b`` counts
+    as ``a.b`` when b may be a module, and as ``a``), type-checking-only imports included."""
+    package = module.split(".") if is_package else module.split(".")[:-1]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                parent = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                parent = node.module or ""
+            found.add(parent)
+            found.update(f"{parent}.{alias.name}" for alias in node.names)
+    return found
+
+
+def broken(module: str, imported: set[str], package: set[str]) -> list[str]:
+    """The rules ``module`` breaks; of the ``from a import b`` names only real modules count."""
+    real = {name for name in imported if not name.startswith("wyoming_whisper") or name in package}
+    return [
+        f"{module} imports {name}: {rule.why}"
+        for rule in RULES
+        for name in sorted(real)
+        if rule.broken_by(module, name)
+    ]
+
+
+def package_modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def test_every_module_keeps_the_import_rules() -> None:
+    modules = package_modules()
+    assert len(modules) > 30 and "wyoming_whisper.engine" in modules
+    found = [
+        problem
+        for module, path in modules.items()
+        for problem in broken(
+            module, imports(module, path.read_text(), path.name == "__init__.py"), set(modules)
+        )
+    ]
+    assert not found, "\n".join(found)
+
+
+def test_a_forbidden_import_is_caught() -> None:
+    """The check itself can fail: each rule, broken on purpose in a module's source."""
+    modules = set(package_modules())
+    cases = {
+        "wyoming_whisper.http.openai": "from ..backends.faster_whisper import FasterWhisperModel",
+        "wyoming_whisper.wyoming_handler": "from .backends import select",
+        "wyoming_whisper.backends.mlx": "import aiohttp",
+        "wyoming_whisper.backends.faster_whisper": "from ..engine import Engine",
+        "wyoming_whisper.http.websocket": "from ..wyoming_handler import WhisperEventHandler",
+        "wyoming_whisper.framing": "from .http.errors import error_body",
+        "wyoming_whisper.models.manager": "from ..backends.faster_whisper import X",
+        "wyoming_whisper.commands": "from .errors import BadAudio",
+        "wyoming_whisper.words": "from . import config",
+    }
+    for module, line in cases.items():
+        assert broken(module, imports(module, line), modules), (module, line)
+    allowed = {
+        "wyoming_whisper.http.openai": "from ..backends.base import Result",
+        "wyoming_whisper.languages": "from .errors import BadRequest",
+        "wyoming_whisper.backends.mlx": "from .base import Result",
+    }
+    for module, line in allowed.items():
+        assert not broken(module, imports(module, line), modules), (module, line)
