@@ -32,6 +32,7 @@ from wyoming.asr import Transcribe  # noqa: E402
 from wyoming.audio import AudioChunk, AudioStart, AudioStop  # noqa: E402
 from wyoming.client import AsyncTcpClient  # noqa: E402
 
+from bench.stats import percentile  # noqa: E402
 from tests.conftest import DATA_DIR, ServerProcess  # noqa: E402
 from tests.wyoming_client import load_pcm16  # noqa: E402
 
@@ -41,11 +42,6 @@ MODELS = ("tiny.en", "base", "small")
 SILENCE_SECONDS = 0.7  # Home Assistant ends the stream after about this much silence
 CHUNK_SAMPLES = 480  # 30 ms per streamed audio-chunk
 BURST_CHUNK_BYTES = 4096
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def wyoming_once(port: int, pcm: bytes, *, realtime: bool) -> tuple[float, str]:

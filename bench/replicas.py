@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO))
 import aiohttp  # noqa: E402
 from wyoming.client import AsyncTcpClient  # noqa: E402
 
+from bench.stats import percentile  # noqa: E402
 from tests.conftest import DATA_DIR, ServerProcess, free_port, words  # noqa: E402
 from tests.http_helpers import multipart  # noqa: E402
 from tests.wyoming_client import load_pcm16, read_until, send_audio  # noqa: E402
@@ -47,11 +48,6 @@ CLIP = DATA_DIR / "speech_recognition" / "english.wav"  # 2.7 s: "one two three"
 EXPECTED = ["one", "two", "three"]
 CHECK_MS = 500  # HAProxy's check interval; one failed check takes a replica out
 SERVER_ARGS = ["-m", "tiny.en", "--no-zeroconf", "--max-concurrency", "1"]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
 
 
 def haproxy_binary() -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ sys.path.insert(0, str(REPO))
 
 import aiohttp  # noqa: E402
 
+from bench.stats import percentile  # noqa: E402
 from tests.conftest import DATA_DIR, ServerProcess, words  # noqa: E402
 from tests.http_helpers import (  # noqa: E402
     Resources,
@@ -130,12 +130,6 @@ async def flood(srv: ServerProcess, n: int, audio: bytes) -> Counter:
     return Counter(r[0] if isinstance(r, tuple) else type(r).__name__ for r in results)
 
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
-
-
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=4, help="clients per front door")
@@ -183,7 +177,7 @@ async def main() -> int:
     print(
         f"wrong: {tally.wrong}  lost: {tally.lost}  5xx: {tally.server_errors}  503: {tally.busy}"
     )
-    print(f"latency p50: {pct(lat, 50):.3f} s  p95: {pct(lat, 95):.3f} s")
+    print(f"latency p50: {percentile(lat, 0.5):.3f} s  p95: {percentile(lat, 0.95):.3f} s")
     print(f"flood: {n_flood} requests at once, capacity {capacity:.0f}: {dict(flooded)}")
     print(f"start: {start}")
     print(f"end:   {end}")

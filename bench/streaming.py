@@ -77,6 +77,7 @@ from wyoming_bench.stt.client import measure_stt_once  # noqa: E402
 from wyoming_bench.stt.corpus import AudioInput, load_corpus  # noqa: E402
 from wyoming_bench.stt.reporting import SttMeasurement, summarize_stt_mode  # noqa: E402
 
+from bench.stats import percentile  # noqa: E402
 from tests.conftest import AUDIO_DIR, Clip, ServerProcess, load_manifest  # noqa: E402
 from tests.http_helpers import REALTIME_SESSION  # noqa: E402
 from wyoming_whisper.audio import decode_file  # noqa: E402
@@ -108,19 +109,6 @@ class Streamed:
     final: float = math.nan  # audio-stop -> transcript
     text: str = ""
     error: str = ""
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear interpolation between ranks (how wyoming-bench computes its p95); nan if empty."""
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    rank = q * (len(ordered) - 1)
-    lo = math.floor(rank)
-    hi = min(lo + 1, len(ordered) - 1)
-    if ordered[lo] == ordered[hi]:  # also inf == inf, which would interpolate to nan
-        return ordered[lo]
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (rank - lo)
 
 
 def ms(seconds: float | None) -> str:
