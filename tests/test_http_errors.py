@@ -435,3 +435,32 @@ async def test_realtime_api_key_as_header_or_browser_subprotocol(locked: ServerP
         async with http.ws_connect(url, protocols=offered) as ws:
             assert ws.protocol == "realtime"  # echoed, or the browser drops the connection
             assert (await ws.receive_json(timeout=10))["type"] == "session.created"
+
+
+def test_one_key_check_for_every_door() -> None:
+    """http/auth.py: the header everywhere; the query parameter and the subprotocol only where
+    a door allows them (browsers' WebSockets); the same answers for a missing and a wrong key."""
+    from aiohttp.test_utils import make_mocked_request
+
+    from wyoming_whisper.errors import Unauthorized
+    from wyoming_whisper.http.auth import check_key
+
+    def answer(path: str, headers: dict[str, str] | None = None, **ways: bool) -> str:
+        try:
+            check_key(make_mocked_request("GET", path, headers=headers or {}), "k3y", **ways)
+        except Unauthorized as err:
+            return err.message
+        return "ok"
+
+    assert answer("/v1/models", {"Authorization": "Bearer k3y"}) == "ok"
+    assert answer("/v1/models", {"authorization": "bearer k3y"}) == "ok"
+    assert answer("/v1/models", {"Authorization": "Bearer nope"}) == "Incorrect API key provided."
+    assert answer("/v1/models").startswith("You didn't provide an API key.")
+    assert answer("/v1/models?token=k3y").startswith("You didn't provide")  # not on REST routes
+    assert answer("/stream?token=k3y", query=True) == "ok"
+    assert answer("/stream?token=nope", query=True) == "Incorrect API key provided."
+    assert "token=<key>" in answer("/stream", query=True)
+    offered = {"Sec-WebSocket-Protocol": "realtime, openai-insecure-api-key.k3y"}
+    assert answer("/v1/realtime", offered, protocol=True) == "ok"
+    assert answer("/v1/realtime", offered).startswith("You didn't provide")
+    assert "openai-insecure-api-key.<key>" in answer("/v1/realtime", protocol=True)

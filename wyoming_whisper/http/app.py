@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import ipaddress
 import logging
 import socket
@@ -16,9 +15,10 @@ from aiohttp import web
 
 from ..config import Config
 from ..engine import Engine
-from ..errors import Forbidden, Unauthorized
+from ..errors import Forbidden
 from . import docs, openai, ops, realtime, ui, websocket
-from .errors import bearer_token, error_middleware
+from .auth import check_key
+from .errors import error_middleware
 from .state import CONFIG, ENGINE
 
 _LOGGER = logging.getLogger(__name__)
@@ -64,22 +64,15 @@ SELF_CHECKED = frozenset({websocket.PATH, realtime.PATH})
 
 def auth_middleware(api_key: str) -> Callable:
     """With --api-key, every /v1 route wants ``Authorization: Bearer <key>``; /health stays open."""
-    expected = api_key.encode()
 
     @web.middleware
-    async def check_key(request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def keyed(request: web.Request, handler: Handler) -> web.StreamResponse:
         guarded = request.path.startswith("/v1/") and request.path not in SELF_CHECKED
         if guarded and request.method != "OPTIONS":
-            given = bearer_token(request)
-            if not given:
-                raise Unauthorized(
-                    "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'."
-                )
-            if not hmac.compare_digest(given.encode(), expected):
-                raise Unauthorized("Incorrect API key provided.")
+            check_key(request, api_key)
         return await handler(request)
 
-    return check_key
+    return keyed
 
 
 CORS_METHODS = "GET, POST, OPTIONS"

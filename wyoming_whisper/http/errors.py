@@ -1,8 +1,8 @@
 """Errors as HTTP answers: OpenAI's error body, and the middleware that writes every one of them.
 
 Handlers only raise (``errors.*`` or aiohttp's HTTP exceptions); the same body is also sent in-band
-by the server-sent events of a transcription that fails mid-answer. The bearer key that every 401
-is about is read here too, for the HTTP routes and the WebSocket alike.
+by the server-sent events of a transcription that fails mid-answer. (The API key a 401 is about
+is read in auth.py.)
 """
 
 from __future__ import annotations
@@ -74,9 +74,3 @@ def status_code(status: int) -> str | None:
         413: "too_large",
         415: "unsupported_media_type",
     }.get(status)
-
-
-def bearer_token(request: web.Request) -> str:
-    """The key of ``Authorization: Bearer <key>`` ('' without one): the API key's only reader."""
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    return given.strip() if scheme.lower() == "bearer" else ""

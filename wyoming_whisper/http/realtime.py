@@ -18,7 +18,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import hmac
 import itertools
 import logging
 import uuid
@@ -32,11 +31,11 @@ from ..agreement import rest
 from ..audio import G711Converter, PcmConverter
 from ..backends.base import SAMPLE_RATE
 from ..engine import Engine
-from ..errors import INTERNAL_MESSAGE, InvalidRequest, TooLarge, Unauthorized, WhisperError
+from ..errors import INTERNAL_MESSAGE, InvalidRequest, TooLarge, WhisperError
 from ..request import TranscriptionRequest, build_request, parse_json
 from ..streaming import ENDPOINT_SECONDS, Partial, Stream
 from ..words import split
-from .errors import bearer_token
+from .auth import check_key
 from .state import ENGINE
 
 _LOGGER = logging.getLogger(__name__)
@@ -49,7 +48,6 @@ MAX_APPEND_BYTES = 15 << 20  # OpenAI's limit on one append's audio
 MAX_MESSAGE_BYTES = 21 << 20
 OFF_LOOP_JSON_BYTES = 1 << 20  # a message this large is checked and parsed on the audio pool
 MIN_COMMIT_MS = 100  # OpenAI refuses a commit of less audio
-KEY_PROTOCOL = "openai-insecure-api-key."  # browsers cannot set headers: the key as a subprotocol
 BETA_PROTOCOL = "openai-beta.realtime-v1"
 
 # Audio formats: the GA names, the beta names, and how each is decoded.
@@ -266,18 +264,6 @@ def decoder_for(fmt: str) -> PcmConverter:
     if fmt == "audio/pcma":
         return G711Converter("alaw")
     return PcmConverter(24000, 2, 1)
-
-
-def _authorized(request: web.Request, key: str) -> bool:
-    """``Authorization: Bearer``, or from a browser the ``openai-insecure-api-key.`` subprotocol."""
-    given = bearer_token(request)
-    if not given:
-        offered = request.headers.get("Sec-WebSocket-Protocol", "").split(",")
-        given = next(
-            (p.strip()[len(KEY_PROTOCOL) :] for p in offered if p.strip().startswith(KEY_PROTOCOL)),
-            "",
-        )
-    return hmac.compare_digest(given.encode(), key.encode())
 
 
 @dataclass
@@ -594,11 +580,8 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     beta = BETA_PROTOCOL in offered or "realtime=v1" in request.headers.get("OpenAI-Beta", "")
     session = Session(engine, ws, beta=beta)
     try:
-        if config.api_key and not _authorized(request, config.api_key):
-            raise Unauthorized(
-                "Invalid or missing API key (send Authorization: Bearer, or the subprotocol "
-                "openai-insecure-api-key.<key>)"
-            )
+        if config.api_key:
+            check_key(request, config.api_key, protocol=True)  # browsers cannot set headers
         intent = request.query.get("intent", "transcription")
         if intent != "transcription":
             raise EventError(

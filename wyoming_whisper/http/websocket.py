@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 from dataclasses import asdict
 from typing import Any
@@ -19,11 +18,11 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..audio import PcmConverter
 from ..backends.base import Result
-from ..errors import INTERNAL_MESSAGE, InvalidRequest, TooLarge, Unauthorized, WhisperError
+from ..errors import INTERNAL_MESSAGE, InvalidRequest, TooLarge, WhisperError
 from ..formats import segment_json
 from ..request import build_request
 from ..streaming import Partial, Stream
-from .errors import bearer_token
+from .auth import check_key
 from .state import ENGINE
 
 _LOGGER = logging.getLogger(__name__)
@@ -32,12 +31,6 @@ PATH = "/v1/audio/transcriptions/stream"
 EOS = b"EOS"
 MAX_MESSAGE_BYTES = 4 << 20  # one binary message (about 2 min of audio)
 CLOSE_POLICY = 1008  # RFC 6455: policy violation (bad key, bad request)
-
-
-def _authorized(request: web.Request, key: str) -> bool:
-    """A ``token`` query parameter (browsers cannot set headers) or ``Authorization: Bearer``."""
-    given = request.query.get("token", "").strip() or bearer_token(request)
-    return hmac.compare_digest(given.encode(), key.encode())
 
 
 def split_eos(data: bytes, received: int) -> tuple[bytes, bool]:
@@ -80,8 +73,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     stream: Stream | None = None
     try:
-        if config.api_key and not _authorized(request, config.api_key):
-            raise Unauthorized("Invalid or missing API key (use ?token= or Authorization)")
+        if config.api_key:
+            check_key(request, config.api_key, query=True)  # browsers cannot set headers
         query = request.query
         req = build_request(
             engine,
