@@ -19,7 +19,7 @@ from ..errors import Forbidden
 from . import docs, openai, ops, realtime, ui, websocket
 from .auth import check_key
 from .errors import error_middleware
-from .state import CONFIG, ENGINE
+from .state import ENGINE
 
 _LOGGER = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -263,7 +263,6 @@ def create_app(engine: Engine) -> web.Application:
     if cors is not None:
         app.on_response_prepare.append(cors.add_headers)
     app[ENGINE] = engine
-    app[CONFIG] = config
     app.add_routes(ops.routes)
     app.add_routes(openai.routes)
     app.add_routes(docs.routes)

@@ -1,9 +1,8 @@
-"""Typed keys for what the app factory stores on the application."""
+"""Typed keys for what the app factory stores on the application: the engine (its ``config``
+is the one the server started with)."""
 
 from aiohttp import web
 
-from ..config import Config
 from ..engine import Engine
 
 ENGINE = web.AppKey("engine", Engine)
-CONFIG = web.AppKey("config", Config)
