@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 from . import __version__
 from .errors import InvalidRequest
 from .languages import normalize_language
-from .request import check_language
+from .request import FALSE, TRUE, check_language
 
 DEFAULT_MODEL = "large-v3"
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps|metal)$")
@@ -436,8 +436,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _LIST_FLAGS = {"model": "models", "cors_origins": "cors_origins"}
-_BOOL_TRUE = {"1", "true", "yes", "on"}
-_BOOL_FALSE = {"0", "false", "no", "off", ""}
 
 
 def _env_name(dest: str) -> str:
@@ -529,9 +527,9 @@ def _from_env(parser: argparse.ArgumentParser, action: argparse.Action, raw: str
     name = _env_name(action.dest)
     if isinstance(action, argparse._StoreTrueAction):
         text = raw.strip().lower()
-        if text in _BOOL_TRUE:
+        if text in TRUE:
             return True
-        if text in _BOOL_FALSE:
+        if text in FALSE:
             return None
         parser.error(f"{name}={raw!r} is not a boolean (use true or false)")
     if action.dest == "model":

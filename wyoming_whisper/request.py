@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 Task = Literal["transcribe", "translate"]
 GRANULARITIES = frozenset({"word", "segment"})
 MAX_PROMPT_CHARS = 4000  # past Whisper's 224-token prompt window (it keeps the end); fits a URL
+# The one boolean vocabulary: a request's form fields and query parameters, and the environment.
 TRUE = frozenset({"true", "1", "yes", "on"})
 FALSE = frozenset({"false", "0", "no", "off", ""})
 
