@@ -117,7 +117,6 @@ class _Heard(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.cap.heard.pop(self.handler, None)
-        self.cap.busy.pop(self.handler, None)
         self.handler.connection_lost(exc)
 
 
@@ -130,24 +129,24 @@ class HttpCap:
         self.limit = limit
         self.refused = 0
         self.evicted = 0
-        self.busy: dict[RequestHandler, int] = {}  # requests in progress per connection
-        self.heard: dict[RequestHandler, float] = {}  # bytes not yet a request: when they came
+        self._busy: dict[RequestHandler, int] = {}  # requests in progress per connection
+        self.heard: dict[RequestHandler, float] = {}  # bytes not yet a request: when they last came
         self._answer = _refusal(full("HTTP", limit))
         self._warn = _Warner("HTTP")
 
     @web.middleware
     async def track(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         protocol = request.protocol
-        self.busy[protocol] = self.busy.get(protocol, 0) + 1
+        self._busy[protocol] = self._busy.get(protocol, 0) + 1
         self.heard.pop(protocol, None)
         try:
             return await handler(request)
         finally:
             self.heard.pop(protocol, None)  # a body's bytes, read with the request
-            if self.busy.get(protocol, 0) <= 1:
-                self.busy.pop(protocol, None)
+            if self._busy[protocol] <= 1:
+                del self._busy[protocol]
             else:
-                self.busy[protocol] -= 1
+                self._busy[protocol] -= 1
 
     async def serve(self, runner: web.AppRunner, host: str, port: int) -> asyncio.Server:
         """Listen with this cap in front of the runner's (already set up) request handlers."""
@@ -156,8 +155,9 @@ class HttpCap:
 
     def idlest(self, open_: list[RequestHandler]) -> RequestHandler | None:
         """The connection to close for a new one: the oldest that has sent nothing, else the one
-        whose unfinished request bytes are oldest; None when every connection has a request."""
-        idle = [c for c in open_ if c not in self.busy]
+        whose unfinished request has been quiet longest; None when every connection has a
+        request."""
+        idle = [c for c in open_ if c not in self._busy]
         silent = [c for c in idle if c not in self.heard]
         if silent:
             return silent[0]
