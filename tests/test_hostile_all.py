@@ -45,9 +45,11 @@ async def upload(
 
 
 async def hostile_uploads(http: aiohttp.ClientSession, srv: ServerProcess) -> list[int]:
-    """File reads through a playlist, 1 Hz decode bombs, and file-first uploads: five, so with
-    the bombs they stay within the default queue (9 places) and the normal request has room; a
-    full queue's 503 is a right answer, tested on its own (tests/test_reliability.py)."""
+    """File reads through a playlist, 1 Hz decode bombs, and file-first uploads: two, so that
+    with the six others they hold at most 8 of the default queue's 9 places even if all are in
+    flight at once, and the normal request always has room (with five, a loaded CI machine had all
+    eleven in flight and the normal request got a 503, a right answer, tested on its own in
+    tests/test_reliability.py)."""
     target = clip(SHORT).resolve()
     playlist = f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nfile://{target}\n#EXT-X-ENDLIST\n"
     jobs = [
@@ -61,7 +63,7 @@ async def hostile_uploads(http: aiohttp.ClientSession, srv: ServerProcess) -> li
     audio = clip(SHORT).read_bytes()
     jobs += [
         upload(http, srv.url, [("file", audio, "a.wav"), ("model", "whisper-1", None)])
-        for _ in range(5)
+        for _ in range(2)
     ]
     return list(await asyncio.gather(*jobs))
 
