@@ -14,8 +14,9 @@ from wyoming.asr import Transcribe
 from wyoming.audio import AudioStart
 from wyoming.event import Event
 
-from wyoming_whisper.backends.base import CancelToken, Result, TranscribeOptions
+from wyoming_whisper.backends.base import CancelToken, Result, Score, Scorer, TranscribeOptions
 from wyoming_whisper.backends.select import Selection
+from wyoming_whisper.commands import Commands, Entity, Home
 from wyoming_whisper.config import Config
 from wyoming_whisper.engine import Engine
 from wyoming_whisper.errors import Busy, ModelLoadError, ModelNotFound
@@ -29,6 +30,7 @@ class FakeModel:
     release: threading.Event = field(default_factory=threading.Event)
     unloaded: bool = False
     is_multilingual: bool = True
+    encodes: int = 0
 
     def transcribe(
         self,
@@ -39,6 +41,12 @@ class FakeModel:
     ) -> Result:
         self.release.wait(10)
         return Result(text=self.name, language="en", duration=audio.shape[0] / 16000)
+
+    def scorer(self, audio: np.ndarray, language: str | None) -> Scorer:
+        """Encodes once the test releases it; scores every text alike."""
+        self.encodes += 1
+        self.release.wait(10)
+        return lambda texts: [Score(-1.0, 1) for _ in texts]
 
     def unload(self) -> None:
         self.unloaded = True
@@ -112,6 +120,36 @@ async def test_a_decode_runs_on_the_pool_and_reports_its_model() -> None:
     backend.made[0].release.set()
     result = await job
     assert (result.text, result.duration) == ("base", 1.0)
+    await engine.close()
+    await engine.manager.close()
+
+
+@pytest.fixture(scope="module")
+def english() -> Commands:
+    return Commands("en")
+
+
+async def test_a_command_is_answered_without_waiting_for_the_audio_to_be_encoded(
+    english: Commands,
+) -> None:
+    """The audio is encoded for the forced passes while the words are matched (on an idle
+    worker), but a transcript that is a command already never waits for it; with no idle
+    worker nothing is encoded for it at all."""
+    backend = FakeBackend()
+    backend.gate.set()
+    engine = engine_with(backend, max_concurrency=1)
+    engine.assist._loaded["en"] = english
+    home = Home(entities=(Entity("Plantuary lamp", "light"),))
+    audio = np.zeros(32000, np.float32)
+    command = "Turn on the Plantuary lamp."
+    text = await asyncio.wait_for(engine.as_command(command, "en", home, audio, "tiny.en"), 5)
+    assert text == command
+    model = backend.made[0]
+    assert model.encodes == 1 and not model.release.is_set()  # still encoding: not waited for
+    model.release.set()
+    with engine.admit("tiny.en"):  # the one worker busy: no speculative encoding
+        assert await engine.as_command(command, "en", home, audio, "tiny.en") == command
+    assert model.encodes == 1
     await engine.close()
     await engine.manager.close()
 

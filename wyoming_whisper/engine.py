@@ -22,7 +22,16 @@ import numpy as np
 
 from . import audio as audio_mod
 from . import malloc
-from .backends.base import SAMPLE_RATE, CancelToken, Result, Segment, TranscribeOptions
+from .backends.base import (
+    SAMPLE_RATE,
+    CancelToken,
+    LoadedModel,
+    Result,
+    Score,
+    Scorer,
+    Segment,
+    TranscribeOptions,
+)
 from .backends.select import Selection
 from .commands import COMMAND_SECONDS, Assist, Commands, Home, Match, choose
 from .config import Config
@@ -143,14 +152,11 @@ class Engine:
         commands = self.assist.get(language)
         if commands is None:
             return text
-        match = await self.run_audio(commands.match, text, home)
-        if (
-            match.outcome == "heard"  # (a rewrite by the words alone is sure: its margins say so)
-            and audio is not None
-            and model is not None
-            and audio.shape[0] <= COMMAND_SECONDS * SAMPLE_RATE
-        ):
-            match = await self._heard_as(commands, match, home, audio, model, language)
+        if audio is None or model is None or audio.shape[0] > COMMAND_SECONDS * SAMPLE_RATE:
+            match = await self.run_audio(commands.match, text, home)
+        else:
+            async with self.manager.use(model):  # (held until the last forced pass)
+                match = await self._heard_as(commands, text, home, audio, model, language)
         self.metrics.assist_commands.labels(match.outcome).inc()
         if match.outcome == "rewritten":
             _LOGGER.debug("Heard %r, answered the command %r (%s)", text, match.text, match.intent)
@@ -159,25 +165,48 @@ class Engine:
     async def _heard_as(
         self,
         commands: Commands,
-        heard: Match,
+        text: str,
         home: Home,
         audio: np.ndarray,
         model: str,
         language: str | None,
     ) -> Match:
-        """The command among those near the words that the audio says, or the words as heard:
-        the audio is encoded on a worker while the near commands are found."""
-        async with self.manager.use(model) as loaded:
-            listening = asyncio.ensure_future(_run(self._pool, loaded.scorer, audio, language))
-            try:
-                alternatives = await self.run_audio(commands.alternatives, heard.text, home, heard)
-            finally:
-                scorer = await listening
-            if not alternatives or scorer is None:
-                return heard
-            texts = [heard.text, *(a.text for a in alternatives)]
-            scores = await _run(self._pool, scorer, texts)
-        return choose(heard, alternatives, scores)
+        """The command ``text`` nearly is, by its words; when they are unsure, the command among
+        those near them that the audio says, or the words as heard.
+
+        The audio is encoded and the words as heard scored on an idle worker while the words are
+        matched (a third of commands need it, and then it is ready; for the rest an idle worker
+        spent tens of ms), else while the near commands are found.
+        """
+        listening = self._listen(model, audio, language, text) if self.has_idle_worker else None
+        match = await self.run_audio(commands.match, text, home)
+        if match.outcome != "heard":  # (a rewrite by the words alone is sure: its margins say so)
+            return match
+        listening = listening or self._listen(model, audio, language, text)
+        alternatives = await self.run_audio(commands.alternatives, text, home, match)
+        if not alternatives:
+            return match
+        heard = await listening
+        if heard is None:
+            return match
+        scorer, own = heard
+        scores = await _run(self._pool, scorer, [a.text for a in alternatives])
+        return choose(match, alternatives, [own, *scores])
+
+    def _listen(
+        self, model: str, audio: np.ndarray, language: str | None, text: str
+    ) -> asyncio.Future[tuple[Scorer, Score] | None]:
+        """The audio encoded for forced passes, and ``text`` scored against it, on a worker
+        (None when the backend cannot score); the model held until then, even when the answer
+        no longer waits for it."""
+
+        async def listen() -> tuple[Scorer, Score] | None:
+            async with self.manager.use(model) as loaded:
+                return await _run(self._pool, _scored, loaded, audio, language, text)
+
+        job = asyncio.ensure_future(listen())
+        job.add_done_callback(_unheeded)
+        return job
 
     def request_options(self, request: TranscriptionRequest, **overrides: Any) -> TranscribeOptions:
         """The decoding options of a validated request (``overrides`` are the door's own)."""
@@ -407,3 +436,17 @@ async def _run(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
             raise
         _LOGGER.error("Out of memory running %s: %s", getattr(fn, "__qualname__", fn), err)
         raise OutOfMemory("the server is out of memory; retry later") from err
+
+
+def _scored(
+    loaded: LoadedModel, audio: np.ndarray, language: str | None, text: str
+) -> tuple[Scorer, Score] | None:
+    """Blocking: the audio encoded once, and the words as heard scored against it."""
+    scorer = loaded.scorer(audio, language)
+    return None if scorer is None else (scorer, scorer([text])[0])
+
+
+def _unheeded(job: asyncio.Future[Any]) -> None:
+    """A speculative job nobody awaited: its failure is nobody's error, only a debug line."""
+    if not job.cancelled() and (err := job.exception()) is not None:
+        _LOGGER.debug("Scoring the audio failed: %s", err)
