@@ -78,7 +78,7 @@ def session_request(engine: Engine, settings: Settings, *, beta: bool) -> Transc
             engine,
             model=settings.model,
             language=settings.language,
-            prompt=settings.prompt or None,
+            prompt=settings.prompt,
         )
     except WhisperError as err:
         if err.param in ("model", "language", "prompt"):

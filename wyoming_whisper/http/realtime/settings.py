@@ -4,7 +4,8 @@ Two shapes say the same thing: the GA ``session.update`` (``session.audio.input.
 older beta ``transcription_session.update`` (``input_audio_*`` at the top). Both are parsed here
 into one ``Settings``, with no socket and no engine, so every fault of shape is found (and
 tested) without a server. Each fault is an ``EventError`` naming the field as the client wrote
-it (``param``), in the order the fields are read.
+it (``param``), in the order the fields are read. The transcription's model, language and prompt
+are request fields: they are left to ``request.build_request``, the one check of every door.
 """
 
 from __future__ import annotations
@@ -52,9 +53,11 @@ class Settings:
     """A transcription session's configuration, as ``session.updated`` shows it."""
 
     format: str = "audio/pcm"
-    model: str | None = None  # the name the client asked for ("whisper-1" when none)
-    language: str | None = None
-    prompt: str = ""
+    # The transcription's fields as the client sent them: request.build_request checks them, as
+    # on every door, before a session keeps these settings (session.session_request).
+    model: Any = None  # the name the client asked for ("whisper-1" when none)
+    language: Any = None
+    prompt: Any = ""
     turn_detection: TurnDetection | None = field(default_factory=TurnDetection)
     noise_reduction: dict[str, Any] | None = None  # accepted and shown; not applied
     include: tuple[str, ...] = ()
@@ -184,14 +187,10 @@ def _input_fields(holder: dict[str, Any], base: str, shape: Shape) -> dict[str, 
     changes: dict[str, Any] = {}
     transcription = holder.get(shape.transcription)
     if transcription is not None:
-        where = f"{base}.{shape.transcription}"
-        raw = _object(transcription, where)
-        for name in ("model", "language", "prompt"):
-            if name in raw:
-                value = raw[name]
-                if value is not None and not isinstance(value, str):
-                    raise EventError(f"'{where}.{name}' must be a string", param=f"{where}.{name}")
-                changes[name] = value if name != "prompt" else (value or "")
+        raw = _object(transcription, f"{base}.{shape.transcription}")
+        changes.update({name: raw[name] for name in ("model", "language", "prompt") if name in raw})
+        if "prompt" in changes and changes["prompt"] is None:
+            changes["prompt"] = ""  # null is no prompt
     if "turn_detection" in holder:
         changes["turn_detection"] = parse_turn_detection(
             holder["turn_detection"], f"{base}.turn_detection"
