@@ -19,6 +19,9 @@ import pytest
 from openai import AsyncOpenAI
 
 from wyoming_whisper.audio import G711
+from wyoming_whisper.errors import WhisperError
+from wyoming_whisper.http.realtime.session import session_request
+from wyoming_whisper.http.realtime.settings import Settings
 from wyoming_whisper.streaming import ENDPOINT_TRAIL_SECONDS
 
 from .conftest import ServerProcess, clip, words
@@ -169,6 +172,25 @@ async def test_bad_events_get_error_events_and_the_session_goes_on(server: Serve
                 "session.audio.input.transcription.model",
             ),
             (
+                {
+                    "type": "session.update",
+                    "session": {
+                        "type": "transcription",
+                        "audio": {"input": {"transcription": {"prompt": 0}}},
+                    },
+                },
+                "invalid_value",
+                "session.audio.input.transcription.prompt",
+            ),
+            (
+                {
+                    "type": "transcription_session.update",
+                    "session": {"input_audio_transcription": {"model": 5}},
+                },
+                "invalid_value",
+                "session.input_audio_transcription.model",
+            ),
+            (
                 {"type": "session.update", "session": {"type": "transcription", "audio": []}},
                 "invalid_value",
                 "session.audio",
@@ -266,3 +288,44 @@ def test_g711_tables_decode_as_telephony_does() -> None:
     pcm = (np.sin(np.arange(800) / 5) * 20000).astype("<i2")
     back = u[np.frombuffer(ulaw(pcm.tobytes()), dtype=np.uint8)].astype(int)
     assert np.max(np.abs(back - pcm)) <= 1024  # the coarsest μ-law step at this level
+
+
+class Served:
+    """The one thing build_request asks of the engine: map a model name onto a served one."""
+
+    def model_name(self, requested: str | None) -> str:
+        return requested or "tiny.en"
+
+
+@pytest.mark.parametrize(
+    ("fields", "beta", "message", "param"),
+    [
+        ({"model": 5}, False, "model must be a string", "session.audio.input.transcription.model"),
+        (
+            {"language": ["de"]},
+            True,
+            "language must be a string",
+            "session.input_audio_transcription.language",
+        ),
+        (
+            {"prompt": 0},
+            False,
+            "prompt must be a string",
+            "session.audio.input.transcription.prompt",
+        ),
+    ],
+)
+def test_the_transcription_fields_are_checked_by_build_request(
+    fields: dict[str, Any], beta: bool, message: str, param: str
+) -> None:
+    """The session's model, language and prompt get request.py's one check, the fault named
+    where the session update put the field."""
+    with pytest.raises(WhisperError) as info:
+        session_request(Served(), Settings(**fields), beta=beta)  # type: ignore[arg-type]
+    assert (info.value.message, info.value.code, info.value.param) == (
+        message,
+        "invalid_value",
+        param,
+    )
+    req = session_request(Served(), Settings(prompt="  Ecobee "), beta=False)  # type: ignore[arg-type]
+    assert (req.model, req.language, req.prompt) == ("tiny.en", None, "Ecobee")
