@@ -190,6 +190,12 @@ def test_a_turn_detection_field_left_out_or_null_takes_its_default() -> None:
             "got 'audio/flac'",
             "session.audio.input.format.type",
         ),
+        (  # a list or an object is no format (and no dict key: once a TypeError, a 500)
+            ga(format={"type": {}}),
+            "'session.audio.input.format.type' must be audio/pcm, audio/pcmu or audio/pcma, "
+            "got {}",
+            "session.audio.input.format.type",
+        ),
         (
             ga(format={"type": "audio/pcm", "rate": 16000}),
             "'session.audio.input.format.rate' must be 24000 for audio/pcm",
@@ -260,6 +266,11 @@ def test_each_ga_fault(session: dict[str, Any], message: str, param: str) -> Non
         (
             {"input_audio_format": "pcm24"},
             "'session.input_audio_format' must be pcm16, g711_ulaw or g711_alaw, got 'pcm24'",
+            "session.input_audio_format",
+        ),
+        (
+            {"input_audio_format": ["pcm16"]},
+            "'session.input_audio_format' must be pcm16, g711_ulaw or g711_alaw, got ['pcm16']",
             "session.input_audio_format",
         ),
         (

@@ -157,7 +157,7 @@ def _ga_input(session: dict[str, Any], prefix: str) -> dict[str, Any]:
 def _beta_format(fmt: Any, base: str) -> dict[str, Any]:
     if fmt is None:
         return {}
-    if fmt not in BETA_FORMATS:
+    if not isinstance(fmt, str) or fmt not in BETA_FORMATS:  # (a list is no dict key)
         raise EventError(
             f"'{base}.input_audio_format' must be pcm16, g711_ulaw or g711_alaw, got {fmt!r}",
             param=f"{base}.input_audio_format",
@@ -170,7 +170,7 @@ def _ga_format(value: Any, base: str) -> dict[str, Any]:
         return {}
     raw = _object(value, f"{base}.format")
     fmt = raw.get("type", "audio/pcm")
-    if fmt not in FORMATS:
+    if not isinstance(fmt, str) or fmt not in FORMATS:
         raise EventError(
             f"'{base}.format.type' must be audio/pcm, audio/pcmu or audio/pcma, got {fmt!r}",
             param=f"{base}.format.type",
