@@ -192,8 +192,7 @@ def test_a_turn_detection_field_left_out_or_null_takes_its_default() -> None:
         ),
         (  # a list or an object is no format (and no dict key: once a TypeError, a 500)
             ga(format={"type": {}}),
-            "'session.audio.input.format.type' must be audio/pcm, audio/pcmu or audio/pcma, "
-            "got {}",
+            "'session.audio.input.format.type' must be audio/pcm, audio/pcmu or audio/pcma, got {}",
             "session.audio.input.format.type",
         ),
         (
@@ -325,3 +324,48 @@ def test_an_update_whose_session_is_not_an_object() -> None:
     )
     with pytest.raises(EventError):
         parse_update(Settings(), {"type": "transcription_session.update"})
+
+
+# --- every field, every JSON type ----------------------------------------------------------------
+
+ODD_VALUES: tuple[Any, ...] = (None, True, 0, -1, 1e308, "", "x" * 5000, [], [1], {}, {"a": {}})
+
+
+def _paths(value: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every key path of a JSON object (objects and leaves alike)."""
+    found = [path] if path else []
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            found += _paths(inner, (*path, key))
+    return found
+
+
+def _with(event: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    copy: Any = json_copy(event)
+    holder = copy
+    for key in path[:-1]:
+        holder = holder[key]
+    holder[path[-1]] = value
+    return copy
+
+
+def json_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: json_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_copy(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("event", [GA_EVENT, BETA_EVENT], ids=["ga", "beta"])
+def test_any_json_in_any_field_is_an_event_error_or_accepted(event: dict[str, Any]) -> None:
+    """A stranger may put any JSON anywhere: the answer is an ``error`` event naming the field
+    (EventError), never an exception the session would have to report as internal."""
+    for path in _paths(event):
+        if path == ("type",):
+            continue  # the event's type picks the handler, before these settings
+        for value in ODD_VALUES:
+            try:
+                parse_update(Settings(), _with(event, path, value))
+            except EventError as err:
+                assert err.code == "invalid_value" and err.param, (path, value)
