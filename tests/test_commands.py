@@ -6,6 +6,9 @@ real Home Assistant carrying out a repaired command is in tests/test_home_assist
 
 from __future__ import annotations
 
+import re
+from importlib.metadata import version
+
 import pytest
 
 from wyoming_whisper.commands import (
@@ -21,6 +24,7 @@ from wyoming_whisper.commands import (
     words,
 )
 from wyoming_whisper.hass_names import read_home
+from wyoming_whisper.linear_patterns import checked
 
 HOME = Home(
     entities=(
@@ -239,3 +243,37 @@ def test_among_the_alternatives_the_audio_chooses_per_token() -> None:
     scores = [(-20.0, 12), (-19.0, 12), (-18.0, 9)]  # per token: -1.58 against -2.0
     assert choose(heard, [said, short], scores) == said
     assert choose(heard, [short, said], [scores[0], scores[2], scores[1]]) == said
+
+
+# --- hassil's patterns in RE2 (linear_patterns.py) -----------------------------------------------
+
+
+def test_the_hassil_installed_is_one_the_patterns_were_checked_with() -> None:
+    """linear_patterns.py swaps hassil's ``Sentence.pattern``: an upgrade past the checked
+    releases must fail here first (and the server then keeps re, saying so)."""
+    assert checked(version("hassil")), version("hassil")
+    assert checked("2.2.3") and not checked("3.0.0") and not checked("2.1.9")
+
+
+def test_re2_patterns_match_where_hassil_s_own_did(commands: Commands) -> None:
+    """Every English template got an RE2 pattern, and it says match or no match as Python's re
+    (hassil's own compile) does, on commands, near-misses and speech."""
+    sentences = [s for i in commands.intents.intents.values() for d in i.data for s in d.sentences]
+    assert sentences and not any(isinstance(s.pattern, re.Pattern) for s in sentences)
+    texts = [
+        "turn on the plantuary lamp",
+        "what is the temperature in the kitchen",
+        "set the brightness in cubbyhaven to 35%",
+        "what is the capital of australia",
+        "remind me to water the plants on sunday",
+        "is the front door locked",
+        "TURN OFF THE LIGHTS IN THE SNUG",
+        "",
+    ]
+    for sentence in sentences:
+        python = re.compile(sentence.pattern.pattern[len("(?i)") :], re.IGNORECASE)
+        for text in texts:
+            assert (sentence.pattern.match(text) is None) == (python.match(text) is None), (
+                sentence.text,
+                text,
+            )

@@ -50,6 +50,8 @@ from hassil.intents import RangeSlotList, SlotList, TextSlotList, WildcardSlotLi
 from home_assistant_intents import get_intents
 from rapidfuzz import fuzz, process
 
+from .linear_patterns import linear
+
 _LOGGER = logging.getLogger(__name__)
 
 NAME_SCORE = 80.0  # a span of the transcript heard as a name (rapidfuzz ratio, 0-100)
@@ -243,6 +245,7 @@ class Commands:
             raise LookupError(f"Home Assistant has no sentences for {language!r}")
         self.language = language
         self.intents = Intents.from_dict(data)
+        linear(self.intents)  # (its patterns in RE2: a question that is no command cost 100s of ms)
         # Per set of slots: the frames, their words and their sounds (compared both ways).
         self._frames: dict[tuple[str, ...], tuple[list[_Frame], list[str], list[str]]] = {}
         for frame in _frames(self.intents):
