@@ -16,7 +16,7 @@ ABOVE_BACKENDS = tuple(
     f"wyoming_whisper.{name}"
     for name in (
         "engine", "server", "streaming", "request", "config", "commands", "wyoming_handler",
-        "http", "http.*", "models.manager",
+        "http", "http.*", "models", "models.*",
     )
 )  # fmt: skip
 
@@ -152,6 +152,7 @@ def test_a_forbidden_import_is_caught() -> None:
         "wyoming_whisper.wyoming_handler": "from .backends import select",
         "wyoming_whisper.backends.mlx": "import aiohttp",
         "wyoming_whisper.backends.faster_whisper": "from ..engine import Engine",
+        "wyoming_whisper.backends.ctranslate2_models": "from .. import models",
         "wyoming_whisper.http.websocket": "from ..wyoming_handler import WhisperEventHandler",
         "wyoming_whisper.framing": "from .http.errors import error_body",
         "wyoming_whisper.models.manager": "from ..backends.faster_whisper import X",
@@ -164,6 +165,7 @@ def test_a_forbidden_import_is_caught() -> None:
         "wyoming_whisper.http.openai": "from ..backends.base import Result",
         "wyoming_whisper.languages": "from .errors import BadRequest",
         "wyoming_whisper.backends.mlx": "from .base import Result",
+        "wyoming_whisper.backends.faster_whisper": "from .ctranslate2_models import resolve",
     }
     for module, line in allowed.items():
         assert not broken(module, imports(module, line), modules), (module, line)

@@ -207,8 +207,8 @@ class FasterWhisperBackend:
         self.encoder_window = "auto" if self._model_class is not None else "full"
 
     def resolve(self, name: str, cache_dir: Path | None = None) -> str:
-        """A CTranslate2 model directory (see models/resolve.py)."""
-        from ..models.resolve import resolve
+        """A CTranslate2 model directory (see ctranslate2_models.py)."""
+        from .ctranslate2_models import resolve
 
         return resolve(name, cache_dir)
 

@@ -29,7 +29,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ..models.resolve import ModelResolutionError, local_model
 from .base import (
     SAMPLE_RATE,
     CancelToken,
@@ -39,6 +38,7 @@ from .base import (
     TranscribeOptions,
     Word,
 )
+from .ctranslate2_models import ModelResolutionError, local_model
 
 _LOGGER = logging.getLogger(__name__)
 
