@@ -196,7 +196,7 @@ def assist_variants(ours: Path) -> list[tuple[str, list[str]]]:
 
 
 def outside(args: argparse.Namespace) -> int:
-    from wyoming_whisper.models.resolve import resolve
+    from wyoming_whisper.backends.ctranslate2_models import resolve
 
     ha = os.environ.get("WHISPER_HA_VENV", str(REPO / ".venv-ha"))
     subprocess.run([str(REPO / "scripts" / "ha-env"), ha], check=True, stdout=subprocess.DEVNULL)

@@ -80,7 +80,7 @@ def bench_model(model: str, clip: Path, runs: int) -> dict[str, float]:
     import numpy as np
     from faster_whisper import WhisperModel
 
-    from wyoming_whisper.models.resolve import resolve
+    from wyoming_whisper.backends.ctranslate2_models import resolve
 
     command = load_pcm16(clip)
     streamed = command + b"\x00\x00" * int(SILENCE_SECONDS * 16000)
@@ -155,7 +155,7 @@ def main() -> None:
         "--model", action="append", help="repeat for several (default: tiny.en, base, small)"
     )
     args = parser.parse_args()
-    from wyoming_whisper.models.resolve import ModelResolutionError, resolve
+    from wyoming_whisper.backends.ctranslate2_models import ModelResolutionError, resolve
 
     results: dict[str, dict[str, float] | str] = {}
     for model in args.model or MODELS:

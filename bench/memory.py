@@ -35,7 +35,7 @@ RAW = """
 import sys, threading, time
 import psutil
 from faster_whisper import WhisperModel, decode_audio
-from wyoming_whisper.models.resolve import resolve
+from wyoming_whisper.backends.ctranslate2_models import resolve
 proc = psutil.Process()
 peak = [proc.memory_info().rss]
 def watch():

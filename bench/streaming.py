@@ -158,7 +158,7 @@ class RawLibrary:
     def __init__(self, model: str) -> None:
         from faster_whisper import WhisperModel
 
-        from wyoming_whisper.models.resolve import resolve
+        from wyoming_whisper.backends.ctranslate2_models import resolve
 
         self.model = WhisperModel(resolve(model), device="cpu", compute_type="int8")
         self.times: list[float] = []

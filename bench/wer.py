@@ -131,7 +131,7 @@ def main() -> int:
 
     from faster_whisper import WhisperModel, decode_audio
 
-    from wyoming_whisper.models.resolve import resolve
+    from wyoming_whisper.backends.ctranslate2_models import resolve
 
     # A clip without a reference transcript (faster_whisper/hotwords.mp3) cannot be scored.
     # The shared set where it is there (../shared/audio), else the clips committed with the tests.

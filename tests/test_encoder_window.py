@@ -1,5 +1,6 @@
 """The fitted encoder window (backends/encoder_window.py): its pure rules, the faster-whisper
-contract it relies on, and real decodes on tiny.en against the library's own 30 s window."""
+contract the server relies on (backends/faster_whisper_internals.py, the window's and every other
+private name's), and real decodes on tiny.en against the library's own 30 s window."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+import faster_whisper
 import numpy as np
 import pytest
 from faster_whisper import WhisperModel
@@ -17,12 +19,10 @@ from wyoming_whisper.audio import decode_file
 from wyoming_whisper.backends import encoder_window
 from wyoming_whisper.backends.base import CancelToken
 from wyoming_whisper.backends.encoder_window import (
-    CHECKED,
     FULL_FRAMES,
     SILENT,
     Fit,
     content_frames,
-    contract_problems,
     degenerate,
     fitted_model_class,
     repeated,
@@ -30,6 +30,11 @@ from wyoming_whisper.backends.encoder_window import (
     stutters,
 )
 from wyoming_whisper.backends.faster_whisper import FasterWhisperBackend
+from wyoming_whisper.backends.faster_whisper_internals import (
+    CHECKED,
+    contract_problems,
+    window_problems,
+)
 from wyoming_whisper.backends.mlx import MlxBackend
 from wyoming_whisper.errors import Abandoned
 
@@ -44,6 +49,7 @@ class Thresholds:  # the fields of faster-whisper's TranscriptionOptions that th
 
 
 TIMESTAMP_BEGIN = 50364  # tiny.en's <|0.00|>
+LOW, HIGH = (".".join(map(str, v)) for v in CHECKED)  # the faster-whisper versions checked
 
 
 def judge(tokens: list[int], text: str = "hello there", **overrides: Any) -> str | None:
@@ -62,10 +68,32 @@ def judge(tokens: list[int], text: str = "hello there", **overrides: Any) -> str
 
 
 def test_the_installed_faster_whisper_keeps_the_contract() -> None:
-    """Fails loudly after an upgrade that changes what the fitted window relies on: read the
-    new generate_segments, then move CHECKED in encoder_window.py and the pin in pyproject.toml."""
+    """Fails loudly after an upgrade that changes a private name the server relies on (the fitted
+    window's methods, the Silero session, the hub table, WhisperModel's attributes): read the new
+    code, then move CHECKED in faster_whisper_internals.py and the pin in pyproject.toml."""
     assert contract_problems() == []
     assert fitted_model_class() is not None
+
+
+@pytest.mark.parametrize("version", ["0.10.0", HIGH, f"{HIGH}rc1", "99.0.0"])
+def test_a_faster_whisper_outside_the_checked_range_breaks_loudly(
+    version: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upgrade past CHECKED fails the contract test above even where no source line moved,
+    and a server on it decodes with the library's own 30 s window."""
+    monkeypatch.setattr(faster_whisper, "__version__", version)
+    outside = f"faster-whisper {version} is outside {LOW} <= v < {HIGH}"
+    assert outside in contract_problems() and outside in window_problems()
+    assert fitted_model_class() is None
+    assert FasterWhisperBackend("cpu", 0, "int8").encoder_window == "full"
+
+
+@pytest.mark.parametrize("version", [LOW, f"{LOW}.post1"])
+def test_a_faster_whisper_inside_the_checked_range_keeps_the_window(
+    version: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(faster_whisper, "__version__", version)
+    assert window_problems() == []
 
 
 def test_window_is_audio_plus_margin_at_least_the_floor_at_most_30_s() -> None:
@@ -345,12 +373,12 @@ def test_full_mode_and_mlx_use_the_library_window() -> None:
 
 
 def test_pyproject_pins_the_checked_range() -> None:
-    """The range faster-whisper may take is the one encoder_window.py was checked against."""
+    """The range faster-whisper may take is the one faster_whisper_internals.py was checked
+    against."""
     with open(REPO / "pyproject.toml", "rb") as f:
         deps = tomllib.load(f)["project"]["dependencies"]
     pin = next(d for d in deps if d.startswith("faster-whisper"))
-    low, high = (".".join(map(str, v)) for v in CHECKED)
-    assert pin == f"faster-whisper>={low},<{high.removesuffix('.0')}"
+    assert pin == f"faster-whisper>={LOW},<{HIGH.removesuffix('.0')}"
 
 
 def test_health_and_metrics_report_the_window(server: ServerProcess, start_server) -> None:  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import psutil
 
-from wyoming_whisper.models.resolve import PACKS
+from wyoming_whisper.backends.ctranslate2_models import PACKS
 
 from .conftest import ServerProcess, clip, words
 from .http_helpers import SHORT, long_wav, post_audio, short_ok

@@ -11,9 +11,9 @@ import pytest
 
 from wyoming_whisper.audio import decode_file
 from wyoming_whisper.backends.base import TranscribeOptions
+from wyoming_whisper.backends.ctranslate2_models import ModelResolutionError
 from wyoming_whisper.backends.faster_whisper import FasterWhisperBackend
 from wyoming_whisper.backends.mlx import MLX_REPOS, MlxBackend, MlxModel, resolve_mlx
-from wyoming_whisper.models.resolve import ModelResolutionError
 
 from . import fake_mlx
 from .conftest import clip, words

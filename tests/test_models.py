@@ -11,7 +11,7 @@ import psutil
 import pytest
 from wyoming.asr import Transcribe
 
-from wyoming_whisper.models.resolve import PACKS
+from wyoming_whisper.backends.ctranslate2_models import PACKS
 
 from .conftest import ServerProcess, clip, words
 from .http_helpers import SHORT, long_wav, post_audio, post_json, short_ok

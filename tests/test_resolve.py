@@ -1,4 +1,5 @@
-"""Model resolution: local dirs, path-like names, packs assembled once and atomically."""
+"""Model resolution (backends/ctranslate2_models.py): local dirs, path-like names, packs assembled
+once and atomically."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from wyoming_whisper.models import resolve as resolve_mod
-from wyoming_whisper.models.resolve import (
+from wyoming_whisper.backends import ctranslate2_models
+from wyoming_whisper.backends.ctranslate2_models import (
     PACKS,
     ModelResolutionError,
     Pack,
@@ -78,7 +79,7 @@ def test_full_disk_mid_write_leaves_no_model(
 ) -> None:
     pack = fake_pack(tmp_path)
     cache = tmp_path / "cache"
-    real_copy = resolve_mod.shutil.copyfileobj
+    real_copy = ctranslate2_models.shutil.copyfileobj
     calls = 0
 
     def copy_then_fail(src, dst, length=0):  # type: ignore[no-untyped-def]
@@ -89,7 +90,7 @@ def test_full_disk_mid_write_leaves_no_model(
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_copy(src, dst, length)
 
-    monkeypatch.setattr(resolve_mod.shutil, "copyfileobj", copy_then_fail)
+    monkeypatch.setattr(ctranslate2_models.shutil, "copyfileobj", copy_then_fail)
     with pytest.raises(OSError, match="No space"):
         assemble_pack("fake", pack, cache)
     assert list((cache / "packs").iterdir()) == []  # neither the model nor a temporary folder
@@ -132,7 +133,7 @@ def test_hub_failure_names_every_place(tmp_path: Path, monkeypatch: pytest.Monke
     def offline(name: str, cache_dir: Path | None) -> str:
         raise ConnectionError("hub unreachable\nPlease check your internet connection and retry")
 
-    monkeypatch.setattr(resolve_mod, "_download", offline)
+    monkeypatch.setattr(ctranslate2_models, "_download", offline)
     with pytest.raises(ModelResolutionError) as err:
         resolve("medium.en", tmp_path)
     message = str(err.value)

@@ -7,10 +7,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from .backends.ctranslate2_models import ModelResolutionError, resolve
 from .backends.select import SelectionError, detect_platform, select
 from .config import Config, load_config
 from .malloc import cap_arenas
-from .models.resolve import ModelResolutionError, resolve
 
 _LOGGER = logging.getLogger("wyoming_whisper")
 

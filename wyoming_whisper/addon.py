@@ -22,9 +22,15 @@ from typing import Any, NoReturn
 
 import voluptuous as vol
 
+from .backends.ctranslate2_models import (
+    MODEL_FILES,
+    PACKS,
+    hub_models,
+    is_model_dir,
+    looks_like_path,
+)
 from .config import COMPUTE_TYPES, ENCODER_WINDOWS, LOG_LEVELS, build_parser
 from .languages import LANGUAGES, model_languages
-from .models.resolve import MODEL_FILES, PACKS, hub_models, is_model_dir, looks_like_path
 
 OPTIONS_PATH = Path("/data/options.json")
 PROG = "wyoming-whisper-addon"

@@ -25,13 +25,13 @@ from typing import Any
 
 import numpy as np
 
-# Imported here, on the main thread at start-up: importing faster_whisper for the first time in
-# two threads at once (a model load and a stream's VAD) can fail half-way.
-from faster_whisper.vad import get_vad_model
-
 from .agreement import Agreement, piece
 from .audio import PcmConverter
 from .backends.base import SAMPLE_RATE, CancelToken, Result, Segment, TranscribeOptions
+
+# This imports faster_whisper here, on the main thread at start-up: importing it for the first
+# time in two threads at once (a model load and a stream's VAD) can fail half-way.
+from .backends.faster_whisper_internals import SileroSession
 from .engine import Engine
 from .errors import TooLarge, WhisperError
 from .request import TranscriptionRequest
@@ -76,9 +76,7 @@ class SileroStream:
     """
 
     def __init__(self) -> None:
-        self._session = get_vad_model().session
-        self._h = np.zeros((1, 1, 128), dtype=np.float32)
-        self._c = np.zeros((1, 1, 128), dtype=np.float32)
+        self._silero = SileroSession()
         self._context = np.zeros(CONTEXT, dtype=np.float32)
         self._pending = np.zeros(0, dtype=np.float32)
 
@@ -92,11 +90,9 @@ class SileroStream:
         windows = data[:whole].reshape(-1, WINDOW)
         before = np.concatenate([self._context[None, :], windows[:-1, -CONTEXT:]], axis=0)
         batch = np.ascontiguousarray(np.concatenate([before, windows], axis=1))
-        out, self._h, self._c = self._session.run(
-            None, {"input": batch, "h": self._h, "c": self._c}
-        )
+        probs = self._silero.run(batch)
         self._context = windows[-1, -CONTEXT:].copy()
-        return np.asarray(out, dtype=np.float32).reshape(-1)
+        return probs
 
 
 @dataclass

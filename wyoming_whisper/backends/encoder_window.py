@@ -9,19 +9,18 @@ degenerate (no end of text before the cap, repetitive, improbable, too long for 
 timestamps past the audio), the window is encoded at the full 30 s and decoded exactly as the
 library would have, and the fallback is counted.
 
-This is the only module that relies on faster-whisper's internals. It overrides two methods that
-``generate_segments`` calls per window, ``encode`` and ``generate_with_fallback`` (and wraps
-``generate_segments``, which ``transcribe`` calls once, to know the opening window), and relies on
-the features handed to ``encode`` being zero-padded by ``pad_or_trim`` (real log-Mel frames are
-never all zeros: they are at least -1.5 after Whisper's normalisation of silence). ``CHECKED``
-is the range this was read against; ``contract_problems`` says what no longer holds, a test fails
-loudly on it after an upgrade, and at run time the server then falls back to the full window.
+It relies on faster-whisper's internals: it overrides two methods that ``generate_segments`` calls
+per window, ``encode`` and ``generate_with_fallback`` (and wraps ``generate_segments``, which
+``transcribe`` calls once, to know the opening window), and relies on the features handed to
+``encode`` being zero-padded by ``pad_or_trim`` (real log-Mel frames are never all zeros: they are
+at least -1.5 after Whisper's normalisation of silence). faster_whisper_internals.py holds the
+range of versions this was read against and checks it (``window_problems``): a test fails loudly
+after an upgrade, and at run time the server then falls back to the full window.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
 import math
 import threading
@@ -33,10 +32,10 @@ import numpy as np
 
 from ..errors import Abandoned
 from ..words import alike, keys
+from .faster_whisper_internals import window_problems
 
 _LOGGER = logging.getLogger(__name__)
 
-CHECKED = ((1, 2, 1), (1, 3, 0))  # faster-whisper versions: from (inclusive) .. to (exclusive)
 FRAMES_PER_SECOND = 100  # log-Mel frames (hop 160 at 16 kHz)
 FULL_FRAMES = 3000  # Whisper's 30 s window
 
@@ -199,61 +198,9 @@ def _give_up(token: Any, why: str, seconds: float) -> None:
         raise Abandoned(f"{why} in a {seconds:.2f} s window of a live decode")
 
 
-def _version(text: str) -> tuple[int, ...]:
-    parts = []
-    for piece in text.split(".")[:3]:
-        digits = "".join(c for c in piece if c.isdigit())
-        parts.append(int(digits or 0))
-    return tuple(parts)
-
-
-def contract_problems() -> list[str]:
-    """What this module relies on that the installed faster-whisper no longer provides."""
-    import faster_whisper
-    from faster_whisper.transcribe import TranscriptionOptions, WhisperModel
-
-    problems = []
-    version = _version(faster_whisper.__version__)
-    if not CHECKED[0] <= version < CHECKED[1]:
-        low, high = (".".join(map(str, v)) for v in CHECKED)
-        problems.append(
-            f"faster-whisper {faster_whisper.__version__} is outside {low} <= v < {high}"
-        )
-    sources = {
-        "generate_segments": inspect.getsource(WhisperModel.generate_segments),
-        "detect_language": inspect.getsource(WhisperModel.detect_language),
-        "transcribe": inspect.getsource(WhisperModel.transcribe),
-    }
-    needed = {
-        "generate_segments": [
-            "segment = pad_or_trim(segment)",
-            "encoder_output = self.encode(segment)",
-            "self.generate_with_fallback(encoder_output, prompt, tokenizer, options)",
-        ],
-        "detect_language": ["self.encode(", "pad_or_trim("],
-        "transcribe": ["self.generate_segments("],
-    }
-    for name, snippets in needed.items():
-        problems += [f"{name} no longer has {s!r}" for s in snippets if s not in sources[name]]
-    params = list(inspect.signature(WhisperModel.generate_with_fallback).parameters)
-    if params != ["self", "encoder_output", "prompt", "tokenizer", "options"]:
-        problems.append(f"generate_with_fallback takes {params}")
-    fields = {f.name for f in dataclasses.fields(TranscriptionOptions)}
-    wanted = {
-        "temperatures",
-        "max_new_tokens",
-        "compression_ratio_threshold",
-        "log_prob_threshold",
-        "no_speech_threshold",
-    }
-    if not wanted <= fields:
-        problems.append(f"TranscriptionOptions lacks {sorted(wanted - fields)}")
-    return problems
-
-
 def fitted_model_class() -> type | None:
     """``FittedWhisperModel``, or None (with a warning) when faster-whisper broke the contract."""
-    problems = contract_problems()
+    problems = window_problems()
     if problems:
         _LOGGER.warning(
             "Encoder window: using the full 30 s window, the installed faster-whisper differs "

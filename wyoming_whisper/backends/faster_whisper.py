@@ -22,6 +22,15 @@ from .base import (
     TranscribeOptions,
     Word,
 )
+from .faster_whisper_internals import (
+    ctranslate2_model,
+    library_encode,
+    load_silero,
+    log_mel,
+    pad_to_window,
+    text_tokenizer,
+    whisper_tokenizer,
+)
 
 _LOGGER = logging.getLogger(__name__)
 # Threads that run a share of a score's forced passes on another model replica.
@@ -47,7 +56,7 @@ class FasterWhisperModel:
 
     @property
     def is_multilingual(self) -> bool:
-        return bool(self._model.model.is_multilingual)
+        return bool(ctranslate2_model(self._model).is_multilingual)
 
     def _hotwords(self, phrases: tuple[str, ...]) -> str | None:
         """Keep whole phrases, in priority order, while they fit the prompt's token budget; the
@@ -58,7 +67,7 @@ class FasterWhisperModel:
             return None
         kept: list[str] = []
         used = 0
-        tokenizer = self._model.hf_tokenizer
+        tokenizer = text_tokenizer(self._model)
         for phrase in (p.strip() for p in phrases):
             if not phrase:
                 continue
@@ -133,26 +142,22 @@ class FasterWhisperModel:
     def scorer(self, audio: np.ndarray, language: str | None) -> Scorer:
         """The audio encoded once; each text then scored by Whisper's decoder forced through
         its tokens (CTranslate2's ``align``: the probability of every token given the audio)."""
-        from faster_whisper import WhisperModel
-        from faster_whisper.audio import pad_or_trim
-        from faster_whisper.tokenizer import Tokenizer
-
         model = self._model
-        features = model.feature_extractor(audio)
+        features = log_mel(model, audio)
         # The audio and 2 s: a forced pass cannot loop, so no 10 s floor (bench: the same
         # choices as the fitted window, a third less time).
         frames = min(FULL_FRAMES, (features.shape[-1] + SCORE_MARGIN_FRAMES) // 2 * 2)
-        features = np.ascontiguousarray(pad_or_trim(features)[:, :frames])
-        encoded = WhisperModel.encode(model, features)  # (not the fitted class's: no guard)
-        tokenizer = Tokenizer(
-            model.hf_tokenizer,
+        features = np.ascontiguousarray(pad_to_window(features)[:, :frames])
+        encoded = library_encode(model, features)  # (not the fitted class's: no guard)
+        tokenizer = whisper_tokenizer(
+            model,
             self.is_multilingual,
-            task="transcribe",
             language=(language or "en") if self.is_multilingual else "en",
         )
+        ct2 = ctranslate2_model(model)
 
         def forced(tokens: list[int]) -> Score:
-            found = model.model.align(encoded, tokenizer.sot_sequence, [tokens], frames // 2)
+            found = ct2.align(encoded, tokenizer.sot_sequence, [tokens], frames // 2)
             probs = np.asarray(found[0].text_token_probs, dtype=np.float64)
             return Score(float(np.log(np.maximum(probs, 1e-12)).sum()), len(tokens))
 
@@ -162,7 +167,7 @@ class FasterWhisperModel:
             tokens = [tokenizer.encode(" " + text.strip()) for text in texts]
             # One share of the texts per model replica, at once: an idle replica halves the
             # wait (a busy one queues its share, as long as one after the other would take).
-            shares = min(int(model.model.num_workers), len(texts))
+            shares = min(int(ct2.num_workers), len(texts))
 
             def share(k: int) -> list[Score]:
                 return [forced(t) for t in tokens[k::shares]]
@@ -177,7 +182,7 @@ class FasterWhisperModel:
         model, self._model = self._model, None
         # Older CTranslate2 lacks unload_model: dropping the object frees the memory too.
         with contextlib.suppress(Exception):
-            model.model.unload_model()
+            ctranslate2_model(model).unload_model()
         del model
         release_freed_memory()
 
@@ -207,18 +212,17 @@ class FasterWhisperBackend:
         self.encoder_window = "auto" if self._model_class is not None else "full"
 
     def resolve(self, name: str, cache_dir: Path | None = None) -> str:
-        """A CTranslate2 model directory (see models/resolve.py)."""
-        from ..models.resolve import resolve
+        """A CTranslate2 model directory (see ctranslate2_models.py)."""
+        from .ctranslate2_models import resolve
 
         return resolve(name, cache_dir)
 
     def load(self, model_path: str) -> FasterWhisperModel:
         from faster_whisper import WhisperModel
-        from faster_whisper.vad import get_vad_model
 
         # The Silero VAD is shared by all models and cached for the process: load it with the
         # first model so no request pays for it (and unloading a model leaves it in place).
-        get_vad_model()
+        load_silero()
 
         model = (self._model_class or WhisperModel)(
             model_path,

@@ -29,7 +29,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ..models.resolve import ModelResolutionError, local_model
 from .base import (
     SAMPLE_RATE,
     CancelToken,
@@ -39,6 +38,7 @@ from .base import (
     TranscribeOptions,
     Word,
 )
+from .ctranslate2_models import ModelResolutionError, local_model
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -339,10 +339,10 @@ def speech_clips(audio: np.ndarray) -> list[float] | None:
     mlx-whisper decodes only these clips (``clip_timestamps``) and keeps timestamps absolute.
     """
     try:
-        from faster_whisper.vad import VadOptions, get_speech_timestamps
+        from .faster_whisper_internals import speech_spans
     except ImportError:
         return None
-    spans = get_speech_timestamps(audio, VadOptions())
+    spans = speech_spans(audio)
     return [round(s[k] / SAMPLE_RATE, 3) for s in spans for k in ("start", "end")]
 
 

@@ -1,1 +1,1 @@
-"""Model resolution (name -> files on disk) and the model manager (load, TTL, unload)."""
+"""The model manager (load, TTL, unload); name -> files on disk is the backend's (``resolve``)."""

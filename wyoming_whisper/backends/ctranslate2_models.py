@@ -65,9 +65,9 @@ PACKS: dict[str, Pack] = {
 
 def hub_models() -> dict[str, str]:
     """Short names the hub download understands, mapped to their repositories."""
-    from faster_whisper.utils import _MODELS
+    from .faster_whisper_internals import hub_repositories
 
-    return dict(_MODELS)
+    return hub_repositories()
 
 
 def default_cache_root(cache_dir: Path | None) -> Path:
@@ -148,7 +148,7 @@ def resolve(name: str, cache_dir: Path | None = None, *, download: bool = True) 
 
 def _from_hub_cache(name: str, cache_dir: Path | None) -> str | None:
     try:
-        from faster_whisper.utils import download_model
+        from faster_whisper import download_model
 
         path = download_model(
             name, local_files_only=True, cache_dir=str(cache_dir) if cache_dir else None
@@ -159,7 +159,7 @@ def _from_hub_cache(name: str, cache_dir: Path | None) -> str | None:
 
 
 def _download(name: str, cache_dir: Path | None) -> str:
-    from faster_whisper.utils import download_model
+    from faster_whisper import download_model
 
     _LOGGER.info("Downloading model %s from the Hugging Face hub...", name)
     path = download_model(name, cache_dir=str(cache_dir) if cache_dir else None)
