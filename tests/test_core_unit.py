@@ -95,15 +95,15 @@ def test_model_names_map_onto_served_models() -> None:
 
 def test_admission_holds_the_running_and_the_queue_then_refuses() -> None:
     engine = engine_with(FakeBackend(), max_concurrency=1, max_queue=1)
-    assert engine.capacity == 2 and engine.has_idle_worker
-    with engine.admit("tiny.en"), engine.admit("tiny.en"):
-        assert not engine.has_idle_worker and engine.queue_depth("tiny.en") == 2
+    assert engine.admission.capacity == 2 and engine.admission.has_idle_worker
+    with engine.admission.admit("tiny.en"), engine.admission.admit("tiny.en"):
+        assert not engine.admission.has_idle_worker and engine.admission.queue_depth("tiny.en") == 2
         with pytest.raises(Busy) as info:
-            engine.admit("tiny.en").__enter__()
+            engine.admission.admit("tiny.en").__enter__()
         assert info.value.retry_after == 1
-        with engine.admit("base"):  # every model has its own queue
+        with engine.admission.admit("base"):  # every model has its own queue
             pass
-    assert engine.queue_depth("tiny.en") == 0 and engine.has_idle_worker
+    assert engine.admission.queue_depth("tiny.en") == 0 and engine.admission.has_idle_worker
 
 
 async def test_a_decode_runs_on_the_pool_and_reports_its_model() -> None:
@@ -138,17 +138,17 @@ async def test_a_command_is_answered_without_waiting_for_the_audio_to_be_encoded
     backend = FakeBackend()
     backend.gate.set()
     engine = engine_with(backend, max_concurrency=1)
-    engine.assist._loaded["en"] = english
+    engine.assist.sentences._loaded["en"] = english
     home = Home(entities=(Entity("Plantuary lamp", "light"),))
     audio = np.zeros(32000, np.float32)
     command = "Turn on the Plantuary lamp."
-    text = await asyncio.wait_for(engine.as_command(command, "en", home, audio, "tiny.en"), 5)
+    text = await asyncio.wait_for(engine.assist.answer(command, "en", home, audio, "tiny.en"), 5)
     assert text == command
     model = backend.made[0]
     assert model.encodes == 1 and not model.release.is_set()  # still encoding: not waited for
     model.release.set()
-    with engine.admit("tiny.en"):  # the one worker busy: no speculative encoding
-        assert await engine.as_command(command, "en", home, audio, "tiny.en") == command
+    with engine.admission.admit("tiny.en"):  # the one worker busy: no speculative encoding
+        assert await engine.assist.answer(command, "en", home, audio, "tiny.en") == command
     assert model.encodes == 1
     await engine.close()
     await engine.manager.close()

@@ -15,8 +15,8 @@ BACKENDS = ("wyoming_whisper.backends.*",)
 ABOVE_BACKENDS = tuple(
     f"wyoming_whisper.{name}"
     for name in (
-        "engine", "server", "streaming", "request", "config", "commands", "wyoming_handler",
-        "http", "http.*", "models", "models.*",
+        "engine", "admission", "assist_commands", "server", "streaming", "request", "config",
+        "commands", "wyoming_handler", "http", "http.*", "models", "models.*",
     )
 )  # fmt: skip
 # faster-whisper's public API: its package and the names it exports (__all__, 1.2.1); the rest
@@ -93,6 +93,24 @@ RULES = (
         "faster_whisper_internals imports nothing of ours, so streaming.py imports it alone",
         ("wyoming_whisper.backends.faster_whisper_internals",),
         ("wyoming_whisper", "wyoming_whisper.*"),
+    ),
+    Rule(
+        "a request is checked below the engine: request.py imports no engine, door or server",
+        ("wyoming_whisper.request",),
+        (
+            "wyoming_whisper.engine",
+            "wyoming_whisper.admission",
+            "wyoming_whisper.assist_commands",
+            "wyoming_whisper.streaming",
+            "wyoming_whisper.server",
+            *DOORS,
+        ),
+    ),
+    Rule(
+        "the engine's parts (admission, the command step) never import the engine, a door or "
+        "the server",
+        ("wyoming_whisper.admission", "wyoming_whisper.assist_commands"),
+        ("wyoming_whisper.engine", "wyoming_whisper.server", "wyoming_whisper.streaming", *DOORS),
     ),
     Rule(
         "the model manager loads through the backend protocol only",
@@ -199,6 +217,9 @@ def test_a_forbidden_import_is_caught() -> None:
         ("wyoming_whisper.backends.faster_whisper_internals", "from .base import SAMPLE_RATE"),
         ("wyoming_whisper.commands", "from .errors import BadAudio"),
         ("wyoming_whisper.words", "from . import config"),
+        ("wyoming_whisper.request", "from .engine import Engine"),
+        ("wyoming_whisper.assist_commands", "from .engine import Engine"),
+        ("wyoming_whisper.admission", "from .http.errors import error_body"),
     ]
     for module, line in cases:
         assert broken(module, imports(module, line), modules), (module, line)
@@ -213,6 +234,7 @@ def test_a_forbidden_import_is_caught() -> None:
         ),
         ("wyoming_whisper.backends.faster_whisper_internals", "from faster_whisper.vad import X"),
         ("wyoming_whisper.backends.encoder_window", "from faster_whisper import WhisperModel"),
+        ("wyoming_whisper.assist_commands", "from .admission import Admission"),
     ]
     for module, line in allowed:
         assert not broken(module, imports(module, line), modules), (module, line)

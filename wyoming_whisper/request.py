@@ -11,16 +11,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Protocol
 
-from .backends.base import FALLBACK_TEMPERATURES
+from .backends.base import FALLBACK_TEMPERATURES, TranscribeOptions
 from .errors import InvalidRequest, Unsupported
 from .formats import RESPONSE_FORMATS
 from .languages import model_languages, normalize_language
-
-if TYPE_CHECKING:
-    from .engine import Engine
 
 Task = Literal["transcribe", "translate"]
 GRANULARITIES = frozenset({"word", "segment"})
@@ -162,8 +159,14 @@ def require_model(raw: str | None) -> str:
     return raw.strip()
 
 
+class Served(Protocol):
+    """What a request is checked against: the models served (the engine)."""
+
+    def model_name(self, requested: str | None) -> str: ...
+
+
 def build_request(
-    engine: Engine,
+    served: Served,
     *,
     model: str | None,
     task: Task = "transcribe",
@@ -178,7 +181,7 @@ def build_request(
     for param, value in (("model", model), ("language", language), ("prompt", prompt)):
         if value is not None and not isinstance(value, str):
             raise InvalidRequest(f"{param} must be a string", param=param, code="invalid_value")
-    name = engine.model_name(model.strip() if model else None)
+    name = served.model_name(model.strip() if model else None)
     shape = (response_format or "json").strip()
     if shape not in RESPONSE_FORMATS:
         raise InvalidRequest(
@@ -207,3 +210,20 @@ def build_request(
         granularities=wanted,
         response_format=shape,
     )
+
+
+def decode_options(
+    request: TranscriptionRequest, defaults: TranscribeOptions, **overrides: Any
+) -> TranscribeOptions:
+    """The decoding options of a validated request over the server's ``defaults`` (the
+    engine's ``options()``); ``overrides`` are the door's own, None leaves a field as it is."""
+    asked = {
+        "language": request.language,
+        "task": request.task,
+        "initial_prompt": request.prompt,
+        "hotwords": request.hotwords or None,
+        "temperature": request.temperature,
+        "word_timestamps": request.word_timestamps,
+    }
+    values = {k: v for k, v in {**asked, **overrides}.items() if v is not None}
+    return replace(defaults, **values)

@@ -11,11 +11,12 @@ import time
 from aiohttp import web
 from wyoming.server import AsyncEventHandler, AsyncTcpServer
 
+from .admission import Phase
 from .backends.select import Selection, create_backend
 from .config import Config
 from .connections import HttpCap, WyomingCap
 from .discovery import SupervisorDiscovery, ZeroconfAdvertiser
-from .engine import Engine, Phase
+from .engine import Engine
 from .hass_names import SUPERVISOR_WEBSOCKET, HassNames
 from .http.app import create_app
 from .http.openai import sweep_uploads
@@ -36,7 +37,7 @@ class Server:
         self.manager = ModelManager(
             config.models, backend, ttl=config.ttl, cache_dir=config.cache_dir
         )
-        self.engine = Engine(config, self.manager, selection)
+        self.engine = Engine(config, self.manager, selection, _hass_names(config))
         self._stop = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._wyoming: AsyncTcpServer | None = None
@@ -59,7 +60,7 @@ class Server:
         """Work a stop must let finish: admitted requests, answers being written, streams whose
         speaker is talking (WebSocket, Realtime, Wyoming: nothing is admitted before their end),
         and Wyoming utterances whose audio is arriving before any speech."""
-        if self.engine.busy or self.engine.speakers:
+        if self.engine.admission.busy or self.engine.speakers:
             return True
         handlers = list(self._wyoming_cap.open)
         return any(getattr(h, "mid_utterance", False) for h in handlers)
@@ -103,20 +104,15 @@ class Server:
                     cfg.supervisor_url, cfg.supervisor_token, cfg.wyoming_port
                 )
                 self._supervisor.start()
-        self.engine.phase = Phase.SERVING  # every port is open: /ready may answer 200
+        self.engine.admission.phase = Phase.SERVING  # every port is open: /ready may answer 200
 
     def _start_names(self) -> None:
-        cfg = self.config
-        if cfg.no_hass_names:
+        names = self.engine.assist.names
+        if names is None:
             return
-        if cfg.hass_url and cfg.hass_token:
-            self.engine.names = HassNames(cfg.hass_url, cfg.hass_token, "url")
-        elif cfg.supervisor_token:  # an add-on with homeassistant_api: true
-            self.engine.names = HassNames(SUPERVISOR_WEBSOCKET, cfg.supervisor_token, "supervisor")
-        if self.engine.names is not None:
-            self.engine.names.start()
-            if not cfg.no_assist_commands:  # load the sentences now, not on the first command
-                self.engine.assist.get(cfg.language)
+        names.start()
+        if self.engine.assist.enabled:  # load the sentences now, not on the first command
+            self.engine.assist.sentences.get(self.config.language)
 
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
@@ -138,7 +134,7 @@ class Server:
         before the ports close, so no client is refused (docs/scaling.md). A second signal
         ends the delay (Ctrl-C twice).
         """
-        self.engine.phase = Phase.DRAINING
+        self.engine.admission.phase = Phase.DRAINING
         delay = self.config.shutdown_delay
         if delay > 0:
             _LOGGER.info("Stopping: not ready, still serving for %.1f s", delay)
@@ -149,9 +145,9 @@ class Server:
 
     async def shutdown(self) -> None:
         """Stop accepting, let in-flight work finish (--drain-seconds at most), then release."""
-        self.engine.phase = Phase.DRAINING
-        if self.engine.names is not None:
-            await self.engine.names.stop()
+        self.engine.admission.phase = Phase.DRAINING
+        if self.engine.assist.names is not None:
+            await self.engine.assist.names.stop()
         if self._supervisor is not None:
             await self._supervisor.stop()
         if self._zeroconf is not None:
@@ -174,3 +170,14 @@ class Server:
 
 async def run_server(config: Config, selection: Selection) -> None:
     await Server(config, selection).serve()
+
+
+def _hass_names(cfg: Config) -> HassNames | None:
+    """Where Home Assistant's names are read from, if anywhere (started with the server)."""
+    if cfg.no_hass_names:
+        return None
+    if cfg.hass_url and cfg.hass_token:
+        return HassNames(cfg.hass_url, cfg.hass_token, "url")
+    if cfg.supervisor_token:  # an add-on with homeassistant_api: true
+        return HassNames(SUPERVISOR_WEBSOCKET, cfg.supervisor_token, "supervisor")
+    return None

@@ -34,7 +34,7 @@ from .backends.base import SAMPLE_RATE, CancelToken, Result, Segment, Transcribe
 from .backends.faster_whisper_internals import SileroSession
 from .engine import Engine
 from .errors import TooLarge, WhisperError
-from .request import TranscriptionRequest
+from .request import TranscriptionRequest, decode_options
 from .words import split
 
 _LOGGER = logging.getLogger(__name__)
@@ -260,7 +260,7 @@ class Stream:
             max_seconds=config.stream_seconds,
             trail=ENDPOINT_TRAIL_SECONDS if ends_itself else TRAIL_SECONDS,
         )
-        options = engine.request_options(request, vad_filter=config.vad_filter)
+        options = decode_options(request, engine.options(), vad_filter=config.vad_filter)
         live = None if config.no_live_text else on_partial
         return cls(engine, request.model, options, settings, on_partial=live)
 
@@ -383,7 +383,7 @@ class Stream:
             silence = self.tracker.silence_after_speech(self.tracker.position)
             short = target <= EARLY_MAX_SECONDS * SAMPLE_RATE
             own_partial = self._partial is not None and not self._partial.done()
-            free = self.engine.has_idle_worker or own_partial
+            free = self.engine.admission.has_idle_worker or own_partial
             if silence >= pause and short and free and self.paced:
                 self._cancel_partial()  # the early decode is worth more than a partial
                 token = CancelToken(speculative=True)
@@ -430,7 +430,7 @@ class Stream:
         token: CancelToken | None = None,
     ) -> Result:
         audio = self.audio(end)
-        with self.engine.admit(self.model):
+        with self.engine.admission.admit(self.model):
             return await self.engine.transcribe(
                 audio, self.options, self.model, on_segment, token=token
             )
@@ -452,7 +452,7 @@ class Stream:
             return  # never queue behind a running live decode: skip this one
         if self._early is not None and not self._early.task.done():
             return
-        if not self.engine.has_idle_worker:
+        if not self.engine.admission.has_idle_worker:
             return  # optional work: never delays a final or another client
         end = self._len
         if not self.tracker.voiced:
@@ -485,7 +485,7 @@ class Stream:
         """Decode the window, confirm what agrees with the decode before, tell the client."""
         start = self._window
         try:
-            with self.engine.admit(self.model):
+            with self.engine.admission.admit(self.model):
                 result = await self.engine.transcribe(
                     self._buf[start:end].copy(),
                     self.partial_options(),

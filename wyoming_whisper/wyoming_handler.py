@@ -271,10 +271,10 @@ class WhisperEventHandler(AsyncEventHandler):
                 language=asked.language,
                 # Home Assistant sends no names: those read from it stand in (hass_names.py).
                 hotwords=[*(asked.transcript_names or []), *(asked.transcript_terms or [])]
-                or self.engine.assist_names(),
+                or self.engine.assist.prompt_names(),
             )
             # Refuse at once when the queue is full, before the client streams its audio.
-            self.engine.check_capacity(req.model)
+            self.engine.admission.check_capacity(req.model)
         except WhisperError:
             # Keep a failed placeholder: the rest of this utterance's audio is ignored quietly.
             model = self.config.default_model
@@ -291,7 +291,7 @@ class WhisperEventHandler(AsyncEventHandler):
 
         stream = Stream.open(self.engine, req, endpoint_silence=endpoint, on_partial=on_partial)
         utt = Utterance(req.model, stream, req.language, follows_answer=follows_answer)
-        utt.home = self.engine.home(asked.transcript_names or ())
+        utt.home = self.engine.assist.home(asked.transcript_names or ())
         self._utterance = utt
         return utt
 
@@ -343,7 +343,7 @@ class WhisperEventHandler(AsyncEventHandler):
 
     async def _finish(self, utt: Utterance) -> None:
         """Answer one utterance: transcript-start, chunks as text firms up, transcript, stop."""
-        with self.engine.answering():  # a shutdown waits for the whole answer
+        with self.engine.admission.answering():  # a shutdown waits for the whole answer
             await self._answer(utt)
 
     async def _answer(self, utt: Utterance) -> None:
@@ -356,7 +356,7 @@ class WhisperEventHandler(AsyncEventHandler):
             result = await self._stream_final(utt)
         language = result.language or utt.language
         # Home Assistant matches sentences exactly: a near-miss of a command is sent as the command.
-        text = await self.engine.as_command(
+        text = await self.engine.assist.answer(
             result.text, language, utt.home, utt.stream.audio(), utt.model
         )
         # What people say in their homes stays out of the log unless asked for (or debugging).

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import __version__
-from ..engine import NOT_READY
+from ..admission import NOT_READY
 from ..formats import RESPONSE_FORMATS
 
 routes = web.RouteTableDef()

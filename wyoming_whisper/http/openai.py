@@ -37,6 +37,7 @@ from ..request import (
     Task,
     TranscriptionRequest,
     build_request,
+    decode_options,
     parse_bool,
     parse_json,
     require_model,
@@ -84,7 +85,7 @@ def validate(engine: Engine, form: AudioForm, task: Task) -> tuple[Transcription
         temperature=fields.get("temperature"),
         granularities=form.granularities,
         response_format=fields.get("response_format"),
-        hotwords=engine.assist_names() if engine.config.hass_names_for_http else (),
+        hotwords=engine.assist.prompt_names() if engine.config.hass_names_for_http else (),
     )
     return req, parse_bool(fields.get("stream"), "stream")
 
@@ -234,7 +235,7 @@ async def read_form(
                     form.admitted = engine.model_name(require_model(form.fields["model"]))
                 else:  # not known yet: the default model's place, moved later if need be
                     form.admitted = engine.config.default_model
-                admission.enter_context(engine.admit(form.admitted))
+                admission.enter_context(engine.admission.admit(form.admitted))
                 await _save_file(engine, part, form, limit)
             elif name in ("timestamp_granularities[]", "timestamp_granularities"):
                 form.granularities.append(await _read_field(engine, part))
@@ -284,7 +285,7 @@ async def translations(request: web.Request) -> web.StreamResponse:
 
 
 async def _handle(request: web.Request, task: Task) -> web.StreamResponse:
-    with request.app[ENGINE].answering():  # a shutdown waits for the whole answer
+    with request.app[ENGINE].admission.answering():  # a shutdown waits for the whole answer
         return await _answer(request, task)
 
 
@@ -297,7 +298,7 @@ async def _answer(request: web.Request, task: Task) -> web.StreamResponse:
             req, sse = validate(engine, form, task)
             if form.admitted != req.model:  # the file came before a model field naming another
                 admission.close()  # the default model's place, held while the file arrived
-                admission.enter_context(engine.admit(req.model))
+                admission.enter_context(engine.admission.admit(req.model))
             assert form.path is not None
             samples = await engine.decode_file(form.path)
         finally:
@@ -305,7 +306,7 @@ async def _answer(request: web.Request, task: Task) -> web.StreamResponse:
                 await _discard(engine, form.path)
         # OpenAI gives words only in verbose_json; the granularity is accepted with any format.
         words = req.word_timestamps and req.response_format == "verbose_json"
-        options = engine.request_options(req, word_timestamps=words)
+        options = decode_options(req, engine.options(), word_timestamps=words)
         if sse:
             return await _events(request, engine, samples, options, req.model)
         result = await engine.transcribe(samples, options, req.model)
@@ -313,7 +314,9 @@ async def _answer(request: web.Request, task: Task) -> web.StreamResponse:
     if as_home and req.response_format in TEXT_ONLY:
         # Opted in as Home Assistant's door: a near-miss of a command answers as the command.
         language = result.language or req.language
-        text = await engine.as_command(result.text, language, engine.home(), samples, req.model)
+        text = await engine.assist.answer(
+            result.text, language, engine.assist.home(), samples, req.model
+        )
         result = replace(result, text=text)
     rendered = render(result, req.response_format, granularities=req.granularities)
     if rendered.data is not None:

@@ -16,7 +16,7 @@ async def health(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     models = engine.manager.status()
     for model in models:
-        model["queue_depth"] = engine.queue_depth(model["name"])
+        model["queue_depth"] = engine.admission.queue_depth(model["name"])
     states = {m["state"] for m in models}
     status = "loading" if "loading" in states else "degraded" if "error" in states else "ok"
     sel = engine.selection
@@ -33,7 +33,7 @@ async def health(request: web.Request) -> web.Response:
                 "mode": engine.manager.backend.encoder_window,
                 "fallbacks": engine.stats.encoder_fallbacks,
             },
-            "hass_names": engine.names.status() if engine.names is not None else None,
+            "hass_names": engine.assist.names.status() if engine.assist.names is not None else None,
             "streaming": {
                 "early_decodes": engine.stats.early_decodes,
                 "early_hits": engine.stats.early_hits,
@@ -59,8 +59,8 @@ async def ready(request: web.Request) -> web.Response:
             "ready": reason == "ready",
             "reason": reason,
             "model": model,
-            "queue_depth": engine.queue_depth(model),
-            "capacity": engine.capacity,
+            "queue_depth": engine.admission.queue_depth(model),
+            "capacity": engine.admission.capacity,
         },
         status=200 if reason == "ready" else 503,
         headers={"Cache-Control": "no-store"},

@@ -83,7 +83,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             prompt=query.get("prompt"),
             granularities=query.getall("timestamp_granularities", []),
         )
-        engine.check_capacity(req.model)  # refuse at once, before the client streams its audio
+        # Refused at once, before the client streams its audio.
+        engine.admission.check_capacity(req.model)
 
         async def send_partial(partial: Partial) -> None:
             if not ws.closed:
@@ -111,7 +112,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                 return ws
         if stream.samples == 0:
             raise InvalidRequest("no audio received before EOS", param="audio")
-        with engine.answering():  # a shutdown waits for the final message
+        with engine.admission.answering():  # a shutdown waits for the final message
             result = await stream.finish()
             await ws.send_json(final_message(result, stream.seconds))
             await ws.close()

@@ -51,7 +51,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
                 f"this server offers transcription sessions only: intent={intent!r}",
                 param="intent",
             )
-        engine.check_capacity(engine.model_name(None))
+        engine.admission.check_capacity(engine.model_name(None))
         await session.send_session("transcription_session.created" if beta else "session.created")
         while True:
             try:

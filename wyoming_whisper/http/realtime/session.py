@@ -155,7 +155,7 @@ async def transcribe(engine: Engine, events: Events, item: Item, flush: Callable
     """An ended item's final decode: the words not yet sent as a delta, then ``completed``."""
     stream = item.stream
     try:
-        with engine.answering():
+        with engine.admission.answering():
             await stream.convert(flush)
             if not stream.samples:
                 raise InvalidRequest("no audio in the committed buffer", param="audio")
@@ -319,7 +319,7 @@ class Session:
     def _open(self) -> Item:
         """A new item for the audio that follows, with the session's settings."""
         req = session_request(self.engine, self.settings, beta=self.beta)
-        self.engine.check_capacity(req.model)  # refuse at once when the queue is full
+        self.engine.admission.check_capacity(req.model)  # refuse at once when the queue is full
         detection = self.settings.turn_detection
 
         async def on_partial(partial: Partial) -> None:
