@@ -33,7 +33,9 @@ from .backends.base import (
     TranscribeOptions,
 )
 from .backends.select import Selection
-from .commands import COMMAND_SECONDS, Assist, Commands, Home, Match, choose
+from .commands.assist import Assist
+from .commands.home import Home
+from .commands.matcher import COMMAND_SECONDS, Commands, Match, choose
 from .config import Config
 from .errors import Busy, ModelNotFound, OutOfMemory, is_out_of_memory
 from .hass_names import HassNames
