@@ -1,7 +1,9 @@
-"""commands.py: near-misses of Home Assistant commands become the command; speech stays speech.
+"""wyoming_whisper.commands: near-misses of Home Assistant commands become the command; speech
+stays speech.
 
 Pure logic over Home Assistant's own sentences (hassil + home-assistant-intents, English); the
-real Home Assistant carrying out a repaired command is in tests/test_home_assistant.py.
+real Home Assistant carrying out a repaired command is in tests/test_home_assistant.py. Imported
+through the package, as other importers may: its names are kept wherever their modules are.
 """
 
 from __future__ import annotations

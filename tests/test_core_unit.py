@@ -16,7 +16,8 @@ from wyoming.event import Event
 
 from wyoming_whisper.backends.base import CancelToken, Result, Score, Scorer, TranscribeOptions
 from wyoming_whisper.backends.select import Selection
-from wyoming_whisper.commands import Commands, Entity, Home
+from wyoming_whisper.commands.home import Entity, Home
+from wyoming_whisper.commands.matcher import Commands
 from wyoming_whisper.config import Config
 from wyoming_whisper.engine import Engine
 from wyoming_whisper.errors import Busy, ModelLoadError, ModelNotFound

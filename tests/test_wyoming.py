@@ -299,7 +299,7 @@ async def test_the_audio_chooses_the_command_it_says(server: ServerProcess) -> N
     """tests/data/assist/command-011.flac ("Turn on Lumisette", espeak-ng): tiny.en, with the
     names as transcript_names, hears "Turn on new my set". No name is near enough in letters to
     rewrite it by the words alone; among the commands near it, Whisper's decoder forced through
-    each finds "Turn on Lumisette" in the audio (commands.py, ``choose``). The first request
+    each finds "Turn on Lumisette" in the audio (commands/matcher.py, ``choose``). The first request
     starts loading Home Assistant's sentences and is answered as heard (never delayed)."""
     from .data.assist.build import AREAS, ENTITIES, FLOORS
 

@@ -88,7 +88,7 @@ class Config:
     hass_token: str | None = field(default=None, repr=False)
     no_hass_names: bool = False
     hass_names_for_http: bool = False
-    no_assist_commands: bool = False  # keep transcripts as heard (commands.py)
+    no_assist_commands: bool = False  # keep transcripts as heard (commands/)
     log_transcripts: bool = False  # Wyoming transcripts' words at INFO (else DEBUG)
     # Home Assistant Supervisor (set by it in an add-on's environment, never on the command line)
     supervisor_token: str | None = field(default=None, repr=False)

@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from .commands import Entity, Home, Place
+from .commands.home import Entity, Home, Place
 
 _LOGGER = logging.getLogger(__name__)
 SUPERVISOR_WEBSOCKET = "ws://supervisor/core/websocket"

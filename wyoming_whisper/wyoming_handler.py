@@ -30,7 +30,7 @@ from . import __version__
 from .agreement import rest
 from .audio import PcmConverter
 from .backends.base import Result, Segment
-from .commands import Home
+from .commands.home import Home
 from .engine import Engine
 from .errors import INTERNAL_MESSAGE, BadAudio, WhisperError
 from .framing import MalformedEvent, ProtocolError, hung_up, parse, read_event
