@@ -1,7 +1,8 @@
 """The one path every front door takes: admit, decode, run on the worker pool, cancel.
 
-Wyoming, the OpenAI HTTP API and the WebSocket all call ``Engine``; it alone owns the inference
-thread pool, so nothing blocking ever runs on the event loop.
+Wyoming, the OpenAI HTTP API, the streaming WebSocket and Realtime all call ``Engine``; it alone
+owns the inference and audio pools (its parts, admission and the command step, get its runners),
+so nothing blocking ever runs on the event loop.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class EngineStats:
 
     early_decodes: int = 0  # streaming: decodes started during a pause
     early_hits: int = 0  # ... whose result answered the utterance at once
-    partials: int = 0  # WebSocket partial results sent
+    partials: int = 0  # live results handed to a client (every streaming door)
     encoder_fallbacks: int = 0  # fitted encoder windows redone at 30 s (all models)
 
 

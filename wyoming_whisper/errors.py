@@ -1,7 +1,8 @@
 """One error type per kind of fault, raised deep and turned into a reply at each front door.
 
 HTTP maps ``status``/``type``/``code``/``param`` onto OpenAI's error body, Wyoming sends an
-``error`` event with ``code`` and the message, the WebSocket sends ``{"type": "error"}``.
+``error`` event with ``code`` and the message, the streaming WebSocket sends ``{"type": "error"}``
+and Realtime an ``error`` event with ``code`` and ``param``.
 """
 
 from __future__ import annotations
