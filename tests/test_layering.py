@@ -16,7 +16,8 @@ ABOVE_BACKENDS = tuple(
     f"wyoming_whisper.{name}"
     for name in (
         "engine", "admission", "assist_commands", "server", "streaming", "request", "config",
-        "commands", "commands.*", "wyoming_handler", "http", "http.*", "models", "models.*",
+        "config_flags", "commands", "commands.*", "wyoming_handler", "http", "http.*", "models",
+        "models.*",
     )
 )  # fmt: skip
 # faster-whisper's public API: its package and the names it exports (__all__, 1.2.1); the rest
