@@ -29,7 +29,7 @@ from .backends.ctranslate2_models import (
     is_model_dir,
     looks_like_path,
 )
-from .config import COMPUTE_TYPES, ENCODER_WINDOWS, LOG_LEVELS, build_parser
+from .config_flags import COMPUTE_TYPES, ENCODER_WINDOWS, LOG_LEVELS, build_parser
 from .languages import LANGUAGES, model_languages
 
 OPTIONS_PATH = Path("/data/options.json")
