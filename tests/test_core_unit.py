@@ -267,7 +267,7 @@ async def test_live_text_is_off_with_the_flag_and_speakers_count_until_the_end()
         engine = engine_with(FakeBackend(), no_live_text=flag)
         stream = Stream.open(engine, build_request(engine, model=None), on_partial=told)
         assert (stream.on_partial is not None) is live
-        stream.tracker.speech_start = 0  # the VAD heard the speaker
+        stream.received.tracker.speech_start = 0  # the VAD heard the speaker
         assert engine.speakers == 1
         await stream.close()
         assert engine.speakers == 0 and not engine.streams

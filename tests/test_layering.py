@@ -12,11 +12,13 @@ PACKAGE = Path(__file__).resolve().parent.parent / "wyoming_whisper"
 
 DOORS = ("wyoming_whisper.http", "wyoming_whisper.http.*", "wyoming_whisper.wyoming_handler")
 BACKENDS = ("wyoming_whisper.backends.*",)
+STREAMING = ("wyoming_whisper.streaming", "wyoming_whisper.streaming.*")
 ABOVE_BACKENDS = tuple(
     f"wyoming_whisper.{name}"
     for name in (
-        "engine", "admission", "assist_commands", "server", "streaming", "request", "config",
-        "config_flags", "commands", "commands.*", "wyoming_handler", "http", "http.*", "models",
+        "engine", "admission", "assist_commands", "server", "streaming", "streaming.*", "request",
+        "config", "config_flags", "commands", "commands.*", "wyoming_handler", "http", "http.*",
+        "models",
         "models.*",
     )
 )  # fmt: skip
@@ -77,9 +79,9 @@ RULES = (
         ("wyoming_whisper.http", "wyoming_whisper.http.*", "aiohttp", "aiohttp.*"),
     ),
     Rule(
-        "streaming.py knows the backends through backends.base, and faster-whisper's Silero VAD "
-        "through faster_whisper_internals (whichever backend decodes)",
-        ("wyoming_whisper.streaming",),
+        "the streaming package knows the backends through backends.base, and faster-whisper's "
+        "Silero VAD through faster_whisper_internals (whichever backend decodes)",
+        STREAMING,
         ("wyoming_whisper.backends", "wyoming_whisper.backends.*"),
         ("wyoming_whisper.backends.base", "wyoming_whisper.backends.faster_whisper_internals"),
     ),
@@ -91,7 +93,8 @@ RULES = (
         ("wyoming_whisper.backends.faster_whisper_internals",),
     ),
     Rule(
-        "faster_whisper_internals imports nothing of ours, so streaming.py imports it alone",
+        "faster_whisper_internals imports nothing of ours, so the streaming package imports it "
+        "alone",
         ("wyoming_whisper.backends.faster_whisper_internals",),
         ("wyoming_whisper", "wyoming_whisper.*"),
     ),
@@ -102,7 +105,7 @@ RULES = (
             "wyoming_whisper.engine",
             "wyoming_whisper.admission",
             "wyoming_whisper.assist_commands",
-            "wyoming_whisper.streaming",
+            *STREAMING,
             "wyoming_whisper.server",
             *DOORS,
         ),
@@ -111,7 +114,7 @@ RULES = (
         "the engine's parts (admission, the command step) never import the engine, a door or "
         "the server",
         ("wyoming_whisper.admission", "wyoming_whisper.assist_commands"),
-        ("wyoming_whisper.engine", "wyoming_whisper.server", "wyoming_whisper.streaming", *DOORS),
+        ("wyoming_whisper.engine", "wyoming_whisper.server", *STREAMING, *DOORS),
     ),
     Rule(
         "the model manager loads through the backend protocol only",
@@ -221,6 +224,10 @@ def test_a_forbidden_import_is_caught() -> None:
         ("wyoming_whisper.models.manager", "from ..backends.faster_whisper import X"),
         ("wyoming_whisper.streaming", "from .backends.faster_whisper import FasterWhisperModel"),
         ("wyoming_whisper.streaming", "from faster_whisper.vad import get_vad_model"),
+        ("wyoming_whisper.streaming.vad", "from ..backends.faster_whisper import X"),
+        ("wyoming_whisper.streaming.vad", "from faster_whisper.vad import get_vad_model"),
+        ("wyoming_whisper.backends.base", "from ..streaming.live import LiveText"),
+        ("wyoming_whisper.request", "from .streaming.stream import Stream"),
         ("wyoming_whisper.backends.ctranslate2_models", "from faster_whisper.utils import _MODELS"),
         ("wyoming_whisper.backends.faster_whisper_internals", "from .base import SAMPLE_RATE"),
         ("wyoming_whisper.commands", "from wyoming_whisper.errors import BadAudio"),
@@ -242,6 +249,11 @@ def test_a_forbidden_import_is_caught() -> None:
             "wyoming_whisper.streaming",
             "from .backends.faster_whisper_internals import SileroSession",
         ),
+        (
+            "wyoming_whisper.streaming.vad",
+            "from ..backends.faster_whisper_internals import SileroSession",
+        ),
+        ("wyoming_whisper.streaming.decodes", "from ..backends.base import Result"),
         ("wyoming_whisper.backends.faster_whisper_internals", "from faster_whisper.vad import X"),
         ("wyoming_whisper.backends.encoder_window", "from faster_whisper import WhisperModel"),
         ("wyoming_whisper.assist_commands", "from .admission import Admission"),

@@ -1,4 +1,4 @@
-"""The pure parts of streaming.py: speech tracking, the final end point, chunk text.
+"""The pure parts of streaming: speech tracking, the final end point; Wyoming's chunk text.
 
 The incremental VAD is checked against faster-whisper's own one-shot Silero run on a real clip.
 """
@@ -9,13 +9,8 @@ import numpy as np
 import pytest
 
 from wyoming_whisper.http.websocket import split_eos
-from wyoming_whisper.streaming import (
-    WINDOW,
-    ChunkText,
-    SileroStream,
-    SpeechTracker,
-    final_end,
-)
+from wyoming_whisper.streaming import WINDOW, SileroStream, SpeechTracker, final_end
+from wyoming_whisper.transcript_chunks import ChunkText
 
 from .conftest import clip
 

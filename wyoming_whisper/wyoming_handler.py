@@ -13,6 +13,7 @@ hang-up, and never touches other connections.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -27,7 +28,6 @@ from wyoming.ping import Ping, Pong
 from wyoming.server import AsyncEventHandler
 
 from . import __version__
-from .agreement import rest
 from .audio import PcmConverter
 from .backends.base import Result, Segment
 from .commands.home import Home
@@ -36,8 +36,8 @@ from .errors import INTERNAL_MESSAGE, BadAudio, WhisperError
 from .framing import MalformedEvent, ProtocolError, hung_up, parse, read_event
 from .languages import model_languages
 from .request import build_request
-from .streaming import ENDPOINT_SECONDS, ChunkText, Partial, Stream, StreamSettings
-from .words import split
+from .streaming import ENDPOINT_SECONDS, LiveText, Partial, Stream, StreamSettings
+from .transcript_chunks import ChunkText
 
 _LOGGER = logging.getLogger(__name__)
 LOGGED_FAULTS = 3  # client errors logged at WARNING per connection; the rest at DEBUG
@@ -82,7 +82,7 @@ class Utterance:
     failed: bool = False  # an error was already sent; ignore audio until audio-stop
     follows_answer: bool = False  # opened by VAD endpointing right after an answered one
     started: bool = False  # transcript-start sent
-    sent: list[str] = field(default_factory=list)  # confirmed words sent as transcript-chunks
+    live: LiveText = field(default_factory=LiveText)  # confirmed words sent as transcript-chunks
     home: Home = field(default_factory=Home)  # names its commands are matched against
 
 
@@ -285,12 +285,10 @@ class WhisperEventHandler(AsyncEventHandler):
         if self.config.vad_endpointing:
             sensitivity = getattr(asked.vad_sensitivity, "value", asked.vad_sensitivity)
             endpoint = ENDPOINT_SECONDS.get(str(sensitivity), ENDPOINT_SECONDS["default"])
-
-        async def on_partial(partial: Partial) -> None:
-            await self._live(utt, partial)  # only after audio, so once ``utt`` below exists
-
-        stream = Stream.open(self.engine, req, endpoint_silence=endpoint, on_partial=on_partial)
-        utt = Utterance(req.model, stream, req.language, follows_answer=follows_answer)
+        live = LiveText()
+        stream = Stream.open(self.engine, req, endpoint_silence=endpoint, on_partial=live.told)
+        utt = Utterance(req.model, stream, req.language, follows_answer=follows_answer, live=live)
+        live.listen(functools.partial(self._live, utt))
         utt.home = self.engine.assist.home(asked.transcript_names or ())
         self._utterance = utt
         return utt
@@ -304,14 +302,14 @@ class WhisperEventHandler(AsyncEventHandler):
     async def _live(self, utt: Utterance, partial: Partial) -> None:
         """Newly confirmed words as a transcript-chunk while the speaker talks.
 
-        The words are recorded before the write: a write buffers its bytes before its first
-        await, so what ``sent`` says is what the client gets, even if the answer cancels this.
+        The words are recorded before the write, in the statement that writes them
+        (``LiveText.take``): a write buffers its bytes before its first await, so what ``sent``
+        says is what the client gets, even if the answer cancels this.
         """
         if utt.failed or not partial.delta:
             return
         await self._begin(utt)
-        utt.sent.extend(split(partial.delta))
-        await self.write_event(TranscriptChunk(text=partial.delta).event())
+        await self.write_event(TranscriptChunk(text=utt.live.take(partial)).event())
 
     async def _on_chunk(self, chunk: AudioChunk) -> None:
         utt = self._utterance
@@ -348,9 +346,9 @@ class WhisperEventHandler(AsyncEventHandler):
 
     async def _answer(self, utt: Utterance) -> None:
         await self._begin(utt)
-        if utt.sent:  # words were confirmed during speech: the rest of the final follows them
+        if utt.live.sent:  # words were confirmed during speech: the rest of the final follows
             result = await self._unless_gone(asyncio.ensure_future(utt.stream.finish()))
-            if tail := rest(result.text, utt.sent):
+            if tail := utt.live.rest(result.text):
                 await self.write_event(TranscriptChunk(text=tail).event())
         else:
             result = await self._stream_final(utt)

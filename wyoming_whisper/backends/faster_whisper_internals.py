@@ -18,7 +18,7 @@ What the server relies on, and where:
 it after an upgrade. At run time only the encoder window is checked (``window_problems``): when it
 fails, the server decodes with the library's own 30 s window.
 
-Importing this module imports faster-whisper: streaming.py does so at start-up, on the main
+Importing this module imports faster-whisper: the streaming package does so at start-up, on the main
 thread, because importing faster_whisper for the first time in two threads at once (a model load
 and a stream's VAD) can fail half-way.
 """

@@ -17,6 +17,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import functools
 import itertools
 import logging
 import uuid
@@ -26,14 +27,12 @@ from typing import Any
 
 from aiohttp import web
 
-from ...agreement import rest
 from ...audio import G711Converter, PcmConverter
 from ...backends.base import SAMPLE_RATE
 from ...engine import Engine
 from ...errors import INTERNAL_MESSAGE, InvalidRequest, TooLarge, WhisperError
 from ...request import TranscriptionRequest, build_request, parse_json
-from ...streaming import ENDPOINT_SECONDS, Partial, Stream
-from ...words import split
+from ...streaming import ENDPOINT_SECONDS, SPEECH_THRESHOLD, LiveText, Partial, Stream
 from .settings import PCM_RATE, EventError, Settings, TurnDetection, parse_update
 
 _LOGGER = logging.getLogger(__name__)
@@ -106,7 +105,7 @@ class Item:
     stream: Stream
     started_ms: int  # where its audio starts in the session's audio
     speaking: bool = False  # speech_started sent
-    sent: list[str] = field(default_factory=list)  # confirmed words sent as deltas
+    live: LiveText = field(default_factory=LiveText)  # confirmed words sent as deltas
 
 
 class Events:
@@ -160,7 +159,7 @@ async def transcribe(engine: Engine, events: Events, item: Item, flush: Callable
             if not stream.samples:
                 raise InvalidRequest("no audio in the committed buffer", param="audio")
             result = await stream.finish()
-            if tail := rest(result.text, item.sent):
+            if tail := item.live.rest(result.text):
                 await events.about(item, "delta", delta=tail)
             await events.about(
                 item,
@@ -283,15 +282,13 @@ class Session:
         stream = item.stream
         if stream.heard_speech and not item.speaking:
             item.speaking = True
-            start = (stream.dropped + (stream.tracker.speech_start or 0)) * 1000 // SAMPLE_RATE
+            start = (stream.speech_start or 0) * 1000 // SAMPLE_RATE
             begin = max(0, item.started_ms + start - detection.prefix_padding_ms)
             await self.events.send(
                 "input_audio_buffer.speech_started", audio_start_ms=int(begin), item_id=item.id
             )
         if item.speaking and stream.endpoint_reached:
-            end = (
-                item.started_ms + (stream.dropped + stream.tracker.speech_end) * 1000 // SAMPLE_RATE
-            )
+            end = item.started_ms + stream.speech_end * 1000 // SAMPLE_RATE
             await self.events.send(
                 "input_audio_buffer.speech_stopped", audio_end_ms=end, item_id=item.id
             )
@@ -321,25 +318,24 @@ class Session:
         req = session_request(self.engine, self.settings, beta=self.beta)
         self.engine.admission.check_capacity(req.model)  # refuse at once when the queue is full
         detection = self.settings.turn_detection
-
-        async def on_partial(partial: Partial) -> None:
-            # Confirmed words while the speaker talks (recorded before the write: see Wyoming).
-            # Only after audio, so once ``item`` below exists.
-            if partial.delta:
-                item.sent.extend(split(partial.delta))
-                await self.events.about(item, "delta", delta=partial.delta)
-
+        live = LiveText()
         stream = Stream.open(
             self.engine,
             req,
             endpoint_silence=endpoint_silence(detection) if detection else None,
-            on_partial=on_partial,
+            speech_threshold=detection.threshold if detection else SPEECH_THRESHOLD,
+            on_partial=live.told,
         )
-        if detection is not None:
-            stream.tracker.threshold = detection.threshold
-        item = Item("item_" + uuid.uuid4().hex[:20], stream, int(self._received_ms))
+        item = Item("item_" + uuid.uuid4().hex[:20], stream, int(self._received_ms), live=live)
+        live.listen(functools.partial(self._live, item))
         self._item = item
         return item
+
+    async def _live(self, item: Item, partial: Partial) -> None:
+        """Confirmed words while the speaker talks, as a delta (recorded as sent in the statement
+        that writes them: see ``LiveText.take``)."""
+        if delta := item.live.take(partial):
+            await self.events.about(item, "delta", delta=delta)
 
     async def _end_item(self, item: Item) -> None:
         """Commit the item and decode it in the background: the session keeps receiving."""
