@@ -23,6 +23,8 @@ import pytest
 from .conftest import REPO, words
 from .home_assistant.scenario import run_isolated
 
+pytestmark = pytest.mark.slow  # a real Home Assistant in a network namespace (a minute to set up)
+
 
 def _ha_python() -> bool:
     pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"

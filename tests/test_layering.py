@@ -10,14 +10,20 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "wyoming_whisper"
 
-DOORS = ("wyoming_whisper.http", "wyoming_whisper.http.*", "wyoming_whisper.wyoming_handler")
+DOORS = (
+    "wyoming_whisper.http",
+    "wyoming_whisper.http.*",
+    "wyoming_whisper.wyoming_handler",
+    "wyoming_whisper.wyoming_utterance",
+)
 BACKENDS = ("wyoming_whisper.backends.*",)
 STREAMING = ("wyoming_whisper.streaming", "wyoming_whisper.streaming.*")
 ABOVE_BACKENDS = tuple(
     f"wyoming_whisper.{name}"
     for name in (
         "engine", "admission", "assist_commands", "server", "streaming", "streaming.*", "request",
-        "config", "config_flags", "commands", "commands.*", "wyoming_handler", "http", "http.*",
+        "config", "config_flags", "commands", "commands.*", "wyoming_handler", "wyoming_utterance",
+        "http", "http.*",
         "models",
         "models.*",
     )
@@ -71,11 +77,19 @@ RULES = (
     Rule(
         "one front door never imports another",
         ("wyoming_whisper.http.*",),
-        ("wyoming_whisper.wyoming_handler", "wyoming_whisper.framing"),
+        (
+            "wyoming_whisper.wyoming_handler",
+            "wyoming_whisper.wyoming_utterance",
+            "wyoming_whisper.framing",
+        ),
     ),
     Rule(
         "one front door never imports another",
-        ("wyoming_whisper.wyoming_handler", "wyoming_whisper.framing"),
+        (
+            "wyoming_whisper.wyoming_handler",
+            "wyoming_whisper.wyoming_utterance",
+            "wyoming_whisper.framing",
+        ),
         ("wyoming_whisper.http", "wyoming_whisper.http.*", "aiohttp", "aiohttp.*"),
     ),
     Rule(

@@ -257,6 +257,7 @@ async def _run(n: int, make: Callable[[int], Awaitable[None]], parallel: int = 4
     await asyncio.gather(*(one(i) for i in range(n)))
 
 
+@pytest.mark.slow
 async def test_resources_flat_after_many_requests(start_server, tmp_path: Path) -> None:
     tmpdir = tmp_path / "server-tmp"
     tmpdir.mkdir()

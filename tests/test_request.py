@@ -139,6 +139,7 @@ async def test_german_for_english_only_on_wyoming(server: ServerProcess) -> None
         error = (await read_until(client, "transcript"))[-1]
     assert error.type == "error"
     assert (error.data["text"], error.data["code"]) == (GERMAN, "unsupported_language")
+    assert error.data["param"] == "language"  # (as HTTP's error body and the WebSocket say)
     # The connection is answered, and the next one is served as usual.
     async with AsyncTcpClient("127.0.0.1", server.wyoming_port) as client:
         await send_audio(client, pcm, transcribe=Transcribe(name="tiny.en", language="en"))

@@ -29,6 +29,8 @@ from wyoming_whisper.http.ui import base_href
 
 from .conftest import REPO, ServerProcess, clip, free_port, words
 
+pytestmark = pytest.mark.slow  # a real Chromium
+
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
 STATIC = REPO / "wyoming_whisper" / "http" / "static"

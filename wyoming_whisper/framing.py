@@ -8,7 +8,7 @@ turns an event whose fields do not fit its type into ``MalformedEvent`` instead 
 from __future__ import annotations
 
 import asyncio
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from wyoming.event import Event
 
@@ -112,6 +112,15 @@ def parse(kind: type[T], event: Event) -> T:
     return parsed
 
 
+async def skip_line(reader: asyncio.StreamReader) -> bool:
+    """Read past the rest of a garbage line; False when the connection cannot go on."""
+    try:
+        await reader.readuntil(b"\n")
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        return False
+    return True
+
+
 def hung_up(reading: asyncio.Task[Event | None]) -> bool:
     """True when a finished read says the connection is gone (not a pipelined next event)."""
     if not reading.done():
@@ -124,3 +133,19 @@ def hung_up(reading: asyncio.Task[Event | None]) -> bool:
     return isinstance(err, (ConnectionError, asyncio.IncompleteReadError)) or (
         isinstance(err, ProtocolError) and err.fatal
     )
+
+
+class ClientGone(Exception):
+    """The client hung up while its utterance was being decoded; the decode was cancelled."""
+
+
+async def unless_hung_up(job: asyncio.Future[T], lookahead: asyncio.Task[Event | None]) -> T:
+    """``job``'s result, unless the connection's next event (``lookahead``, read meanwhile)
+    says the client hung up first: then ``job`` is cancelled and ClientGone raised."""
+    watched: set[asyncio.Future[Any]] = {job, lookahead}
+    await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+    if not job.done() and hung_up(lookahead):
+        job.cancel()
+        await asyncio.wait([job])
+        raise ClientGone
+    return await job

@@ -13,13 +13,11 @@ hang-up, and never touches other connections.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from wyoming.asr import Transcribe, Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
+from wyoming.asr import Transcribe
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event, async_write_event
@@ -29,15 +27,19 @@ from wyoming.server import AsyncEventHandler
 
 from . import __version__
 from .audio import PcmConverter
-from .backends.base import Result, Segment
-from .commands.home import Home
 from .engine import Engine
 from .errors import INTERNAL_MESSAGE, BadAudio, WhisperError
-from .framing import MalformedEvent, ProtocolError, hung_up, parse, read_event
+from .framing import (
+    ClientGone,
+    MalformedEvent,
+    ProtocolError,
+    parse,
+    read_event,
+    skip_line,
+    unless_hung_up,
+)
 from .languages import model_languages
-from .request import build_request
-from .streaming import ENDPOINT_SECONDS, LiveText, Partial, Stream, StreamSettings
-from .transcript_chunks import ChunkText
+from .wyoming_utterance import Utterance, Utterances
 
 _LOGGER = logging.getLogger(__name__)
 LOGGED_FAULTS = 3  # client errors logged at WARNING per connection; the rest at DEBUG
@@ -71,23 +73,29 @@ def build_info(engine: Engine) -> Info:
     return Info(asr=[program])
 
 
-@dataclass
-class Utterance:
-    """What one transcribe ... audio-stop exchange has gathered so far."""
+class Faults:
+    """A connection's client errors: every one counted (whisper_requests_total), the first few
+    logged at WARNING, the rest at DEBUG, so a client sending garbage cannot fill the log (2
+    bytes a line gave 154 bytes of WARNING)."""
 
-    model: str
-    stream: Stream
-    language: str | None = None
-    converter: PcmConverter | None = None
-    failed: bool = False  # an error was already sent; ignore audio until audio-stop
-    follows_answer: bool = False  # opened by VAD endpointing right after an answered one
-    started: bool = False  # transcript-start sent
-    live: LiveText = field(default_factory=LiveText)  # confirmed words sent as transcript-chunks
-    home: Home = field(default_factory=Home)  # names its commands are matched against
+    def __init__(self, engine: Engine, peer: object) -> None:
+        self._engine = engine
+        self._peer = peer
+        self._count = 0
 
-
-class ClientGone(Exception):
-    """The client hung up while its utterance was being decoded; the decode was cancelled."""
+    def note(self, text: str, code: str) -> None:
+        self._count += 1
+        if self._count <= LOGGED_FAULTS:
+            _LOGGER.warning("Wyoming client error: %s", text)
+            if self._count == LOGGED_FAULTS:
+                _LOGGER.warning(
+                    "Wyoming client %s: further errors on this connection are not logged "
+                    "(counted in whisper_requests_total)",
+                    self._peer,
+                )
+        else:
+            _LOGGER.debug("Wyoming client error: %s", text)
+        self._engine.metrics.requests.labels("wyoming", code).inc()
 
 
 class WhisperEventHandler(AsyncEventHandler):
@@ -103,7 +111,8 @@ class WhisperEventHandler(AsyncEventHandler):
         self._pending: Transcribe | None = None
         # The next event, read while a decode runs so that a hang-up cancels the decode.
         self._lookahead: asyncio.Task[Event | None] | None = None
-        self._faults = 0  # client errors on this connection (only the first few are logged)
+        self._faults = Faults(engine, writer.get_extra_info("peername"))
+        self.utterances = Utterances(engine, self.write_event, self._unless_gone)
         # When it began waiting with no utterance open (None otherwise): at the port's cap the
         # oldest idle connection makes room for a new one (connections.py).
         self.idle_since: float | None = None
@@ -133,7 +142,7 @@ class WhisperEventHandler(AsyncEventHandler):
                     break
                 except ProtocolError as err:
                     await self._error(f"malformed event: {err}", "bad-event")
-                    if err.fatal or (err.skip_line and not await self._skip_line()):
+                    if err.fatal or (err.skip_line and not await skip_line(self.reader)):
                         break
                     continue
                 self.idle_since = None
@@ -148,36 +157,20 @@ class WhisperEventHandler(AsyncEventHandler):
             await self.disconnect()
             self.writer.close()
 
-    async def _skip_line(self) -> bool:
-        """Read past the rest of a garbage line; False when the connection cannot go on."""
-        try:
-            await self.reader.readuntil(b"\n")
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            return False
-        return True
-
     async def write_event(self, event: Event) -> None:
         try:
             await async_write_event(event, self.writer)
         except (ConnectionError, RuntimeError):  # the client is gone; nothing left to tell it
             self._is_running = False
 
-    async def _error(self, text: str, code: str) -> None:
-        """Tell the client; log the first few faults of a connection only (all are counted), so
-        a client sending garbage cannot fill the log (2 bytes a line gave 154 bytes of WARNING)."""
-        self._faults += 1
-        if self._faults <= LOGGED_FAULTS:
-            _LOGGER.warning("Wyoming client error: %s", text)
-            if self._faults == LOGGED_FAULTS:
-                _LOGGER.warning(
-                    "Wyoming client %s: further errors on this connection are not logged "
-                    "(counted in whisper_requests_total)",
-                    self.writer.get_extra_info("peername"),
-                )
-        else:
-            _LOGGER.debug("Wyoming client error: %s", text)
-        self.engine.metrics.requests.labels("wyoming", code).inc()
-        await self.write_event(Error(text=text, code=code).event())
+    async def _error(self, text: str, code: str, param: str | None = None) -> None:
+        """Tell the client; ``param`` names the field at fault, as OpenAI's error body does
+        (an extra key of the ``error`` event's data: the wyoming library reads past it)."""
+        self._faults.note(text, code)
+        event = Error(text=text, code=code).event()
+        if param:
+            event.data["param"] = param
+        await self.write_event(event)
 
     async def _drop_utterance(self) -> None:
         """Forget the open utterance and cancel its background decodes."""
@@ -187,15 +180,8 @@ class WhisperEventHandler(AsyncEventHandler):
 
     @property
     def mid_utterance(self) -> bool:
-        """True while an utterance's audio is still arriving: a shutdown waits for its answer.
-
-        Once audio-stop comes the answer holds ``Engine.answering``; before it nothing is
-        admitted yet, and a drain that only waited for the engine would cut the speaker off.
-        """
-        utt = self._utterance
-        if utt is None or utt.failed:
-            return False
-        return not utt.follows_answer or utt.stream.heard_speech
+        """True while an utterance's audio is still arriving (``Utterance.awaited``)."""
+        return self._utterance is not None and self._utterance.awaited
 
     async def handle_event(self, event: Event) -> bool:
         """Dispatch one event; a fault becomes an ``error`` event, never a dropped server.
@@ -214,7 +200,7 @@ class WhisperEventHandler(AsyncEventHandler):
             if self._utterance is not None:
                 self._utterance.failed = True
                 await self._utterance.stream.close()
-            await self._error(err.message, err.code or "error")
+            await self._error(err.message, err.code or "error", err.param)
             self._close_if_answering(event)
         except MalformedEvent as err:
             await self._error(str(err), "bad-event")
@@ -263,53 +249,13 @@ class WhisperEventHandler(AsyncEventHandler):
 
     def _start_utterance(self, *, follows_answer: bool = False) -> Utterance:
         """A new utterance using the last transcribe request (or the defaults)."""
-        asked = self._pending or Transcribe()
         try:
-            req = build_request(
-                self.engine,
-                model=asked.name,
-                language=asked.language,
-                # Home Assistant sends no names: those read from it stand in (hass_names.py).
-                hotwords=[*(asked.transcript_names or []), *(asked.transcript_terms or [])]
-                or self.engine.assist.prompt_names(),
-            )
-            # Refuse at once when the queue is full, before the client streams its audio.
-            self.engine.admission.check_capacity(req.model)
+            utt = self.utterances.open(self._pending or Transcribe(), follows_answer=follows_answer)
         except WhisperError:
-            # Keep a failed placeholder: the rest of this utterance's audio is ignored quietly.
-            model = self.config.default_model
-            stream = Stream(self.engine, model, self.engine.options(), StreamSettings())
-            self._utterance = Utterance(model, stream, failed=True)
+            self._utterance = self.utterances.refused()
             raise
-        endpoint: float | None = None
-        if self.config.vad_endpointing:
-            sensitivity = getattr(asked.vad_sensitivity, "value", asked.vad_sensitivity)
-            endpoint = ENDPOINT_SECONDS.get(str(sensitivity), ENDPOINT_SECONDS["default"])
-        live = LiveText()
-        stream = Stream.open(self.engine, req, endpoint_silence=endpoint, on_partial=live.told)
-        utt = Utterance(req.model, stream, req.language, follows_answer=follows_answer, live=live)
-        live.listen(functools.partial(self._live, utt))
-        utt.home = self.engine.assist.home(asked.transcript_names or ())
         self._utterance = utt
         return utt
-
-    async def _begin(self, utt: Utterance) -> None:
-        """transcript-start, once per utterance."""
-        if not utt.started:
-            utt.started = True
-            await self.write_event(TranscriptStart(language=utt.language).event())
-
-    async def _live(self, utt: Utterance, partial: Partial) -> None:
-        """Newly confirmed words as a transcript-chunk while the speaker talks.
-
-        The words are recorded before the write, in the statement that writes them
-        (``LiveText.take``): a write buffers its bytes before its first await, so what ``sent``
-        says is what the client gets, even if the answer cancels this.
-        """
-        if utt.failed or not partial.delta:
-            return
-        await self._begin(utt)
-        await self.write_event(TranscriptChunk(text=utt.live.take(partial)).event())
 
     async def _on_chunk(self, chunk: AudioChunk) -> None:
         utt = self._utterance
@@ -327,7 +273,7 @@ class WhisperEventHandler(AsyncEventHandler):
             conv = utt.converter = PcmConverter(chunk.rate, chunk.width, chunk.channels)
         await utt.stream.feed(conv, chunk.audio or b"")
         if utt.stream.heard_speech and utt.stream.on_partial is not None:
-            await self._begin(utt)  # with live text: transcript-start as speech starts
+            await self.utterances.begin(utt)  # with live text: transcript-start as speech starts
         if utt.stream.endpoint_reached:
             # --vad-endpointing: answer now; what follows is the next utterance.
             _LOGGER.debug("VAD endpoint after %.2f s", utt.stream.seconds)
@@ -335,65 +281,14 @@ class WhisperEventHandler(AsyncEventHandler):
             try:
                 await self._finish(utt)
             except WhisperError as err:
-                await self._error(err.message, err.code or "error")
+                await self._error(err.message, err.code or "error", err.param)
             nxt = self._start_utterance(follows_answer=True)
             nxt.converter = PcmConverter(conv.rate, conv.width, conv.channels)
 
     async def _finish(self, utt: Utterance) -> None:
         """Answer one utterance: transcript-start, chunks as text firms up, transcript, stop."""
         with self.engine.admission.answering():  # a shutdown waits for the whole answer
-            await self._answer(utt)
-
-    async def _answer(self, utt: Utterance) -> None:
-        await self._begin(utt)
-        if utt.live.sent:  # words were confirmed during speech: the rest of the final follows
-            result = await self._unless_gone(asyncio.ensure_future(utt.stream.finish()))
-            if tail := utt.live.rest(result.text):
-                await self.write_event(TranscriptChunk(text=tail).event())
-        else:
-            result = await self._stream_final(utt)
-        language = result.language or utt.language
-        # Home Assistant matches sentences exactly: a near-miss of a command is sent as the command.
-        text = await self.engine.assist.answer(
-            result.text, language, utt.home, utt.stream.audio(), utt.model
-        )
-        # What people say in their homes stays out of the log unless asked for (or debugging).
-        _LOGGER.info(
-            "Transcript (%s, %.2f s%s)%s",
-            utt.model,
-            utt.stream.seconds,
-            ", early" if utt.stream.early_used else "",
-            f": {text}" if self.config.log_transcripts else f", {len(text)} characters",
-        )
-        if not self.config.log_transcripts:
-            _LOGGER.debug("Transcript: %s", text)
-        await self.write_event(Transcript(text=text, language=language or None).event())
-        await self.write_event(TranscriptStop().event())
-        self.engine.metrics.requests.labels("wyoming", "ok").inc()
-
-    async def _stream_final(self, utt: Utterance) -> Result:
-        """The final, its segments sent as transcript-chunks as the decode firms them up."""
-        cutter = ChunkText()
-        pieces: asyncio.Queue[str | None] = asyncio.Queue()
-
-        def on_segment(segment: Segment) -> None:
-            pieces.put_nowait(cutter.feed(segment.text))
-
-        async def relay() -> None:
-            while (piece := await pieces.get()) is not None:
-                if piece:
-                    await self.write_event(TranscriptChunk(text=piece).event())
-
-        relaying = asyncio.create_task(relay())
-        try:
-            result = await self._unless_gone(asyncio.ensure_future(utt.stream.finish(on_segment)))
-            if utt.stream.early_used:
-                for segment in result.segments:
-                    on_segment(segment)
-        finally:
-            pieces.put_nowait(None)
-            await relaying
-        return result
+            await self.utterances.answer(utt)
 
     async def _unless_gone(self, job: asyncio.Future[T]) -> T:
         """Await ``job`` while watching the connection: a hang-up cancels it (ClientGone).
@@ -402,10 +297,4 @@ class WhisperEventHandler(AsyncEventHandler):
         """
         if self._lookahead is None:
             self._lookahead = asyncio.ensure_future(read_event(self.reader))
-        watched: set[asyncio.Future[Any]] = {job, self._lookahead}
-        await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-        if not job.done() and hung_up(self._lookahead):
-            job.cancel()
-            await asyncio.wait([job])
-            raise ClientGone
-        return await job
+        return await unless_hung_up(job, self._lookahead)
