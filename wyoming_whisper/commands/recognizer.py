@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from hassil import Intents, recognize_all, recognize_best
 from hassil.intents import SlotList, WildcardSlotList
+from hassil.recognize import RecognizeResult
 from home_assistant_intents import get_intents
 
 from ..linear_patterns import linear
@@ -82,9 +83,7 @@ class Recognizer:
             language=self.language,
             best_slot_name="name",
         )
-        if found is None or any(isinstance(e.value, dict) for e in found.entities.values()):
-            return None
-        return found.intent.name
+        return found.intent.name if found is not None and _resolved(found) else None
 
     def understands(self, text: str, home: Home) -> str | None:
         """The intent of the first reading Home Assistant finds in ``text``, if any: whether it
@@ -93,7 +92,7 @@ class Recognizer:
         for found in recognize_all(
             text, self.intents, slot_lists=self._prepare(home).lists, language=self.language
         ):
-            if not any(isinstance(e.value, dict) for e in found.entities.values()):
+            if _resolved(found):
                 return found.intent.name
         return None
 
@@ -114,9 +113,7 @@ class Recognizer:
         found = recognize_best(
             text, only, slot_lists=prepared.lists, language=self.language, best_slot_name="name"
         )
-        return found is not None and not any(
-            isinstance(e.value, dict) for e in found.entities.values()
-        )
+        return found is not None and _resolved(found)
 
     def _skipped(self, said: list[str]) -> str:
         """The words Home Assistant skips that the transcript begins with ("please"): kept in
@@ -165,3 +162,8 @@ def settle() -> None:
     each full collection walks them all, about 90 ms with the GIL held, and a request waits."""
     gc.collect()
     gc.freeze()
+
+
+def _resolved(found: RecognizeResult) -> bool:
+    """A reading Home Assistant can act on: no entity's value left as an unresolved mapping."""
+    return not any(isinstance(e.value, dict) for e in found.entities.values())
