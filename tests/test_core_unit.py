@@ -14,7 +14,15 @@ from wyoming.asr import Transcribe
 from wyoming.audio import AudioStart
 from wyoming.event import Event
 
-from wyoming_whisper.backends.base import CancelToken, Result, Score, Scorer, TranscribeOptions
+from wyoming_whisper.backends.base import (
+    CancelToken,
+    Result,
+    Score,
+    Scorer,
+    TranscribeOptions,
+    decoding_language,
+    names_prompt,
+)
 from wyoming_whisper.backends.select import Selection
 from wyoming_whisper.commands.home import Entity, Home
 from wyoming_whisper.commands.matcher import Commands
@@ -312,3 +320,26 @@ def test_a_stream_gives_the_samples_of_an_upload_of_the_same_pcm(rate: int) -> N
     streamed = np.concatenate([*pieces, converter.flush()])
     uploaded = decode_file(io.BytesIO(wav_bytes(pcm, rate)))  # type: ignore[arg-type]
     assert streamed.dtype == np.float32 and np.array_equal(streamed, uploaded)
+
+
+def test_names_prompt_keeps_whole_names_in_order_within_the_budget() -> None:
+    def cost(text: str) -> int:  # a token per word
+        return len(text.split())
+
+    names = ("Kitchen light", " ", "Zorblax", "Garden gnome fountain", "Attic")
+    assert names_prompt(names, cost, budget=100) == (
+        "Kitchen light, Zorblax, Garden gnome fountain, Attic."
+    )
+    # 2 + (1 + 1) + (1 + 3) = 8 tokens with the commas, and one for the full stop; at 8, the
+    # third name does not fit and the shorter one after it does not jump the queue.
+    assert names_prompt(names, cost, budget=9) == "Kitchen light, Zorblax, Garden gnome fountain."
+    assert names_prompt(names, cost, budget=8) == "Kitchen light, Zorblax."
+    assert names_prompt(names, cost, budget=2) is None
+    assert names_prompt((), cost) is None
+
+
+def test_an_english_only_model_is_always_told_english() -> None:
+    assert decoding_language("de", multilingual=False) == "en"
+    assert decoding_language(None, multilingual=False) == "en"
+    assert decoding_language("de", multilingual=True) == "de"
+    assert decoding_language(None, multilingual=True) is None

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from wyoming_whisper.audio import decode_file
-from wyoming_whisper.backends.base import TranscribeOptions
+from wyoming_whisper.backends.base import PROMPT_TOKEN_BUDGET, TranscribeOptions
 from wyoming_whisper.backends.ctranslate2_models import ModelResolutionError
 from wyoming_whisper.backends.faster_whisper import FasterWhisperBackend
 from wyoming_whisper.backends.mlx import MLX_REPOS, MlxBackend, MlxModel, resolve_mlx
@@ -133,3 +133,19 @@ def test_resolve_directories_and_unknown_names(tmp_path: Path) -> None:
         resolve_mlx(TINY_EN)  # a CTranslate2 directory is not an mlx one
     with pytest.raises(ModelResolutionError, match="unknown to the mlx backend"):
         resolve_mlx("enormous-v9")
+
+
+def test_names_fit_the_prompt_budget_beside_the_clients_prompt(fake, model: MlxModel) -> None:  # type: ignore[no-untyped-def]
+    """mlx-whisper keeps the end of a prompt that is too long: the names lead it, so without a
+    budget the first (most important) names would be the ones cut."""
+    names = tuple(f"Zorblax lamp number {n}" for n in range(200))
+    prompt = "The inaugural address."
+    kwargs = model.decode_kwargs(np.zeros(16000, np.float32), TranscribeOptions(
+        initial_prompt=prompt, hotwords=names
+    ))  # fmt: skip
+    text = kwargs["initial_prompt"]
+    assert text.startswith("Zorblax lamp number 0, Zorblax lamp number 1,")
+    assert text.endswith(". " + prompt)
+    tokenizer = fake_mlx.tokenizer.get_tokenizer(False, num_languages=model._model.num_languages)
+    tokens = len(tokenizer.encode(" " + text))
+    assert 200 <= tokens <= PROMPT_TOKEN_BUDGET

@@ -14,7 +14,8 @@ from wyoming.client import AsyncTcpClient
 
 from wyoming_whisper.backends.base import FALLBACK_TEMPERATURES
 from wyoming_whisper.errors import InvalidRequest, ModelNotFound, Unsupported, WhisperError
-from wyoming_whisper.request import build_request, check_language, parse_granularities, parse_json
+from wyoming_whisper.languages import check_language
+from wyoming_whisper.request import build_request, parse_granularities, parse_json
 
 from .conftest import ServerProcess, clip
 from .http_helpers import COUNT, WS_PATH, post_audio

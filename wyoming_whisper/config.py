@@ -18,8 +18,8 @@ from typing import Any
 
 from .config_flags import DEFAULT_MODEL, build_parser
 from .errors import InvalidRequest
-from .languages import normalize_language
-from .request import FALSE, TRUE, check_language
+from .languages import check_language, normalize_language
+from .request import FALSE, TRUE
 
 
 @dataclass(frozen=True)

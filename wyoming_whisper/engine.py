@@ -34,9 +34,9 @@ from .backends.select import Selection
 from .config import Config
 from .errors import ModelNotFound, OutOfMemory, is_out_of_memory
 from .hass_names import HassNames
+from .languages import check_language
 from .metrics import Metrics, gauge
 from .models.manager import ModelManager, ModelState
-from .request import check_language
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -183,7 +183,7 @@ class Engine:
 
         async with self.manager.use(model) as loaded:
             if not loaded.is_multilingual:  # a model whose name did not say it (a local dir)
-                check_language(model, None, options.task, english_only=True)
+                check_language(model, options.language, options.task, english_only=True)
             started = time.monotonic()
             future = loop.run_in_executor(
                 self._pool, loaded.transcribe, samples, options, relay, token

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .errors import InvalidRequest
+from .errors import InvalidRequest, Unsupported
 
 LANGUAGES: dict[str, str] = {
     "en": "english", "zh": "chinese", "de": "german", "es": "spanish", "ru": "russian",
@@ -68,3 +68,27 @@ def model_languages(name: str) -> list[str]:
     if name.endswith(".en") or name.rstrip("/").endswith((".en", "-en")):
         return ["en"]
     return list(LANGUAGES)
+
+
+def check_language(
+    model: str, language: str | None, task: str = "transcribe", *, english_only: bool | None = None
+) -> None:
+    """An English-only model can neither translate nor transcribe another language.
+
+    Known by the model's name before it loads, or told (``english_only``) once it has.
+    """
+    if english_only is None:
+        english_only = model_languages(model) == ["en"]
+    if not english_only:
+        return
+    if task == "translate":
+        raise Unsupported(
+            f"model {model!r} is English-only and cannot translate; name a multilingual model",
+            param="model",
+        )
+    if language not in (None, "en"):
+        raise InvalidRequest(
+            f"model {model!r} is English-only; it cannot transcribe language {language!r}",
+            param="language",
+            code="unsupported_language",
+        )

@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 from .backends.base import FALLBACK_TEMPERATURES, TranscribeOptions
-from .errors import InvalidRequest, Unsupported
+from .errors import InvalidRequest
 from .formats import RESPONSE_FORMATS
-from .languages import model_languages, normalize_language
+from .languages import check_language, normalize_language
 
 Task = Literal["transcribe", "translate"]
 GRANULARITIES = frozenset({"word", "segment"})
@@ -43,30 +43,6 @@ class TranscriptionRequest:
     @property
     def word_timestamps(self) -> bool:
         return "word" in self.granularities
-
-
-def check_language(
-    model: str, language: str | None, task: str = "transcribe", *, english_only: bool | None = None
-) -> None:
-    """An English-only model can neither translate nor transcribe another language.
-
-    Known by the model's name before it loads, or told (``english_only``) once it has.
-    """
-    if english_only is None:
-        english_only = model_languages(model) == ["en"]
-    if not english_only:
-        return
-    if task == "translate":
-        raise Unsupported(
-            f"model {model!r} is English-only and cannot translate; name a multilingual model",
-            param="model",
-        )
-    if language not in (None, "en"):
-        raise InvalidRequest(
-            f"model {model!r} is English-only; it cannot transcribe language {language!r}",
-            param="language",
-            code="unsupported_language",
-        )
 
 
 # What a client's JSON may cost before it is parsed. Below CHEAP_JSON_BYTES nothing can be

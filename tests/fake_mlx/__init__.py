@@ -1,9 +1,10 @@
 """A stand-in for mlx-whisper where Metal is needed, backed by faster-whisper on the CPU.
 
 ``install(monkeypatch)`` puts modules named ``mlx_whisper``, ``mlx_whisper.transcribe``,
-``mlx_whisper.load_models`` and ``mlx.core`` into sys.modules. The transcribe function keeps
-mlx-whisper 0.4's signature and decode loop shape (a tqdm bar updated after each window's segments
-are appended to ``all_segments``; a ``ModelHolder``), so MlxBackend's real code runs against it.
+``mlx_whisper.load_models``, ``mlx_whisper.tokenizer`` and ``mlx.core`` into sys.modules. The
+transcribe function keeps mlx-whisper 0.4's signature and decode loop shape (a tqdm bar updated
+after each window's segments are appended to ``all_segments``; a ``ModelHolder``), so MlxBackend's
+real code runs against it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from . import core, transcribe
+from . import core, tokenizer, transcribe
 
 
 def install(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
@@ -31,6 +32,7 @@ def install(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
         "mlx_whisper": package,
         "mlx_whisper.transcribe": transcribe,
         "mlx_whisper.load_models": load_models,
+        "mlx_whisper.tokenizer": tokenizer,
         "mlx": mlx,
         "mlx.core": core,
     }

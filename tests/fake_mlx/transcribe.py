@@ -10,6 +10,7 @@ import tqdm
 
 CALLS: list[dict[str, Any]] = []
 LOADS: list[tuple[str, str]] = []
+LAST: FakeWhisper | None = None  # the model load_model gave last (the fake tokenizer's vocabulary)
 # mlx_whisper.decoding.DecodingOptions' fields: anything else is a TypeError there too.
 DECODING_OPTIONS = {
     "task", "language", "temperature", "sample_len", "best_of", "beam_size", "patience",
@@ -43,7 +44,9 @@ def load_model(path_or_hf_repo: str, dtype: str = "float32") -> FakeWhisper:
     LOADS.append((path_or_hf_repo, dtype))
     model = WhisperModel(path_or_hf_repo, device="cpu", compute_type="int8")
     n_vocab = 51865 if model.model.is_multilingual else 51864
-    return FakeWhisper(model, n_vocab, dtype)
+    global LAST
+    LAST = FakeWhisper(model, n_vocab, dtype)
+    return LAST
 
 
 class ModelHolder:

@@ -16,6 +16,38 @@ import numpy as np
 SAMPLE_RATE = 16000
 # Whisper's temperature fallback schedule, as in the reference implementation and faster-whisper.
 FALLBACK_TEMPERATURES: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+# Whisper's decoder holds 448 tokens and gives a prompt at most half of them.
+PROMPT_TOKEN_BUDGET = 448 // 2 - 1
+
+
+def names_prompt(
+    phrases: tuple[str, ...], cost: Callable[[str], int], budget: int = PROMPT_TOKEN_BUDGET
+) -> str | None:
+    """Whole phrases, in priority order, while they fit ``budget`` tokens (``cost``: a text's
+    tokens, with its leading space), joined with commas and ended with a full stop.
+
+    Whisper keeps the end of a prompt that is too long, so without a budget the first (most
+    important) names are the ones lost. The full stop makes the decoder start a sentence rather
+    than continue the list (without it tiny.en ended 82 of 180 spoken commands with a comma,
+    began some in lower case and said some twice).
+    """
+    kept: list[str] = []
+    used = 0
+    for phrase in (p.strip() for p in phrases):
+        if not phrase:
+            continue
+        spent = cost(" " + phrase) + (1 if kept else 0)  # (and the comma before it)
+        if used + spent > budget - 1:  # (and the full stop)
+            break
+        kept.append(phrase)
+        used += spent
+    return ", ".join(kept) + "." if kept else None
+
+
+def decoding_language(language: str | None, multilingual: bool) -> str | None:
+    """The language a decode is told: an English-only model is always told English (the
+    request was checked against the model before, by ``languages.check_language``)."""
+    return language if multilingual else "en"
 
 
 @dataclass(frozen=True)

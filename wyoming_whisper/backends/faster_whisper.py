@@ -21,6 +21,8 @@ from .base import (
     Segment,
     TranscribeOptions,
     Word,
+    decoding_language,
+    names_prompt,
 )
 from .faster_whisper_internals import (
     ctranslate2_model,
@@ -35,8 +37,6 @@ from .faster_whisper_internals import (
 _LOGGER = logging.getLogger(__name__)
 # Threads that run a share of a score's forced passes on another model replica.
 _SCORING = ThreadPoolExecutor(max_workers=4, thread_name_prefix="score")
-# Whisper's decoder holds 448 tokens; faster-whisper gives the prompt (hotwords) half of that.
-PROMPT_TOKEN_BUDGET = 448 // 2 - 1
 FULL_FRAMES = 3000  # Whisper's 30 s window of log-Mel frames
 SCORE_MARGIN_FRAMES = 200  # scored audio is encoded with 2 s of window past its end
 
@@ -59,24 +59,13 @@ class FasterWhisperModel:
         return bool(ctranslate2_model(self._model).is_multilingual)
 
     def _hotwords(self, phrases: tuple[str, ...]) -> str | None:
-        """Keep whole phrases, in priority order, while they fit the prompt's token budget; the
-        list ends with a full stop, so the decoder starts a sentence rather than continuing the
-        list (without it tiny.en ended 82 of 180 spoken commands with a comma, began some in
-        lower case and said some twice)."""
-        if not phrases:
+        """The names that fit the prompt's token budget, counted with the model's tokenizer."""
+        if not any(p.strip() for p in phrases):
             return None
-        kept: list[str] = []
-        used = 0
         tokenizer = text_tokenizer(self._model)
-        for phrase in (p.strip() for p in phrases):
-            if not phrase:
-                continue
-            cost = len(tokenizer.encode(" " + phrase, add_special_tokens=False).ids)
-            if used + cost > PROMPT_TOKEN_BUDGET - 1:  # (and the full stop)
-                break
-            kept.append(phrase)
-            used += cost
-        return ", ".join(kept) + "." if kept else None
+        return names_prompt(
+            phrases, lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)
+        )
 
     def transcribe(
         self,
@@ -87,9 +76,7 @@ class FasterWhisperModel:
     ) -> Result:
         if cancel is not None and cancel.cancelled:  # cancelled while waiting for a worker
             return Result(text="", language=options.language or "", duration=0.0)
-        language = options.language
-        if not self.is_multilingual:
-            language = "en"
+        language = decoding_language(options.language, self.is_multilingual)
         if self._fitted:
             self._model.fallbacks = 0  # counted per worker thread, read below
             self._model.token = cancel
@@ -152,7 +139,7 @@ class FasterWhisperModel:
         tokenizer = whisper_tokenizer(
             model,
             self.is_multilingual,
-            language=(language or "en") if self.is_multilingual else "en",
+            language=decoding_language(language, self.is_multilingual) or "en",
         )
         ct2 = ctranslate2_model(model)
 

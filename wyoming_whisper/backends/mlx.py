@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .base import (
+    PROMPT_TOKEN_BUDGET,
     SAMPLE_RATE,
     CancelToken,
     OnSegment,
@@ -37,6 +38,8 @@ from .base import (
     Segment,
     TranscribeOptions,
     Word,
+    decoding_language,
+    names_prompt,
 )
 from .ctranslate2_models import ModelResolutionError, local_model
 
@@ -188,16 +191,38 @@ class MlxModel:
         self.path = path
         self.fp16 = fp16
         self._multilingual = bool(model.is_multilingual)
+        self._text_tokenizer: Any = None
 
     @property
     def is_multilingual(self) -> bool:
         return self._multilingual
 
+    def _names(self, phrases: tuple[str, ...], initial_prompt: str | None) -> str | None:
+        """The names that fit the prompt's token budget beside the client's prompt: mlx-whisper
+        has no hotwords, so they lead its one prompt, of which it keeps the last tokens."""
+        if not any(p.strip() for p in phrases):
+            return None
+        tokenizer = self._tokenizer()
+
+        def cost(text: str) -> int:
+            return len(tokenizer.encode(text))
+
+        budget = PROMPT_TOKEN_BUDGET - (cost(" " + initial_prompt) if initial_prompt else 0)
+        return names_prompt(phrases, cost, budget)
+
+    def _tokenizer(self) -> Any:
+        if self._text_tokenizer is None:
+            module = importlib.import_module("mlx_whisper.tokenizer")
+            self._text_tokenizer = module.get_tokenizer(
+                self._multilingual, num_languages=self._model.num_languages
+            )
+        return self._text_tokenizer
+
     def decode_kwargs(self, audio: np.ndarray, options: TranscribeOptions) -> dict[str, Any]:
         """TranscribeOptions -> mlx_whisper.transcribe's keywords."""
-        prompt = ", ".join(p.strip() for p in options.hotwords if p.strip())
+        prompt = self._names(options.hotwords, options.initial_prompt) or ""
         if options.initial_prompt:
-            prompt = f"{prompt}. {options.initial_prompt}" if prompt else options.initial_prompt
+            prompt = f"{prompt} {options.initial_prompt}" if prompt else options.initial_prompt
         temperature = tuple(options.temperature)
         kwargs: dict[str, Any] = {
             "path_or_hf_repo": self.path,
@@ -207,7 +232,7 @@ class MlxModel:
             "word_timestamps": options.word_timestamps,
             "condition_on_previous_text": options.condition_on_previous_text,
             # decode options; beam_size is left out: mlx-whisper decodes greedily only
-            "language": options.language if self._multilingual else "en",
+            "language": decoding_language(options.language, self._multilingual),
             "task": options.task,
             "fp16": self.fp16,
         }
