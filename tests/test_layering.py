@@ -276,3 +276,28 @@ def test_a_forbidden_import_is_caught() -> None:
     ]
     for module, line in allowed:
         assert not broken(module, imports(module, line), modules), (module, line)
+
+
+def engine_internals(source: str) -> list[str]:
+    """Where ``source`` reaches past the engine's facade into its model manager
+    (``engine.manager``, ``self.engine.manager``, ``request.app[ENGINE].manager``)."""
+    return [
+        f"line {node.lineno}: .manager"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Attribute) and node.attr == "manager"
+    ]
+
+
+def test_doors_ask_the_engine_not_its_model_manager() -> None:
+    """The doors show models through Engine.served / model_status / unload, so the manager can
+    change without touching a protocol."""
+    modules = package_modules()
+    doors = [m for m in modules if _matches(m, DOORS)]
+    assert "wyoming_whisper.http.openai.models" in doors and len(doors) > 10
+    found = [
+        f"{module} {problem}"
+        for module in doors
+        for problem in engine_internals(modules[module].read_text())
+    ]
+    assert not found, "\n".join(found)
+    assert engine_internals("status = engine.manager.status()")  # the check itself can fail

@@ -105,6 +105,30 @@ class Engine:
         for name in manager.models:  # zero from the start, so a dashboard sees the series
             self.metrics.encoder_fallbacks.labels(name)
 
+    # -- models: what the doors show of them ----------------------------------------------------
+
+    @property
+    def served(self) -> list[str]:
+        """The served models' names."""
+        return list(self.manager.models)
+
+    @property
+    def backend_name(self) -> str:
+        return self.manager.backend.name
+
+    @property
+    def encoder_window(self) -> str:
+        """The encoder window the backend runs ("auto" or "full"; mlx: "full")."""
+        return self.manager.backend.encoder_window
+
+    def model_status(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Each served model's state (or the one named): loaded, loading, unloaded, error."""
+        return [s for s in self.manager.status() if name is None or s["name"] == name]
+
+    async def unload(self, name: str | None = None) -> list[str]:
+        """Unload one served model (a name ``model_name`` gave) or, with None, every one."""
+        return await self.manager.unload(name)
+
     # -- requests -------------------------------------------------------------------------------
 
     def model_name(self, requested: str | None) -> str:

@@ -58,11 +58,11 @@ def build_info(engine: Engine) -> Info:
             languages=model_languages(name),
             version=__version__,
         )
-        for name in engine.manager.models
+        for name in engine.served
     ]
     program = AsrProgram(
         name="wyoming-whisper",
-        description=f"Whisper speech-to-text ({engine.manager.backend.name})",
+        description=f"Whisper speech-to-text ({engine.backend_name})",
         attribution=WHISPER_ATTRIBUTION,
         installed=True,
         version=__version__,

@@ -14,7 +14,7 @@ routes = web.RouteTableDef()
 @routes.get("/health")
 async def health(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
-    models = engine.manager.status()
+    models = engine.model_status()
     for model in models:
         model["queue_depth"] = engine.admission.queue_depth(model["name"])
     states = {m["state"] for m in models}
@@ -30,7 +30,7 @@ async def health(request: web.Request) -> web.Response:
             "default_model": engine.config.default_model,
             "models": models,
             "encoder_window": {
-                "mode": engine.manager.backend.encoder_window,
+                "mode": engine.encoder_window,
                 "fallbacks": engine.stats.encoder_fallbacks,
             },
             "hass_names": engine.assist.names.status() if engine.assist.names is not None else None,

@@ -72,7 +72,7 @@ def _model_entry(engine: Engine, status: dict[str, Any]) -> dict[str, Any]:
 @routes.get("/v1/models")
 async def list_models(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
-    data = [_model_entry(engine, s) for s in engine.manager.status()]
+    data = [_model_entry(engine, s) for s in engine.model_status()]
     return web.json_response({"object": "list", "data": data})
 
 
@@ -84,7 +84,7 @@ async def get_model(request: web.Request) -> web.Response:
         name = engine.model_name(requested)
     except ModelNotFound as err:
         raise web.HTTPNotFound(text=err.message) from None
-    status = next(s for s in engine.manager.status() if s["name"] == name)
+    (status,) = engine.model_status(name)
     return web.json_response(_model_entry(engine, status))
 
 
@@ -99,10 +99,8 @@ async def unload(request: web.Request) -> web.Response:
         if requested is not None and not isinstance(requested, str):
             raise InvalidRequest("model must be a string", param="model", code="invalid_value")
     name = None if requested in (None, "", "all") else engine.model_name(requested)
-    unloaded = await engine.manager.unload(name)
-    statuses = engine.manager.status()
-    if name is not None:
-        statuses = [s for s in statuses if s["name"] == name]
+    unloaded = await engine.unload(name)
+    statuses = engine.model_status(name)
     body = {
         "status": "success",
         "unloaded": unloaded,
