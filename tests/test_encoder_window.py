@@ -206,8 +206,9 @@ def test_fitted_window_keeps_text_and_timestamps_of_the_full_window(tiny_en: str
     full = WhisperModel(tiny_en, device="cpu", compute_type="int8", local_files_only=True)
     fitted = fitted_model(tiny_en)
     want, want_text = _decode(full, audio, word_timestamps=True)
-    got, got_text = _decode(fitted, audio, word_timestamps=True)
-    assert fitted.fallbacks == 0
+    with fitted.decoding() as decode:
+        got, got_text = _decode(fitted, audio, word_timestamps=True)
+    assert decode.fallbacks == 0
     assert words(got_text) == words(want_text)
     assert [words(s.text) for s in got] == [words(s.text) for s in want]
     for a, b in zip(got, want, strict=True):
@@ -262,10 +263,11 @@ def test_a_degenerate_short_decode_falls_back_to_the_full_window_text(tiny_en: s
     full = WhisperModel(tiny_en, device="cpu", compute_type="int8", local_files_only=True)
     starved = starved_model(tiny_en)
     _, want = _decode(full, audio)
-    _, got = _decode(starved, audio)
+    with starved.decoding() as decode:
+        _, got = _decode(starved, audio)
     assert got == want
     assert words(got) in (["1", "2", "3"], ["one", "two", "three"])
-    assert starved.fallbacks == 1
+    assert decode.fallbacks == 1
 
 
 def test_a_one_word_command_gets_the_library_text(tiny_en: str) -> None:
@@ -275,13 +277,14 @@ def test_a_one_word_command_gets_the_library_text(tiny_en: str) -> None:
     full = WhisperModel(tiny_en, device="cpu", compute_type="int8", local_files_only=True)
     fitted = fitted_model(tiny_en)
     _, want = _decode(full, audio, vad_filter=True)
-    _, got = _decode(fitted, audio, vad_filter=True)
+    with fitted.decoding() as decode:
+        _, got = _decode(fitted, audio, vad_filter=True)
     assert got == want and not stutters(got), (got, want)
-    assert fitted.fallbacks == 1
+    assert decode.fallbacks == 1
     # An early decode of it too: one 30 s try under the same token cap passes the checks.
-    fitted.token, fitted.fallbacks = CancelToken(speculative=True), 0
-    _, early = _decode(fitted, audio, vad_filter=True)
-    assert early == want and fitted.fallbacks == 1
+    with fitted.decoding(CancelToken(speculative=True)) as decode:
+        _, early = _decode(fitted, audio, vad_filter=True)
+    assert early == want and decode.fallbacks == 1
 
 
 def test_a_loop_is_redone_in_a_wider_window_before_30_s(
@@ -298,10 +301,10 @@ def test_a_loop_is_redone_in_a_wider_window_before_30_s(
     windows = first_verdict(monkeypatch, "repeated words")
     for token in (CancelToken(speculative=True), CancelToken()):  # an early decode, a final
         windows.clear()
-        fitted.token, fitted.fallbacks = token, 0
-        _, got = _decode(fitted, audio, vad_filter=True)
+        with fitted.decoding(token) as decode:
+            _, got = _decode(fitted, audio, vad_filter=True)
         assert got == want and words(got) in (["1"], ["one"]), (got, want)
-        assert windows == [1000, 1500] and fitted.fallbacks == 1, windows
+        assert windows == [1000, 1500] and decode.fallbacks == 1, windows
     assert Fit().widened(1000) == 1500 and Fit().widened(1400) is None  # 21 s: go to 30 s
 
 
@@ -321,10 +324,10 @@ def test_a_one_word_command_a_short_window_calls_silence_keeps_its_word(
     _, got = _decode(fitted, audio, vad_filter=True)
     assert words(want) == ["one"] and words(got) in (["one"], ["1"]), (got, want)
     windows = first_verdict(monkeypatch, SILENT)
-    fitted.fallbacks = 0
-    _, got = _decode(fitted, audio, vad_filter=True)
+    with fitted.decoding() as decode:
+        _, got = _decode(fitted, audio, vad_filter=True)
     assert got == want and windows == [1000, FULL_FRAMES], (got, want, windows)
-    assert fitted.fallbacks == 1
+    assert decode.fallbacks == 1
 
 
 def test_speculative_work_gives_up_instead_of_decoding_at_30_s(tiny_en: str) -> None:
@@ -333,14 +336,15 @@ def test_speculative_work_gives_up_instead_of_decoding_at_30_s(tiny_en: str) -> 
     looping 30 s decode would hold the worker the final answer needs."""
     audio = decode_file(str(clip("speech_recognition/english.wav")))
     starved = starved_model(tiny_en)
-    starved.token = CancelToken(speculative=True)
-    with pytest.raises(Abandoned, match=r"no end of text before the cap .* also at 30 s"):
+    gave_up = pytest.raises(Abandoned, match=r"no end of text before the cap .* also at 30 s")
+    with starved.decoding(CancelToken(speculative=True)) as decode, gave_up:
         _decode(starved, audio)
-    assert starved.fallbacks == 0
-    starved.token = CancelToken()  # the final answer: decoded again at 30 s, as the library does
-    _, text = _decode(starved, audio)
+    assert decode.fallbacks == 0
+    # The final answer: decoded again at 30 s, as the library does.
+    with starved.decoding(CancelToken()) as decode:
+        _, text = _decode(starved, audio)
     assert words(text) in (["1", "2", "3"], ["one", "two", "three"])
-    assert starved.fallbacks == 1
+    assert decode.fallbacks == 1
 
 
 def test_a_decode_overtaken_during_the_30_s_encode_gives_up_before_decoding_it(
@@ -350,7 +354,7 @@ def test_a_decode_overtaken_during_the_30_s_encode_gives_up_before_decoding_it(
     now) stops there: the worker goes to the decode that is wanted, not to a 30 s decode."""
     audio = decode_file(str(clip("speech_recognition/english.wav")))
     starved = starved_model(tiny_en)
-    token = starved.token = CancelToken(speculative=True)
+    token = CancelToken(speculative=True)
     encode, full_windows = WhisperModel.encode, []
 
     def overtaken(self: Any, features: np.ndarray) -> Any:
@@ -361,9 +365,9 @@ def test_a_decode_overtaken_during_the_30_s_encode_gives_up_before_decoding_it(
         return output
 
     monkeypatch.setattr(WhisperModel, "encode", overtaken)
-    with pytest.raises(Abandoned, match="window of a live decode"):
+    with starved.decoding(token) as decode, pytest.raises(Abandoned, match="live decode"):
         _decode(starved, audio)
-    assert len(full_windows) == 1 and starved.fallbacks == 0
+    assert len(full_windows) == 1 and decode.fallbacks == 0
 
 
 def test_full_mode_and_mlx_use_the_library_window() -> None:

@@ -25,10 +25,13 @@ import logging
 import math
 import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from faster_whisper import WhisperModel
 
 from ..errors import Abandoned
 from ..words import alike, keys
@@ -67,6 +70,12 @@ class Fit:
         """The window a degenerate decode of ``frames`` is redone in before 30 s, or None."""
         wide = math.ceil(frames * self.wider / 2) * 2
         return wide if wide <= self.wider_max * FRAMES_PER_SECOND else None
+
+    def attempts(self, frames: int) -> tuple[int, ...]:
+        """The shortened windows a decode of ``frames`` is tried in, in order, before 30 s: the
+        fitted one, then a wider one (taken only when the first decode looped)."""
+        wide = self.widened(frames)
+        return (frames,) if wide is None else (frames, wide)
 
     def max_tokens(self, seconds: float) -> int:
         return int(self.tokens_base + self.tokens_per_second * seconds)
@@ -198,7 +207,21 @@ def _give_up(token: Any, why: str, seconds: float) -> None:
         raise Abandoned(f"{why} in a {seconds:.2f} s window of a live decode")
 
 
-def fitted_model_class() -> type | None:
+@dataclass
+class Decode:
+    """One decode's context on its worker thread: faster-whisper's ``transcribe`` hands nothing
+    of ours down to the per-window methods, so they find the decode's ``CancelToken`` here, count
+    its fallbacks here, and pass the window being fitted from ``encode`` to its decode."""
+
+    token: Any = None  # backends/base.py's CancelToken, or None
+    fallbacks: int = 0  # windows redone wider or at 30 s
+    opening: bool = True  # the next window holds the start of the audio
+    padded: np.ndarray | None = None  # the 30 s features of the window just encoded shorter
+    content: int = 0  # ... its frames of audio
+    frames: int = 0  # ... and the frames it was encoded at
+
+
+def fitted_model_class() -> type[FittedWhisperModel] | None:
     """``FittedWhisperModel``, or None (with a warning) when faster-whisper broke the contract."""
     problems = window_problems()
     if problems:
@@ -208,177 +231,154 @@ def fitted_model_class() -> type | None:
             "; ".join(problems),
         )
         return None
-    return _fitted_class()
+    return FittedWhisperModel
 
 
-def _fitted_class() -> type:
-    from faster_whisper import WhisperModel
+class FittedWhisperModel(WhisperModel):
+    """WhisperModel whose windows shorter than 30 s are encoded at their own length.
 
-    class FittedWhisperModel(WhisperModel):
-        """WhisperModel whose windows shorter than 30 s are encoded at their own length."""
+    A window is tried in ``Fit.attempts``: the fitted length, then (for a decoder that lost its
+    place) half again as long, then the library's 30 s. Decode inside ``decoding()`` to give the
+    decode a CancelToken and read its fallbacks.
+    """
 
-        def __init__(self, *args: Any, fit: Fit | None = None, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.fit = fit or Fit()
-            self._window = threading.local()  # one decode per worker thread at a time
+    def __init__(self, *args: Any, fit: Fit | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fit = fit or Fit()
+        self._local = threading.local()  # one decode per worker thread at a time
 
-        # Counted per thread: the backend reads it after each decode.
-        @property
-        def fallbacks(self) -> int:
-            return int(getattr(self._window, "fallbacks", 0))
+    @contextmanager
+    def decoding(self, token: Any = None) -> Iterator[Decode]:
+        """The context of one decode on this thread (consume its segments inside it)."""
+        decode, previous = Decode(token), getattr(self._local, "decode", None)
+        self._local.decode = decode
+        try:
+            yield decode
+        finally:
+            self._local.decode = previous
 
-        @fallbacks.setter
-        def fallbacks(self, value: int) -> None:
-            self._window.fallbacks = value
+    def _decode(self) -> Decode:
+        """This thread's decode (a decode begun outside ``decoding()`` gets one of its own)."""
+        decode: Decode | None = getattr(self._local, "decode", None)
+        if decode is None:
+            decode = self._local.decode = Decode()
+        return decode
 
-        # The decode's CancelToken (backends/base.py), per thread: a cancelled or speculative
-        # decode gives up rather than pay for the 30 s pass.
-        @property
-        def token(self) -> Any:
-            return getattr(self._window, "token", None)
+    def generate_segments(self, *args: Any, **kwargs: Any) -> Any:
+        self._decode().opening = True
+        yield from super().generate_segments(*args, **kwargs)
 
-        @token.setter
-        def token(self, value: Any) -> None:
-            self._window.token = value
+    def encode(self, features: np.ndarray) -> Any:
+        decode = self._decode()
+        decode.padded = None
+        if features.shape[-1] == FULL_FRAMES and features.ndim == 2:
+            content = content_frames(features)
+            frames = self.fit.frames(content)
+            if frames < FULL_FRAMES:
+                decode.padded, decode.content, decode.frames = features, content, frames
+                return super().encode(np.ascontiguousarray(features[:, :frames]))
+        return super().encode(features)
 
-        def generate_segments(self, *args: Any, **kwargs: Any) -> Any:
-            self._window.opening = True  # the next window holds the start of the audio
-            yield from super().generate_segments(*args, **kwargs)
-
-        def encode(self, features: np.ndarray) -> Any:
-            state = self._window
-            state.padded = None
-            if features.shape[-1] == FULL_FRAMES and features.ndim == 2:
-                content = content_frames(features)
-                frames = self.fit.frames(content)
-                if frames < FULL_FRAMES:
-                    state.padded, state.content, state.frames = features, content, frames
-                    return super().encode(np.ascontiguousarray(features[:, :frames]))
-            return super().encode(features)
-
-        def generate_with_fallback(
-            self, encoder_output: Any, prompt: list[int], tokenizer: Any, options: Any
-        ) -> Any:
-            state = self._window
-            padded, state.padded = getattr(state, "padded", None), None
-            opening, state.opening = getattr(state, "opening", False), False
-            if padded is None:
-                return super().generate_with_fallback(encoder_output, prompt, tokenizer, options)
-            seconds = state.content / FRAMES_PER_SECOND
-            cap = self.fit.max_tokens(seconds)
-            if options.max_new_tokens is not None:
-                cap = min(cap, options.max_new_tokens)
-            cap = min(cap, self.max_length - len(prompt))
-            short = dataclasses.replace(
-                options, temperatures=list(options.temperatures[:1]), max_new_tokens=cap
-            )
-            window = state.frames / FRAMES_PER_SECOND
-            token = self.token
-            decoded = super().generate_with_fallback(encoder_output, prompt, tokenizer, short)
-            why, text = self._judge(
-                decoded, tokenizer, options, seconds, window, cap, token, opening
-            )
-            if why is None:
-                return decoded
-            _give_up(token, why, seconds)
-            wide = self.fit.widened(state.frames) if why in LOOPS else None
-            if wide is not None:
+    def generate_with_fallback(
+        self, encoder_output: Any, prompt: list[int], tokenizer: Any, options: Any
+    ) -> Any:
+        decode = self._decode()
+        padded, decode.padded = decode.padded, None
+        opening, decode.opening = decode.opening, False
+        if padded is None:
+            return super().generate_with_fallback(encoder_output, prompt, tokenizer, options)
+        token = decode.token
+        seconds = decode.content / FRAMES_PER_SECOND
+        cap = self.fit.max_tokens(seconds)
+        if options.max_new_tokens is not None:
+            cap = min(cap, options.max_new_tokens)
+        cap = min(cap, self.max_length - len(prompt))
+        short = dataclasses.replace(
+            options, temperatures=list(options.temperatures[:1]), max_new_tokens=cap
+        )
+        why: str | None = None
+        text = ""
+        for frames in self.fit.attempts(decode.frames):
+            if frames != decode.frames:
+                if why not in LOOPS:
+                    break
                 # The decoder loses its place in one window length and not in another (tiny.en:
                 # "1, 1, 1, 1" for english.wav's "one" at 10 s, "1." at 12, 15 and 20 s): a
                 # window half again as long costs half of the 30 s pass or less.
-                encoded = super().encode(np.ascontiguousarray(padded[:, :wide]))
+                encoder_output = super().encode(np.ascontiguousarray(padded[:, :frames]))
                 if token is not None and token.cancelled:  # overtaken (live) goes on: the
-                    _give_up(token, why, seconds)  # decode costs little once the encode is paid
-                retry, why = self._retry(encoded, wide, prompt, tokenizer, short, options, opening)
-                if why is None:
-                    self.fallbacks += 1
-                    return retry
-                _give_up(token, why, seconds)
-            full = super().encode(padded)
-            _give_up(token, why, seconds)  # cancelled or overtaken while the 30 s window encoded
-            if token is not None and token.speculative:
-                # A 30 s decode that loops costs seconds (base: 10 s for a 1.8 s pause between
-                # words), and background work holds the worker the final answer is waiting for:
-                # one decode at temperature 0 under the same cap, kept only when it passes the
-                # same checks, which is then what the library's own first try gives.
-                retry, again = self._retry(
-                    full, FULL_FRAMES, prompt, tokenizer, short, options, opening
-                )
-                if again is None:
-                    self.fallbacks += 1
-                    return retry
-                _LOGGER.debug("Encoder window: %.2f s of audio, %s; abandoned", seconds, again)
-                raise Abandoned(f"{again} in a {seconds:.2f} s window, also at 30 s")
-            _LOGGER.debug(  # why: the last shortened decode's (the wider one's, if tried)
-                "Encoder window: %.2f s of audio, %s (first decode, %.1f s window: %r); "
-                "decoding it at 30 s",
-                seconds,
-                why,
-                window,
-                text,
-            )
-            self.fallbacks += 1
-            return super().generate_with_fallback(full, prompt, tokenizer, options)
-
-        def _retry(
-            self,
-            encoded: Any,
-            frames: int,
-            prompt: list[int],
-            tokenizer: Any,
-            short: Any,
-            options: Any,
-            opening: bool,
-        ) -> tuple[Any, str | None]:
-            """One more decode under the shortened decode's settings (``short``) of a window
-            encoded at ``frames``, and why it cannot be kept (None when it can)."""
-            retry = super().generate_with_fallback(encoded, prompt, tokenizer, short)
-            state = self._window
-            seconds, window = state.content / FRAMES_PER_SECOND, frames / FRAMES_PER_SECOND
-            why, _ = self._judge(
-                retry,
+                    _give_up(token, why or "", seconds)  # decode costs little once encoded
+            decoded = super().generate_with_fallback(encoder_output, prompt, tokenizer, short)
+            why, text = self._judge(
+                decoded,
                 tokenizer,
                 options,
                 seconds,
-                window,
-                short.max_new_tokens,
-                self.token,
+                frames / FRAMES_PER_SECOND,
+                cap,
+                token,
                 opening,
             )
-            return retry, why
+            if why is None:
+                decode.fallbacks += int(frames != decode.frames)
+                return decoded
+            _give_up(token, why, seconds)
+        full = super().encode(padded)
+        _give_up(token, why or "", seconds)  # cancelled or overtaken while the 30 s window encoded
+        if token is not None and token.speculative:
+            # A 30 s decode that loops costs seconds (base: 10 s for a 1.8 s pause between
+            # words), and background work holds the worker the final answer is waiting for:
+            # one decode at temperature 0 under the same cap, kept only when it passes the
+            # same checks, which is then what the library's own first try gives.
+            retry = super().generate_with_fallback(full, prompt, tokenizer, short)
+            again, _ = self._judge(
+                retry, tokenizer, options, seconds, FULL_FRAMES / FRAMES_PER_SECOND, cap, token,
+                opening,
+            )  # fmt: skip
+            if again is None:
+                decode.fallbacks += 1
+                return retry
+            _LOGGER.debug("Encoder window: %.2f s of audio, %s; abandoned", seconds, again)
+            raise Abandoned(f"{again} in a {seconds:.2f} s window, also at 30 s")
+        _LOGGER.debug(  # why: the last shortened decode's (the wider one's, if tried)
+            "Encoder window: %.2f s of audio, %s (last shortened decode: %r); decoding it at 30 s",
+            seconds,
+            why,
+            text,
+        )
+        decode.fallbacks += 1
+        return super().generate_with_fallback(full, prompt, tokenizer, options)
 
-        def _judge(
-            self,
-            decoded: Any,
-            tokenizer: Any,
-            options: Any,
-            seconds: float,
-            window: float,
-            cap: int,
-            token: Any,
-            opening: bool,
-        ) -> tuple[str | None, str]:
-            """Why ``decoded`` cannot be kept (None when it can; a live decode tolerates what
-            audio cut off mid-speech looks like), and its text."""
-            result, avg_logprob, _, compression_ratio = decoded
-            tokens = result.sequences_ids[0]
-            text = tokenizer.decode(tokens)
-            why = degenerate(
-                tokens=tokens,
-                text=text,
-                avg_logprob=avg_logprob,
-                compression_ratio=compression_ratio,
-                no_speech_prob=result.no_speech_prob,
-                seconds=seconds,
-                window=window,
-                cap=cap,
-                timestamp_begin=tokenizer.timestamp_begin,
-                options=options,
-                fit=self.fit,
-                opening=opening,
-            )
-            if why in LIVE_TOLERATES and token is not None and token.live:
-                return None, text
-            return why, text
-
-    return FittedWhisperModel
+    def _judge(
+        self,
+        decoded: Any,
+        tokenizer: Any,
+        options: Any,
+        seconds: float,
+        window: float,
+        cap: int,
+        token: Any,
+        opening: bool,
+    ) -> tuple[str | None, str]:
+        """Why ``decoded`` cannot be kept (None when it can; a live decode tolerates what
+        audio cut off mid-speech looks like), and its text."""
+        result, avg_logprob, _, compression_ratio = decoded
+        tokens = result.sequences_ids[0]
+        text = tokenizer.decode(tokens)
+        why = degenerate(
+            tokens=tokens,
+            text=text,
+            avg_logprob=avg_logprob,
+            compression_ratio=compression_ratio,
+            no_speech_prob=result.no_speech_prob,
+            seconds=seconds,
+            window=window,
+            cap=cap,
+            timestamp_begin=tokenizer.timestamp_begin,
+            options=options,
+            fit=self.fit,
+            opening=opening,
+        )
+        if why in LIVE_TOLERATES and token is not None and token.live:
+            return None, text
+        return why, text

@@ -47,12 +47,33 @@ def release_freed_memory() -> None:
     malloc.trim()
 
 
+def _segment(seg: Any, index: int) -> Segment:
+    """faster-whisper's segment -> ours (plain floats, rounded times)."""
+    words = tuple(
+        Word(w.word, round(w.start, 3), round(w.end, 3), round(w.probability, 4))
+        for w in (seg.words or ())
+    )
+    return Segment(
+        id=index,
+        seek=int(seg.seek),
+        start=round(float(seg.start), 3),
+        end=round(float(seg.end), 3),
+        text=seg.text,
+        tokens=tuple(int(t) for t in seg.tokens),
+        temperature=float(seg.temperature or 0.0),
+        avg_logprob=float(seg.avg_logprob),
+        compression_ratio=float(seg.compression_ratio),
+        no_speech_prob=float(seg.no_speech_prob),
+        words=words,
+    )
+
+
 class FasterWhisperModel:
     """One CTranslate2 Whisper model in memory."""
 
     def __init__(self, model: Any) -> None:
         self._model = model
-        self._fitted = hasattr(model, "fallbacks")  # FittedWhisperModel (encoder_window.py)
+        self._fitted = hasattr(model, "decoding")  # FittedWhisperModel (encoder_window.py)
 
     @property
     def is_multilingual(self) -> bool:
@@ -77,45 +98,28 @@ class FasterWhisperModel:
         if cancel is not None and cancel.cancelled:  # cancelled while waiting for a worker
             return Result(text="", language=options.language or "", duration=0.0)
         language = decoding_language(options.language, self.is_multilingual)
-        if self._fitted:
-            self._model.fallbacks = 0  # counted per worker thread, read below
-            self._model.token = cancel
-        segments_iter, info = self._model.transcribe(
-            audio,
-            language=language,
-            task=options.task,
-            beam_size=options.beam_size,
-            temperature=list(options.temperature),
-            initial_prompt=options.initial_prompt or None,
-            hotwords=self._hotwords(options.hotwords),
-            word_timestamps=options.word_timestamps,
-            vad_filter=options.vad_filter,
-            condition_on_previous_text=options.condition_on_previous_text,
-        )
-        segments: list[Segment] = []
-        for index, seg in enumerate(segments_iter):
-            words = tuple(
-                Word(w.word, round(w.start, 3), round(w.end, 3), round(w.probability, 4))
-                for w in (seg.words or ())
+        fitted = self._fitted
+        with self._model.decoding(cancel) if fitted else contextlib.nullcontext() as decode:
+            segments_iter, info = self._model.transcribe(
+                audio,
+                language=language,
+                task=options.task,
+                beam_size=options.beam_size,
+                temperature=list(options.temperature),
+                initial_prompt=options.initial_prompt or None,
+                hotwords=self._hotwords(options.hotwords),
+                word_timestamps=options.word_timestamps,
+                vad_filter=options.vad_filter,
+                condition_on_previous_text=options.condition_on_previous_text,
             )
-            segment = Segment(
-                id=index,
-                seek=int(seg.seek),
-                start=round(float(seg.start), 3),
-                end=round(float(seg.end), 3),
-                text=seg.text,
-                tokens=tuple(int(t) for t in seg.tokens),
-                temperature=float(seg.temperature or 0.0),
-                avg_logprob=float(seg.avg_logprob),
-                compression_ratio=float(seg.compression_ratio),
-                no_speech_prob=float(seg.no_speech_prob),
-                words=words,
-            )
-            segments.append(segment)
-            if on_segment is not None:
-                on_segment(segment)
-            if cancel is not None and cancel.cancelled:
-                break
+            segments: list[Segment] = []
+            for seg in segments_iter:  # the windows are decoded as this iterates
+                segment = _segment(seg, len(segments))
+                segments.append(segment)
+                if on_segment is not None:
+                    on_segment(segment)
+                if cancel is not None and cancel.cancelled:
+                    break
         return Result(
             text="".join(s.text for s in segments).strip(),
             language=info.language,
@@ -123,7 +127,7 @@ class FasterWhisperModel:
             segments=tuple(segments),
             language_probability=float(info.language_probability),
             task=options.task,
-            encoder_fallbacks=self._model.fallbacks if self._fitted else 0,
+            encoder_fallbacks=decode.fallbacks if decode is not None else 0,
         )
 
     def scorer(self, audio: np.ndarray, language: str | None) -> Scorer:
