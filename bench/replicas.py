@@ -40,7 +40,7 @@ import aiohttp  # noqa: E402
 from wyoming.client import AsyncTcpClient  # noqa: E402
 
 from bench.stats import percentile  # noqa: E402
-from tests.conftest import DATA_DIR, ServerProcess, free_port, words  # noqa: E402
+from tests.harness import DATA_DIR, ServerProcess, free_port, words  # noqa: E402
 from tests.http_helpers import multipart  # noqa: E402
 from tests.wyoming_client import load_pcm16, read_until, send_audio  # noqa: E402
 

@@ -25,7 +25,7 @@ from wyoming.info import Describe
 from wyoming_whisper import addon
 from wyoming_whisper.discovery import SupervisorDiscovery
 
-from .conftest import REPO, ServerProcess, free_port, repository_files
+from .harness import REPO, ServerProcess, free_port, repository_files
 
 pytestmark = pytest.mark.smoke  # also run on Python 3.12 and 3.13 (.ci/run)
 

@@ -280,7 +280,7 @@ def test_decode_file_reads_what_faster_whisper_reads() -> None:
 
     from wyoming_whisper.audio import decode_file
 
-    from .conftest import REPO
+    from .harness import REPO
 
     files = sorted(
         p
@@ -301,7 +301,7 @@ def test_a_stream_gives_the_samples_of_an_upload_of_the_same_pcm(rate: int) -> N
 
     from wyoming_whisper.audio import PcmConverter, decode_file
 
-    from .conftest import clip
+    from .harness import clip
     from .http_helpers import wav_bytes
     from .wyoming_client import load_pcm16
 

@@ -14,7 +14,7 @@ import psutil
 
 from wyoming_whisper.backends.ctranslate2_models import PACKS
 
-from .conftest import ServerProcess, clip, words
+from .harness import ServerProcess, clip, words
 from .http_helpers import SHORT, long_wav, post_audio, short_ok
 from .wyoming_client import load_pcm16, transcribe
 

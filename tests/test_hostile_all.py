@@ -16,7 +16,7 @@ import aiohttp
 from wyoming.audio import AudioChunk, AudioStart
 from wyoming.client import AsyncTcpClient
 
-from .conftest import ServerProcess, clip, words
+from .harness import ServerProcess, clip, words
 from .hostile import HEALTH_BOUND_MS, Watch
 from .http_helpers import SHORT, SHORT_READINGS, form_body
 from .wyoming_client import load_pcm16, read_until, transcribe

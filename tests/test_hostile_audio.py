@@ -38,7 +38,7 @@ from wyoming_whisper.audio import G711Converter, PcmConverter, decode_file
 from wyoming_whisper.errors import BadAudio, TooLarge
 from wyoming_whisper.http.openai import sweep_uploads
 
-from .conftest import ServerProcess, clip
+from .harness import ServerProcess, clip
 from .hostile import HEALTH_BOUND_MS, RSS_BOUND_MB, Watch, still_serves
 from .http_helpers import SHORT, form_body, short_ok, ulaw
 from .wyoming_client import load_pcm16, read_until, send_audio

@@ -19,7 +19,7 @@ from wyoming.asr import Transcribe
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 
-from .conftest import ServerProcess, clip
+from .harness import ServerProcess, clip
 from .hostile import HEALTH_BOUND_MS, RSS_BOUND_MB, Watch, still_serves
 from .http_helpers import SHORT, WS_PATH, form_body, short_ok
 from .wyoming_client import load_pcm16, read_until, transcribe

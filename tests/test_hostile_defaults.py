@@ -29,7 +29,7 @@ from wyoming_whisper.hass_names import HassNames
 from wyoming_whisper.http.app import INGRESS_PROXY, BrowserGuard
 from wyoming_whisper.models.manager import public_reason
 
-from .conftest import REPO, ServerProcess, clip
+from .harness import REPO, ServerProcess, clip
 from .hostile import Watch, still_serves
 from .http_helpers import SHORT, WS_PATH, metric, metrics, post_audio
 from .wyoming_client import load_pcm16, transcribe

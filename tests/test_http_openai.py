@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from .audio_files import encode, read_mono
-from .conftest import ServerProcess, clip, words
+from .harness import ServerProcess, clip, words
 
 JFK = "openai_whisper/jfk.flac"
 JFK_WORDS = words(

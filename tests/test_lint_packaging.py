@@ -21,7 +21,7 @@ import yaml
 
 from wyoming_whisper.config import load_config
 
-from .conftest import REPO, repository_files
+from .harness import REPO, repository_files
 
 DOCKERFILE = REPO / "Dockerfile"
 

@@ -13,7 +13,7 @@ from wyoming.asr import Transcribe
 
 from wyoming_whisper.backends.ctranslate2_models import PACKS
 
-from .conftest import ServerProcess, clip, words
+from .harness import ServerProcess, clip, words
 from .http_helpers import SHORT, long_wav, post_audio, post_json, short_ok
 from .wyoming_client import load_pcm16, transcribe
 

@@ -24,7 +24,7 @@ from wyoming.client import AsyncTcpClient
 
 from wyoming_whisper.http.docs import build_spec
 
-from .conftest import ServerProcess, clip, words
+from .harness import ServerProcess, clip, words
 from .http_helpers import COUNT, multipart
 from .test_openapi_responses import check
 from .wyoming_client import load_pcm16, read_until

@@ -17,7 +17,7 @@ from wyoming.asr import Transcribe
 from wyoming.audio import AudioChunk, AudioStart
 from wyoming.client import AsyncTcpClient
 
-from .conftest import ServerProcess, clip, words
+from .harness import ServerProcess, clip, words
 from .http_helpers import (
     SHORT,
     WS_PATH,

@@ -16,7 +16,7 @@ from wyoming_whisper.backends.base import FALLBACK_TEMPERATURES
 from wyoming_whisper.errors import InvalidRequest, ModelNotFound, Unsupported, WhisperError
 from wyoming_whisper.request import build_request, check_language, parse_granularities, parse_json
 
-from .conftest import ServerProcess, clip
+from .harness import ServerProcess, clip
 from .http_helpers import COUNT, WS_PATH, post_audio
 from .wyoming_client import load_pcm16, read_until, send_audio
 

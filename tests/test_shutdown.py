@@ -12,7 +12,7 @@ import aiohttp
 import psutil
 import pytest
 
-from .conftest import ServerProcess, clip, words
+from .harness import ServerProcess, clip, words
 from .http_helpers import multipart, ws_transcribe
 from .wyoming_client import load_pcm16, transcribe
 

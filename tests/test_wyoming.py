@@ -15,7 +15,7 @@ from wyoming.info import Describe, Info
 
 from wyoming_whisper.backends.encoder_window import said_twice
 
-from .conftest import ServerProcess, clip, words
+from .harness import ServerProcess, clip, words
 from .http_helpers import metrics
 from .wyoming_client import load_pcm16, read_until, send_audio, transcribe
 

@@ -12,7 +12,7 @@ from wyoming.client import AsyncTcpClient
 from wyoming.info import Describe, Info
 from wyoming.ping import Ping
 
-from .conftest import ServerProcess, clip, words
+from .harness import ServerProcess, clip, words
 from .wyoming_client import load_pcm16, read_until, send_audio, stream_paced
 
 
