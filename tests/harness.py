@@ -67,7 +67,8 @@ def eventually(
 
     Why: the server works in its own process and threads, so a test waits for a state instead of
     sleeping a guessed time. ``check`` may raise AssertionError or OSError while the state is not
-    reached (retried); any other error ends the wait at once (a server that exited, say). On
+    reached (retried); any other error ends the wait at once (a server that exited, say;
+    ``pytest.fail`` for a state that can no longer come). On
     timeout the last error is re-raised, or a TimeoutError names ``what``. ``check`` is called at
     least once, and once more after the deadline, so a slow machine only costs time.
     """
