@@ -59,6 +59,7 @@ from bench.wer import edit_distance, normalize  # noqa: E402
 from tests.data.assist.build import ENTITIES, TIMERS  # noqa: E402
 from tests.data.assist.build import HERE as CLIPS  # noqa: E402
 from tests.data.assist.build import load as load_manifest  # noqa: E402
+from tests.harness import eventually  # noqa: E402
 
 PEER = "wyoming-faster-whisper[hass]==3.8.1"
 NAMESPACE = "ip link set lo up; ip link set lo multicast on; ip route add 224.0.0.0/4 dev lo"
@@ -247,16 +248,16 @@ def outside(args: argparse.Namespace) -> int:
 
 
 def wait_port(port: int, timeout: float, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
+    def accepts() -> bool:
+        if proc.poll() is not None:  # not retried: a dead process never listens
             raise RuntimeError(f"{proc.args} exited {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"port {port}")
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+
+    try:
+        eventually(accepts, timeout, interval=0.3, what=f"port {port}")
+    except OSError as err:  # refused to the end: say which port
+        raise TimeoutError(f"port {port}") from err
 
 
 def start(server: Server, spec: dict[str, Any], token: str, ha: str, logs: Path) -> None:

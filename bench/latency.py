@@ -33,7 +33,7 @@ from wyoming.audio import AudioChunk, AudioStart, AudioStop  # noqa: E402
 from wyoming.client import AsyncTcpClient  # noqa: E402
 
 from bench.stats import percentile  # noqa: E402
-from tests.conftest import DATA_DIR, ServerProcess  # noqa: E402
+from tests.harness import DATA_DIR, ServerProcess  # noqa: E402
 from tests.wyoming_client import load_pcm16  # noqa: E402
 
 DEFAULT_CLIP = DATA_DIR / "speech_recognition" / "english.wav"

@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.wer import Score, timed  # noqa: E402
-from tests.conftest import AUDIO_DIR, Clip, ServerProcess, load_manifest  # noqa: E402
+from tests.harness import AUDIO_DIR, Clip, ServerProcess, load_manifest  # noqa: E402
 
 RATE = 16000
 PAUSE_SECONDS = 0.5

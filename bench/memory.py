@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 
 import psutil  # noqa: E402
 
-from tests.conftest import DATA_DIR, ServerProcess  # noqa: E402
+from tests.harness import DATA_DIR, ServerProcess  # noqa: E402
 from tests.wyoming_client import load_pcm16, transcribe  # noqa: E402
 
 CLIP = DATA_DIR / "speech_recognition" / "english.wav"

@@ -40,7 +40,7 @@ import aiohttp  # noqa: E402
 from wyoming.client import AsyncTcpClient  # noqa: E402
 
 from bench.stats import percentile  # noqa: E402
-from tests.conftest import DATA_DIR, ServerProcess, free_port, words  # noqa: E402
+from tests.harness import DATA_DIR, ServerProcess, eventually, free_port, words  # noqa: E402
 from tests.http_helpers import multipart  # noqa: E402
 from tests.wyoming_client import load_pcm16, read_until, send_audio  # noqa: E402
 
@@ -213,18 +213,15 @@ async def restart(
 
 
 def wait_all_up(stats_port: int, n: int, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            rows = haproxy_stats(stats_port)
-        except OSError:  # HAProxy is still starting
-            time.sleep(0.2)
-            continue
+    def all_up() -> bool:
+        rows = haproxy_stats(stats_port)  # OSError while HAProxy is still starting: retried
         up = [k for k, r in rows.items() if k[1].startswith("r") and r["status"] == "UP"]
-        if len(up) == 2 * n:
-            return
-        time.sleep(0.2)
-    raise TimeoutError("replicas not ready behind HAProxy")
+        return len(up) == 2 * n
+
+    try:
+        eventually(all_up, timeout, interval=0.2, what="replicas ready behind HAProxy")
+    except OSError as err:
+        raise TimeoutError("replicas not ready behind HAProxy") from err
 
 
 async def run(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 import aiohttp  # noqa: E402
 
 from bench.stats import percentile  # noqa: E402
-from tests.conftest import DATA_DIR, ServerProcess, words  # noqa: E402
+from tests.harness import DATA_DIR, ServerProcess, words  # noqa: E402
 from tests.http_helpers import (  # noqa: E402
     Resources,
     long_wav,

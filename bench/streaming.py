@@ -78,7 +78,7 @@ from wyoming_bench.stt.corpus import AudioInput, load_corpus  # noqa: E402
 from wyoming_bench.stt.reporting import SttMeasurement, summarize_stt_mode  # noqa: E402
 
 from bench.stats import percentile  # noqa: E402
-from tests.conftest import AUDIO_DIR, Clip, ServerProcess, load_manifest  # noqa: E402
+from tests.harness import AUDIO_DIR, Clip, ServerProcess, load_manifest  # noqa: E402
 from tests.http_helpers import REALTIME_SESSION  # noqa: E402
 from wyoming_whisper.audio import decode_file  # noqa: E402
 

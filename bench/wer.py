@@ -33,7 +33,7 @@ from typing import TypeVar
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.conftest import AUDIO_DIR, DATA_DIR, Clip, ServerProcess, load_manifest  # noqa: E402
+from tests.harness import AUDIO_DIR, DATA_DIR, Clip, ServerProcess, load_manifest  # noqa: E402
 
 TOLERANCE_POINTS = 0.2  # full window (the library's behaviour) vs the raw library
 AUTO_TOLERANCE_POINTS = 0.3  # fitted window vs the raw library, English

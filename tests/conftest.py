@@ -1,180 +1,20 @@
-"""Shared fixtures: the real server as a subprocess on free loopback ports, and real audio.
+"""pytest's fixtures and hooks: the shared server, the private-server factory, the skip rule.
 
-Every test that transcribes runs the real model from its PyPI pack; nothing here is mocked.
+The server process, the recordings and the waiting helpers they use are in tests/harness.py, a
+module the tests and benches import (a conftest is pytest's to load, not a library). Every test
+that transcribes runs the real model from its PyPI pack; nothing here is mocked.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-# The recordings every test uses, committed with their sources and licences (tests/data/build.py).
-DATA_DIR = REPO / "tests" / "data"
-# The larger shared set (benches): optional, absent from a clone of the public repository.
-AUDIO_DIR = Path(os.environ.get("WHISPER_TEST_AUDIO", REPO.parent / "shared" / "audio"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Clip:
-    path: Path
-    language: str
-    duration: float
-    reference: str
-
-
-def load_manifest(directory: Path = DATA_DIR) -> list[Clip]:
-    """The clips of ``directory``'s MANIFEST.tsv (none where the directory is absent)."""
-    manifest = directory / "MANIFEST.tsv"
-    if not manifest.exists():
-        return []
-    with open(manifest, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
-    return [
-        Clip(
-            directory / r["relpath"],
-            r["language"],
-            float(r["duration_seconds"]),
-            r["reference_text"],
-        )
-        for r in rows
-    ]
-
-
-# Five different LJ Speech sentences, 43 s together: longer than one 30 s window, never repetitive.
-LONG_CLIPS = [f"coqui_tts_ljspeech/LJ001-000{i}.flac" for i in (1, 3, 5, 7, 9)]
-
-
-def clip(relpath: str) -> Path:
-    """A committed test recording; a missing one is a broken checkout, never a skip."""
-    path = DATA_DIR / relpath
-    if not path.exists():
-        raise FileNotFoundError(f"test audio {path} is missing (see tests/data/MANIFEST.tsv)")
-    return path
-
-
-def repository_files() -> list[str]:
-    """The checkout's own files (tracked or not ignored), without any virtual environment a
-    developer made inside it (``python3 -m venv v``): what a linter or the Supervisor would see."""
-    try:
-        out = subprocess.run(
-            ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        files = out.splitlines()
-    except (OSError, subprocess.CalledProcessError):  # not a git checkout: walk the tree
-        files = [str(p.relative_to(REPO)) for p in REPO.rglob("*") if p.is_file()]
-    venvs = {str(p.parent.relative_to(REPO)) for p in REPO.glob("*/pyvenv.cfg")}
-    return [f for f in files if Path(f).parts[0] not in venvs and (REPO / f).is_file()]
-
-
-def words(text: str) -> list[str]:
-    """Lower-case words without punctuation, for comparing transcripts."""
-    cleaned = "".join(c.lower() if c.isalnum() or c.isspace() else " " for c in text)
-    return cleaned.split()
-
-
-@dataclass
-class ServerProcess:
-    """``python -m wyoming_whisper`` running on loopback; stop() sends SIGTERM."""
-
-    args: list[str]
-    env: dict[str, str] = field(default_factory=dict)
-    port: int = field(default_factory=free_port)
-    wyoming_port: int = field(default_factory=free_port)
-    proc: subprocess.Popen | None = None
-    log_path: Path | None = None
-    preexec_fn: Callable[[], None] | None = None  # e.g. resource limits for fault tests
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, log_dir: Path, wait: bool = True, timeout: float = 120.0) -> ServerProcess:
-        self.log_path = log_dir / f"server-{self.port}.log"
-        # Run this checkout's package even where another copy is installed (git worktrees).
-        pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": pythonpath, **self.env}
-        cmd = [
-            sys.executable,
-            "-m",
-            "wyoming_whisper",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--wyoming-port",
-            str(self.wyoming_port),
-            *self.args,
-        ]
-        with open(self.log_path, "wb") as log:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen(
-                cmd,
-                env=env,
-                cwd=REPO,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=self.preexec_fn,
-            )
-        if wait:
-            self.wait_ready(timeout)
-        return self
-
-    def health(self) -> dict:
-        with urllib.request.urlopen(self.url + "/health", timeout=5) as resp:
-            return json.loads(resp.read())
-
-    def wait_ready(self, timeout: float = 120.0, *, loaded: bool = True) -> dict:
-        """Wait until /health answers (and, with ``loaded``, every model is loaded)."""
-        deadline = time.monotonic() + timeout
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited {self.proc.returncode}:\n{self.log()}")
-            try:
-                status = self.health()
-                if not loaded or all(m["state"] == "loaded" for m in status["models"]):
-                    return status
-            except OSError as err:
-                last = err
-            time.sleep(0.1)
-        raise TimeoutError(f"server not ready: {last}\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path else ""
-
-    def stop(self, timeout: float = 20.0) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
+from .harness import PLATFORM_ONLY, ServerProcess
 
 
 @pytest.fixture(scope="session")
@@ -208,15 +48,8 @@ def start_server(log_dir: Path) -> Iterator:
 
 
 # --- Skips ----------------------------------------------------------------------------------
-# A skip hides a test, so CI (WHISPER_TEST_NO_SKIPS=1, set by .ci/run) fails the run on any skip
-# except those whose reason starts with PLATFORM_ONLY: tests that need hardware this machine
-# cannot have (Apple silicon, a CUDA device, another C library).
-PLATFORM_ONLY = "platform-only: "
+# CI (WHISPER_TEST_NO_SKIPS=1) fails the run on any skip but a PLATFORM_ONLY one (harness.py).
 _skipped: list[tuple[str, str]] = []
-
-
-def skip_platform(reason: str) -> None:
-    pytest.skip(PLATFORM_ONLY + reason)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

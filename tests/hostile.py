@@ -16,7 +16,7 @@ from types import TracebackType
 
 import psutil
 
-from .conftest import ServerProcess, clip
+from .harness import ServerProcess, clip
 from .http_helpers import SHORT, post_audio, short_ok
 
 RSS_BOUND_MB = 64.0  # peak growth allowed during an attack

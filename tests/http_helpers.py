@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from wyoming_whisper.audio import G711
 
 from .audio_files import read_mono
+from .harness import load_manifest, words
 
 SHORT = "lhotse/LJ002-0020.wav"  # 1.5 s: "in eighteen thirteen"
 SHORT_READINGS = (["in", "eighteen", "thirteen"], ["in", "1813"])  # both seen from tiny.en
@@ -30,8 +31,6 @@ WS_PATH = "/v1/audio/transcriptions/stream"
 
 def short_ok(text: str) -> bool:
     """Whether ``text`` is a right transcript of SHORT."""
-    from .conftest import words
-
     return words(text) in SHORT_READINGS
 
 
@@ -59,8 +58,6 @@ def wav_bytes(pcm: bytes, rate: int) -> bytes:
 def long_wav(seconds: float, path: Path) -> Path:
     """The English clips of the manifest one after another (half a second apart), repeated to
     ``seconds``: varied speech, so every 30 s window decodes in about the same short time."""
-    from .conftest import load_manifest
-
     pieces = []
     for item in load_manifest():
         if item.language == "en" and item.duration < 20 and item.path.exists():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import socket
@@ -25,7 +26,14 @@ from wyoming.info import Describe
 from wyoming_whisper import addon
 from wyoming_whisper.discovery import SupervisorDiscovery
 
-from .conftest import REPO, ServerProcess, free_port, repository_files
+from .harness import (
+    REPO,
+    ServerProcess,
+    eventually_async,
+    free_port,
+    never_async,
+    repository_files,
+)
 
 pytestmark = pytest.mark.smoke  # also run on Python 3.12 and 3.13 (.ci/run)
 
@@ -304,8 +312,11 @@ async def test_run_sh_starts_a_server_with_the_mapped_settings(
         assert "--cache-dir " + str(tmp_path / "models") in started
         assert "--api-key '********'" in started or "--api-key ********" in started
         assert "s3cret-key" not in log and "null" not in started
-        await asyncio.sleep(1.5)  # discovery would have been sent by now
-        assert supervisor.requests == [] and "discovery" not in log.lower()
+        # Without a token no discovery task exists, and nothing the server says afterwards
+        # would follow a POST it never makes: a bounded wait (discovery's first POST goes out
+        # at once with a token, well inside it) is the only evidence of the absence.
+        await never_async(lambda: supervisor.requests, 1.5, what="discovery without a token")
+        assert "discovery" not in proc.log().lower()
     finally:
         await supervisor.stop()
 
@@ -323,15 +334,24 @@ async def test_discovery_reaches_the_supervisor_once_it_is_up(
     addon_processes.append(proc)
     await _wait_ready(proc)
     # The Supervisor is down: the add-on keeps serving and says it will retry.
-    deadline = time.monotonic() + 30
-    while "Supervisor not reachable" not in proc.log():
-        assert time.monotonic() < deadline, proc.log()
-        await asyncio.sleep(0.1)
+    await eventually_async(
+        lambda: "Supervisor not reachable" in proc.log(),
+        30,
+        interval=0.1,
+        what="the add-on saying it will retry",
+    )
     assert proc.proc is not None and proc.proc.poll() is None
     await supervisor.start()
     try:
         await asyncio.wait_for(supervisor.received.wait(), 30)
-        await asyncio.sleep(0.5)
+        # The sender logs this after the accepted POST's answer and then returns: no attempt
+        # can follow it, and every earlier one was recorded before it was answered.
+        await eventually_async(
+            lambda: "Sent discovery to Home Assistant" in proc.log(),
+            30,
+            interval=0.1,
+            what="the add-on logging the accepted discovery",
+        )
         assert len(supervisor.requests) == 1  # accepted once: no more attempts
         request = supervisor.requests[0]
         assert request["auth"] == "Bearer test-token-123"
@@ -458,10 +478,14 @@ async def test_discovery_gives_up_once_when_refused(caplog: pytest.LogCaptureFix
         await runner.cleanup()
 
 
-async def test_discovery_stops_retrying_on_shutdown() -> None:
+async def test_discovery_stops_retrying_on_shutdown(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="wyoming_whisper.discovery")
     sender = SupervisorDiscovery(f"http://127.0.0.1:{free_port()}", "t", 10300, "h")
     sender.start()
-    await asyncio.sleep(0.2)  # first attempt failed; now waiting out the back-off
+    # The first attempt failed: the sender logs this just before it waits out the back-off.
+    await eventually_async(
+        lambda: "Supervisor not reachable" in caplog.text, 10, what="the first attempt failed"
+    )
     started = time.monotonic()
     await sender.stop()
     assert time.monotonic() - started < 1

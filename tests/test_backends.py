@@ -25,8 +25,8 @@ from wyoming_whisper.backends.faster_whisper import FasterWhisperBackend
 from wyoming_whisper.backends.mlx import MlxBackend
 
 from . import fake_mlx
-from .conftest import LONG_CLIPS, clip, load_manifest, words
 from .ct2_to_mlx import convert
+from .harness import LONG_CLIPS, clip, load_manifest, words
 
 REAL_MLX = importlib.util.find_spec("mlx_whisper") is not None and (
     importlib.util.find_spec("mlx") is not None

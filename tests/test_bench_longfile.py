@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.longfile import BASELINE, RATE, Row, build_recording, compare
-from tests.conftest import Clip
+from tests.harness import Clip
 
 # Three tiny synthetic clips (no shared audio needed): 0.25 s, 0.5 s and 1 s of constant level.
 AUDIO = {

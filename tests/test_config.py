@@ -10,7 +10,7 @@ import pytest
 
 from wyoming_whisper.config import Config, default_threads, load_config
 
-from .conftest import skip_platform
+from .harness import skip_platform
 
 pytestmark = pytest.mark.smoke  # also run on Python 3.12 and 3.13 (.ci/run)
 

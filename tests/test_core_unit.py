@@ -32,6 +32,8 @@ from wyoming_whisper.errors import Busy, ModelLoadError, ModelNotFound
 from wyoming_whisper.framing import MalformedEvent, ProtocolError, parse, read_event
 from wyoming_whisper.models.manager import ModelManager, ModelState
 
+from .harness import eventually_async, never_async
+
 
 @dataclass
 class FakeModel:
@@ -122,10 +124,9 @@ async def test_a_decode_runs_on_the_pool_and_reports_its_model() -> None:
     job = asyncio.ensure_future(
         engine.transcribe(np.zeros(16000, np.float32), engine.options(), "base")
     )
-    await asyncio.sleep(0.05)
-    assert not job.done()  # the fake decode waits; the loop does not
-    while not backend.made:
-        await asyncio.sleep(0.01)
+    # This poll runs while the fake decode waits for its release: the loop does not wait.
+    await eventually_async(lambda: backend.made, 5, interval=0.01, what="the model made")
+    assert not job.done()
     backend.made[0].release.set()
     result = await job
     assert (result.text, result.duration) == ("base", 1.0)
@@ -175,8 +176,9 @@ async def test_concurrent_users_share_one_load() -> None:
             return model
 
     users = [asyncio.ensure_future(use()) for _ in range(5)]
-    await asyncio.sleep(0.05)
-    assert manager.models["base"].state is ModelState.LOADING
+    await eventually_async(
+        lambda: manager.models["base"].state is ModelState.LOADING, 5, what="base loading"
+    )
     backend.gate.set()
     models = await asyncio.gather(*users)
     assert backend.loads == ["base"] and all(m is models[0] for m in models)
@@ -188,12 +190,20 @@ async def test_idle_ttl_unloads_but_never_under_a_user() -> None:
     backend.gate.set()
     manager = ModelManager(("base",), backend, ttl=0.1)  # type: ignore[arg-type]
     async with manager.use("base"):
-        await asyncio.sleep(0.3)  # longer than the TTL, but in use
-        assert manager.models["base"].state is ModelState.LOADED
+        # The TTL is a clock: only time past it (three times over) shows it does not fire
+        # under a user; no later event would follow an unload that did not happen.
+        await never_async(
+            lambda: manager.models["base"].state is not ModelState.LOADED,
+            0.3,
+            what="base unloaded while in use",
+        )
     status = manager.models["base"].status()
     assert status["seconds_until_unload"] is not None and status["ttl_seconds"] == 0.1
-    await asyncio.sleep(0.3)
-    assert manager.models["base"].state is ModelState.UNLOADED and backend.made[0].unloaded
+    await eventually_async(
+        lambda: manager.models["base"].state is ModelState.UNLOADED and backend.made[0].unloaded,
+        5,
+        what="base unloaded after its TTL",
+    )
     async with manager.use("base"):  # the next user loads it again
         pass
     assert backend.loads == ["base", "base"]
@@ -288,7 +298,7 @@ def test_decode_file_reads_what_faster_whisper_reads() -> None:
 
     from wyoming_whisper.audio import decode_file
 
-    from .conftest import REPO
+    from .harness import REPO
 
     files = sorted(
         p
@@ -309,7 +319,7 @@ def test_a_stream_gives_the_samples_of_an_upload_of_the_same_pcm(rate: int) -> N
 
     from wyoming_whisper.audio import PcmConverter, decode_file
 
-    from .conftest import clip
+    from .harness import clip
     from .http_helpers import wav_bytes
     from .wyoming_client import load_pcm16
 

@@ -13,7 +13,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from .conftest import ServerProcess, clip
+from .harness import ServerProcess, clip
 from .wyoming_client import load_pcm16, transcribe
 
 SILENCE = np.zeros(int(0.7 * 16000), dtype="<i2").tobytes()

@@ -38,7 +38,7 @@ from wyoming_whisper.backends.faster_whisper_internals import (
 from wyoming_whisper.backends.mlx import MlxBackend
 from wyoming_whisper.errors import Abandoned
 
-from .conftest import REPO, ServerProcess, clip, words
+from .harness import REPO, ServerProcess, clip, words
 
 
 @dataclass

@@ -14,7 +14,7 @@ import psutil
 
 from wyoming_whisper.backends.ctranslate2_models import PACKS
 
-from .conftest import ServerProcess, clip, words
+from .harness import ServerProcess, clip, eventually, eventually_async, words
 from .http_helpers import SHORT, long_wav, post_audio, short_ok
 from .wyoming_client import load_pcm16, transcribe
 
@@ -29,6 +29,15 @@ def _unload(srv: ServerProcess) -> None:
 def _model_health(srv: ServerProcess, name: str) -> dict:
     status = srv.health()
     return {"status": status["status"], **next(m for m in status["models"] if m["name"] == name)}
+
+
+def _wait_loaded_or_failed(srv: ServerProcess, name: str) -> None:
+    eventually(
+        lambda: _model_health(srv, name)["state"] != "loading",
+        60,
+        interval=0.1,
+        what=f"{name} done loading",
+    )
 
 
 async def test_model_files_deleted_or_corrupted_then_restored(start_server, tmp_path: Path) -> None:
@@ -156,10 +165,12 @@ async def test_sigterm_during_http_transcription(start_server, tmp_path: Path) -
                 srv.url + "/v1/audio/transcriptions", data=body, headers={"Content-Type": ctype}
             )
         )
-        deadline = time.monotonic() + 30
-        while not any(m["active_requests"] for m in srv.health()["models"]):
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.02)
+        await eventually_async(
+            lambda: any(m["active_requests"] for m in srv.health()["models"]),
+            30,
+            interval=0.02,
+            what="the request decoding",
+        )
         srv.proc.send_signal(signal.SIGTERM)
         resp = await asyncio.wait_for(request, 30)
         assert resp.status == 200
@@ -194,10 +205,7 @@ def test_cache_full_while_assembling(start_server, tmp_path: Path) -> None:
     srv.start(tmp_path, wait=False)
     try:
         srv.wait_ready(loaded=False)
-        deadline = time.monotonic() + 60
-        while _model_health(srv, "base")["state"] == "loading":
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        _wait_loaded_or_failed(srv, "base")
         error = _assert_base_refused_and_tiny_serves(srv, cache)
         assert "too large" in error.lower() or "space" in error.lower(), error
         packs = cache / "packs"
@@ -216,10 +224,7 @@ def test_cache_not_writable_while_assembling(start_server, tmp_path: Path) -> No
         "-m", "tiny.en", "-m", "base", "--cache-dir", str(cache), "--no-zeroconf", wait=False
     )
     srv.wait_ready(loaded=False)
-    deadline = time.monotonic() + 60
-    while _model_health(srv, "base")["state"] == "loading":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    _wait_loaded_or_failed(srv, "base")
     error = _assert_base_refused_and_tiny_serves(srv, cache)
     assert "packs" in error, error
     assert (cache / "packs").read_text() == "not a directory"

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .conftest import ServerProcess, clip
+from .harness import ServerProcess, clip
 from .http_helpers import SHORT, post_audio, short_ok
 
 FUZZ = settings(

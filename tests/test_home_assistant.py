@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import REPO, words
+from .harness import REPO, words
 from .home_assistant.scenario import run_isolated
 
 pytestmark = pytest.mark.slow  # a real Home Assistant in a network namespace (a minute to set up)

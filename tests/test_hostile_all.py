@@ -16,7 +16,7 @@ import aiohttp
 from wyoming.audio import AudioChunk, AudioStart
 from wyoming.client import AsyncTcpClient
 
-from .conftest import ServerProcess, clip, words
+from .harness import ServerProcess, clip, words
 from .hostile import HEALTH_BOUND_MS, Watch
 from .http_helpers import SHORT, SHORT_READINGS, form_body
 from .wyoming_client import load_pcm16, read_until, transcribe
@@ -124,8 +124,9 @@ async def json_and_origin(http: aiohttp.ClientSession, srv: ServerProcess) -> li
     return statuses
 
 
-async def idle_connections(srv: ServerProcess, hold: asyncio.Event) -> int:
-    """100 idle Wyoming connections and 20 HTTP requests that never finish their headers."""
+async def idle_connections(srv: ServerProcess, hold: asyncio.Event, opened: asyncio.Event) -> int:
+    """100 idle Wyoming connections and 20 HTTP requests that never finish their headers, held
+    until ``hold``; ``opened`` is set once they are all open and sent."""
     writers = []
     for _ in range(100):
         _, writer = await asyncio.open_connection("127.0.0.1", srv.wyoming_port)
@@ -134,6 +135,8 @@ async def idle_connections(srv: ServerProcess, hold: asyncio.Event) -> int:
         _, writer = await asyncio.open_connection("127.0.0.1", srv.port)
         writer.write(b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\n")
         writers.append(writer)
+    await asyncio.gather(*(writer.drain() for writer in writers))
+    opened.set()
     await hold.wait()
     for writer in writers:
         writer.close()
@@ -151,8 +154,11 @@ async def test_a_server_under_every_case_at_once_still_serves(
     rounds: list[tuple[Any, ...]] = []
     with Watch(srv) as watch:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
-            idle = asyncio.create_task(idle_connections(srv, hold))
-            await asyncio.sleep(0.5)
+            opened = asyncio.Event()
+            idle = asyncio.create_task(idle_connections(srv, hold, opened))
+            ready = asyncio.create_task(opened.wait())
+            await asyncio.wait([idle, ready], timeout=30, return_when=asyncio.FIRST_COMPLETED)
+            assert opened.is_set(), idle  # (an error opening them ends ``idle`` first)
             for _ in range(1):
                 attacks = asyncio.gather(
                     hostile_uploads(http, srv),
@@ -161,7 +167,7 @@ async def test_a_server_under_every_case_at_once_still_serves(
                     json_and_origin(http, srv),
                     return_exceptions=True,
                 )
-                await asyncio.sleep(0.3)
+                await asyncio.sleep(0.3)  # the attacks under way (a head start, not evidence)
                 normal = await transcribe("127.0.0.1", srv.wyoming_port, pcm)
                 rounds.append((normal, *await attacks))
             hold.set()

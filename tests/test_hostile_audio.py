@@ -38,7 +38,7 @@ from wyoming_whisper.audio import G711Converter, PcmConverter, decode_file
 from wyoming_whisper.errors import BadAudio, TooLarge
 from wyoming_whisper.http.openai import sweep_uploads
 
-from .conftest import ServerProcess, clip
+from .harness import ServerProcess, clip, eventually
 from .hostile import HEALTH_BOUND_MS, RSS_BOUND_MB, Watch, still_serves
 from .http_helpers import SHORT, form_body, short_ok, ulaw
 from .wyoming_client import load_pcm16, read_until, send_audio
@@ -500,10 +500,8 @@ def start_upload(srv: ServerProcess, spool: Path) -> socket.socket:
         ).encode()
         + head
     )
-    deadline = time.monotonic() + 30
-    while not spooled(spool, srv.proc.pid):
-        assert time.monotonic() < deadline, "the upload was never spooled"
-        time.sleep(0.05)
+    pid = srv.proc.pid
+    eventually(lambda: spooled(spool, pid), 30, what="the upload spooled")
     return sock
 
 

@@ -18,8 +18,9 @@ import aiohttp
 from wyoming.asr import Transcribe
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
+from wyoming.ping import Ping
 
-from .conftest import ServerProcess, clip
+from .harness import ServerProcess, clip
 from .hostile import HEALTH_BOUND_MS, RSS_BOUND_MB, Watch, still_serves
 from .http_helpers import SHORT, WS_PATH, form_body, short_ok
 from .wyoming_client import load_pcm16, read_until, transcribe
@@ -256,7 +257,11 @@ async def test_at_the_cap_busy_connections_refuse_new_ones(start_server) -> None
         clients.append(client)
     async with aiohttp.ClientSession() as http:
         streams = [await http.ws_connect(srv.url + WS_PATH) for _ in range(4)]
-        await asyncio.sleep(0.3)
+        # Every place taken: each WebSocket's handshake was answered, and each Wyoming
+        # connection answers a ping after its audio-start (events are handled in order).
+        for client in clients:
+            await client.write_event(Ping(text="open").event())
+            assert [e.type for e in await read_until(client, "pong", timeout=10)] == ["pong"]
         async with AsyncTcpClient("127.0.0.1", srv.wyoming_port) as extra:
             refused = await asyncio.wait_for(extra.read_event(), 5)
         reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)

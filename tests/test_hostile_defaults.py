@@ -29,7 +29,7 @@ from wyoming_whisper.hass_names import HassNames
 from wyoming_whisper.http.app import INGRESS_PROXY, BrowserGuard
 from wyoming_whisper.models.manager import public_reason
 
-from .conftest import REPO, ServerProcess, clip
+from .harness import REPO, ServerProcess, clip, eventually, eventually_async
 from .hostile import Watch, still_serves
 from .http_helpers import SHORT, WS_PATH, metric, metrics, post_audio
 from .wyoming_client import load_pcm16, transcribe
@@ -248,9 +248,13 @@ async def test_names_reader_survives_closes_during_login_and_refresh(
     started = time.monotonic()
     names.start()
     try:
-        while not names.names and time.monotonic() - started < 10:
-            assert names._task is not None and not names._task.done(), names._task
-            await asyncio.sleep(0.02)
+
+        def read() -> tuple[str, ...]:
+            if names._task is None or names._task.done():  # pytest.fail: not retried
+                pytest.fail(f"the names task ended: {names._task}")
+            return names.names
+
+        await eventually_async(read, 10, interval=0.02, what="the names read")
         seconds = time.monotonic() - started
         assert names.names == ("Plantuary lamp", "Snug")
         assert fake.connections == 3
@@ -308,13 +312,15 @@ def test_garbage_lines_log_a_few_warnings_per_connection(server: ServerProcess) 
     lines = 200
     with Watch(srv) as w, socket.create_connection(("127.0.0.1", srv.wyoming_port)) as conn:
         conn.sendall(b"x\n" * lines)
-        deadline = time.monotonic() + 10
-        faults = 0.0
-        while faults < lines and time.monotonic() < deadline:
-            time.sleep(0.1)
+
+        def counted() -> float | None:
             faults = bad_events(srv) - before
+            return faults if faults >= lines else None
+
+        faults = eventually(counted, 10, interval=0.1, what=f"{lines} bad events counted")
     assert faults == lines  # each one still answered with an error event and counted
-    time.sleep(0.2)
+    # No wait for more log: each fault is logged (or not) before it is counted, so once all
+    # are counted the log holds everything they will ever add.
     grown = len(srv.log()) - before_log
     assert grown < 1000, srv.log()[before_log:]
     assert "further errors on this connection are not logged" in srv.log()

@@ -25,7 +25,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from wyoming_whisper.http.errors import error_middleware
 
-from .conftest import ServerProcess, clip
+from .harness import ServerProcess, clip
 from .http_helpers import form_body as multipart
 
 JFK = "openai_whisper/jfk.flac"

@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from .audio_files import encode, read_mono
-from .conftest import ServerProcess, clip, words
+from .harness import ServerProcess, clip, eventually, words
 
 JFK = "openai_whisper/jfk.flac"
 JFK_WORDS = words(
@@ -308,9 +308,11 @@ def test_stream_client_leaving_early_cancels_cleanly(
         first = next(iter(stream))
         stream.close()
     assert first.type == "transcript.text.delta"
-    deadline = time.monotonic() + 30
-    while any(m["active_requests"] for m in server.health()["models"]):
-        assert time.monotonic() < deadline, "the abandoned decode never stopped"
-        time.sleep(0.1)
+    eventually(
+        lambda: not any(m["active_requests"] for m in server.health()["models"]),
+        30,
+        interval=0.1,
+        what="the abandoned decode stopped",
+    )
     assert overlap(transcribe(client, clip(JFK)).text, JFK_WORDS) >= 0.9
     assert "Unhandled error" not in server.log()

@@ -21,7 +21,7 @@ import yaml
 
 from wyoming_whisper.config import Config, build_parser, load_config
 
-from .conftest import REPO, ServerProcess
+from .harness import REPO, ServerProcess
 
 DEPLOY = REPO / "deploy" / "kubernetes"
 OVERLAYS = sorted(p.name for p in (DEPLOY / "overlays").iterdir() if p.is_dir())

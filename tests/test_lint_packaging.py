@@ -21,7 +21,7 @@ import yaml
 
 from wyoming_whisper.config import load_config
 
-from .conftest import REPO, repository_files
+from .harness import REPO, repository_files
 
 DOCKERFILE = REPO / "Dockerfile"
 
@@ -258,3 +258,33 @@ def test_the_architecture_note_names_every_module() -> None:
     }
     missing = sorted(m for m in modules if f"`{m}`" not in note)
     assert not missing, f"not in docs/architecture.md: {missing}"
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, relative ones spelled as written (``.conftest``)."""
+    import ast
+
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            module = "." * node.level + (node.module or "")
+            found.add(module)
+            if not node.module:  # ``from . import conftest``
+                found.update(module + alias.name for alias in node.names)
+    return found
+
+
+def test_no_bench_or_test_module_imports_the_conftest() -> None:
+    """A conftest is pytest's to load, not a library: the benches and the tests' helpers import
+    the server process, the recordings and the waits from tests/harness.py."""
+    files = [f for f in repository_files() if f.endswith(".py")]
+    scanned = [f for f in files if f.startswith(("bench/", "tests/"))]
+    assert any(f.startswith("bench/") for f in scanned) and "tests/harness.py" in scanned
+    offenders = {
+        f: sorted(m for m in _imported_modules(REPO / f) if m.split(".")[-1] == "conftest")
+        for f in scanned
+    }
+    offenders = {f: m for f, m in offenders.items() if m}
+    assert not offenders, f"import tests.harness instead: {offenders}"

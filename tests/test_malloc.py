@@ -11,7 +11,7 @@ import pytest
 
 from wyoming_whisper.malloc import cap_arenas, trim
 
-from .conftest import PLATFORM_ONLY
+from .harness import PLATFORM_ONLY
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason=PLATFORM_ONLY + "glibc only")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import urllib.request
 
-from .conftest import ServerProcess, clip
+from .harness import ServerProcess, clip
 from .http_helpers import SHORT, metric, metrics, post_audio, short_ok
 from .wyoming_client import load_pcm16, transcribe
 

@@ -16,7 +16,7 @@ from wyoming_whisper.backends.faster_whisper import FasterWhisperBackend
 from wyoming_whisper.backends.mlx import MLX_REPOS, MlxBackend, MlxModel, resolve_mlx
 
 from . import fake_mlx
-from .conftest import clip, words
+from .harness import clip, words
 
 TINY_EN = FasterWhisperBackend("cpu", 0, "int8").resolve("tiny.en")  # the fake's weights
 

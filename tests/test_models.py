@@ -13,7 +13,7 @@ from wyoming.asr import Transcribe
 
 from wyoming_whisper.backends.ctranslate2_models import PACKS
 
-from .conftest import ServerProcess, clip, words
+from .harness import ServerProcess, clip, eventually, eventually_async, words
 from .http_helpers import SHORT, long_wav, post_audio, post_json, short_ok
 from .wyoming_client import load_pcm16, transcribe
 
@@ -25,13 +25,11 @@ def model_state(server: ServerProcess, name: str) -> dict:
 
 
 def wait_state(server: ServerProcess, name: str, state: str, timeout: float = 30) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def reached() -> dict | None:
         status = model_state(server, name)
-        if status["state"] == state:
-            return status
-        time.sleep(0.1)
-    raise AssertionError(f"{name} never reached {state}: {model_state(server, name)}")
+        return status if status["state"] == state else None
+
+    return eventually(reached, timeout, interval=0.1, what=f"{name} {state}")
 
 
 def rss(server: ServerProcess) -> int:
@@ -164,10 +162,13 @@ async def test_unload_while_decoding_waits_for_the_answer(start_server, tmp_path
     srv: ServerProcess = start_server("-m", "tiny.en", "--preload", "--ttl", "0", "--no-zeroconf")
     audio = long_wav(40, tmp_path / "long.wav").read_bytes()
     pending = asyncio.create_task(asyncio.to_thread(post_audio, srv.url, audio))
-    deadline = time.monotonic() + 30
-    while model_state(srv, "tiny.en")["active_requests"] == 0:
-        assert time.monotonic() < deadline and not pending.done()
-        await asyncio.sleep(0.02)
+
+    def decoding() -> bool:
+        if pending.done():  # pytest.fail, not assert: eventually retries a failed assert
+            pytest.fail("answered before the test saw it decoding")
+        return model_state(srv, "tiny.en")["active_requests"] > 0
+
+    await eventually_async(decoding, 30, interval=0.02, what="the decode running")
     reply = await asyncio.to_thread(post_json, srv.url + "/v1/model/unload", {"model": "tiny.en"})
     assert reply["unloaded"] == [] and reply["was_loaded"] is False, reply
     status = model_state(srv, "tiny.en")

@@ -24,7 +24,7 @@ from wyoming.client import AsyncTcpClient
 
 from wyoming_whisper.http.docs import build_spec
 
-from .conftest import ServerProcess, clip, words
+from .harness import ServerProcess, clip, eventually, eventually_async, words
 from .http_helpers import COUNT, multipart
 from .test_openapi_responses import check
 from .wyoming_client import load_pcm16, read_until
@@ -49,15 +49,13 @@ def held_model(directory: Path) -> tuple[Path, threading.Thread]:
     os.mkfifo(fifo)
 
     def release() -> None:
-        deadline = time.monotonic() + 60
-        while True:  # O_NONBLOCK: fails (ENXIO) until the loader has opened its end
-            try:
-                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        # O_NONBLOCK: fails (ENXIO) until the loader has opened its end. In a list: fd 0 is falsy.
+        opened = eventually(
+            lambda: [os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)],
+            60,
+            what="the loader opening the vocabulary FIFO",
+        )
+        fd = opened[0]
         os.set_blocking(fd, True)
         with os.fdopen(fd, "wb") as out:
             out.write((source / "vocabulary.txt").read_bytes())
@@ -76,12 +74,11 @@ def ready(srv: ServerProcess) -> tuple[int, dict]:
 
 
 def wait_for(srv: ServerProcess, reason: str, timeout: float = 30.0) -> tuple[int, dict]:
-    deadline = time.monotonic() + timeout
-    while True:
+    def reached() -> tuple[int, dict] | None:
         status, body = ready(srv)
-        if body["reason"] == reason or time.monotonic() > deadline:
-            return status, body
-        time.sleep(0.05)
+        return (status, body) if body["reason"] == reason else None
+
+    return eventually(reached, timeout, what=f"/ready saying {reason!r}")
 
 
 def refuses(port: int) -> bool:
@@ -198,10 +195,12 @@ async def test_ready_through_loading_serving_full_queue_and_drain(
         code, reply = await loop.run_in_executor(None, post_with_key, srv, audio)
         assert code == 200 and words(reply["text"]) == ["one", "two", "three"], reply
         # After the delay both ports close; the utterance still arriving is not cut off.
-        deadline = signalled + 3 + 10
-        while not (refuses(srv.port) and refuses(srv.wyoming_port)):
-            assert time.monotonic() < deadline, "ports still open after --shutdown-delay"
-            await asyncio.sleep(0.1)
+        await eventually_async(
+            lambda: refuses(srv.port) and refuses(srv.wyoming_port),
+            signalled + 3 + 10 - time.monotonic(),
+            interval=0.1,
+            what="both ports closed after --shutdown-delay",
+        )
         assert time.monotonic() - signalled >= 2.9
         for i in range(half, len(pcm), CHUNK):
             chunk = AudioChunk(rate=16000, width=2, channels=1, audio=pcm[i : i + CHUNK])

@@ -24,7 +24,7 @@ from wyoming_whisper.http.realtime.session import session_request
 from wyoming_whisper.http.realtime.settings import Settings
 from wyoming_whisper.streaming import ENDPOINT_TRAIL_SECONDS
 
-from .conftest import ServerProcess, clip, words
+from .harness import ServerProcess, clip, words
 from .http_helpers import REALTIME_SESSION, ulaw, wav_bytes
 from .wyoming_client import load_pcm16
 

@@ -17,7 +17,7 @@ from wyoming.asr import Transcribe
 from wyoming.audio import AudioChunk, AudioStart
 from wyoming.client import AsyncTcpClient
 
-from .conftest import ServerProcess, clip, words
+from .harness import ServerProcess, clip, eventually_async, words
 from .http_helpers import (
     SHORT,
     WS_PATH,
@@ -40,13 +40,6 @@ async def http_transcribe(
         url + "/v1/audio/transcriptions", data=body, headers={"Content-Type": ctype}
     ) as resp:
         return resp.status, await resp.json(content_type=None), dict(resp.headers)
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 def in_flight(srv: ServerProcess) -> int:
@@ -72,7 +65,9 @@ async def test_full_queue_refuses_at_once_and_accepted_requests_finish(
         accepted = [
             asyncio.create_task(http_transcribe(session, srv.url, long_audio)) for _ in range(2)
         ]
-        await wait_for(lambda: in_flight(srv) == 2)
+        await eventually_async(
+            lambda: in_flight(srv) == 2, 30, interval=0.02, what="two requests admitted"
+        )
 
         # HTTP: 503 in OpenAI's shape with Retry-After, at once.
         started = time.monotonic()
@@ -139,8 +134,11 @@ async def test_http_client_that_hangs_up_frees_its_worker(one_worker, tmp_path: 
     audio = long_wav(600, tmp_path / "long.wav").read_bytes()
     async with aiohttp.ClientSession() as session:
         job = asyncio.create_task(http_transcribe(session, srv.url, audio))
-        await wait_for(lambda: decoding(srv) == 1)
-        await asyncio.sleep(0.5)  # well inside the decode of ten minutes of audio
+        await eventually_async(lambda: decoding(srv) == 1, 30, interval=0.02, what="decoding")
+        # A JSON answer says nothing until the end, so nothing shows how far the decode got:
+        # this only puts the hang-up past the decode's start (not evidence of anything; the
+        # decode's stop is shown below by the next request's wait and the cancelled metrics).
+        await asyncio.sleep(0.5)
         job.cancel()  # closes the connection
         await asyncio.gather(job, return_exceptions=True)
     # Decoding 600 s (20 windows) takes about 100 s on one worker here; the next request waits
@@ -160,8 +158,11 @@ async def test_wyoming_client_that_hangs_up_frees_its_worker(one_worker, tmp_pat
     client = AsyncTcpClient("127.0.0.1", srv.wyoming_port)
     await client.connect()
     await send_audio(client, pcm, chunk_bytes=64000)
-    await wait_for(lambda: decoding(srv) == 1)
-    await asyncio.sleep(0.5)
+    await eventually_async(lambda: decoding(srv) == 1, 30, interval=0.02, what="decoding")
+    # The first transcript chunk: the decode is past its first window, and far from the end of
+    # ten minutes of audio, when the client hangs up.
+    events = await read_until(client, "transcript-chunk", timeout=60)
+    assert events[-1].type == "transcript-chunk", events[-1]
     await client.disconnect()
     assert await _second_request_is_quick(srv) < CANCELLED_DECODE_BOUND
     samples = metrics(srv.url)

@@ -17,7 +17,7 @@ from wyoming_whisper.errors import InvalidRequest, ModelNotFound, Unsupported, W
 from wyoming_whisper.languages import check_language
 from wyoming_whisper.request import build_request, parse_granularities, parse_json
 
-from .conftest import ServerProcess, clip
+from .harness import ServerProcess, clip
 from .http_helpers import COUNT, WS_PATH, post_audio
 from .wyoming_client import load_pcm16, read_until, send_audio
 

@@ -18,7 +18,7 @@ from schemathesis.schemas import APIOperation
 
 from wyoming_whisper.http.docs import build_spec
 
-from .conftest import ServerProcess
+from .harness import ServerProcess
 
 
 def _spec(server: ServerProcess) -> dict:

@@ -17,7 +17,7 @@ from wyoming_whisper.backends.select import (
     select,
 )
 
-from .conftest import REPO
+from .harness import REPO
 
 MAC = PlatformFacts("Darwin", "arm64", mlx_available=True, cuda_devices=0)
 MAC_NO_MLX = PlatformFacts("Darwin", "arm64", mlx_available=False, cuda_devices=0)

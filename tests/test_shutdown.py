@@ -12,7 +12,7 @@ import aiohttp
 import psutil
 import pytest
 
-from .conftest import ServerProcess, clip, words
+from .harness import ServerProcess, clip, eventually_async, words
 from .http_helpers import multipart, ws_transcribe
 from .wyoming_client import load_pcm16, transcribe
 
@@ -63,11 +63,13 @@ async def test_signal_lets_in_flight_work_finish(
     path = clip("lhotse/2412-153948-0000.flac")
     pending = asyncio.create_task(door(srv, load_pcm16(path), path.read_bytes()))
     # Wait until the request is being decoded, then ask the server to stop.
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if any(m["active_requests"] for m in srv.health()["models"]):
-            break
-        await asyncio.sleep(0.02)
+
+    def decoding() -> bool:
+        if pending.done():  # pytest.fail, not assert: eventually retries a failed assert
+            pytest.fail(f"answered before the signal: {pending.result()!r}")
+        return any(m["active_requests"] for m in srv.health()["models"])
+
+    await eventually_async(decoding, 30, interval=0.02, what="the request decoding")
     srv.proc.send_signal(sig)
     text = await asyncio.wait_for(pending, 30)
     assert len(words(text)) > 10, text

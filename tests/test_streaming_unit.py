@@ -12,7 +12,7 @@ from wyoming_whisper.http.websocket import split_eos
 from wyoming_whisper.streaming import WINDOW, SileroStream, SpeechTracker, final_end
 from wyoming_whisper.transcript_chunks import ChunkText
 
-from .conftest import clip
+from .harness import clip
 
 
 def test_tracker_hysteresis_and_silence() -> None:

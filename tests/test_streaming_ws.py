@@ -11,7 +11,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from .conftest import LONG_CLIPS, ServerProcess, clip, words
+from .harness import LONG_CLIPS, ServerProcess, clip, words
 from .wyoming_client import load_pcm16
 
 PATH = "/v1/audio/transcriptions/stream"

@@ -27,7 +27,7 @@ from aiohttp import web
 from wyoming_whisper.config import Config
 from wyoming_whisper.http.ui import base_href
 
-from .conftest import REPO, ServerProcess, clip, free_port, words
+from .harness import REPO, ServerProcess, clip, free_port, words
 
 pytestmark = pytest.mark.slow  # a real Chromium
 

@@ -15,7 +15,7 @@ from wyoming.info import Describe, Info
 
 from wyoming_whisper.backends.encoder_window import said_twice
 
-from .conftest import ServerProcess, clip, words
+from .harness import ServerProcess, clip, eventually_async, words
 from .http_helpers import metrics
 from .wyoming_client import load_pcm16, read_until, send_audio, transcribe
 
@@ -311,11 +311,16 @@ async def test_the_audio_chooses_the_command_it_says(server: ServerProcess) -> N
     def rewritten() -> float:
         return metrics(server.url).get(REWRITTEN, 0.0)
 
-    for _ in range(20):  # until the sentences are loaded (3 s on an idle core)
+    async def rewritten_once() -> tuple[Event, float]:
         before = rewritten()
         event = await transcribe("127.0.0.1", server.wyoming_port, pcm, transcribe=ask)
-        if rewritten() > before:  # (not "command": tiny.en did not hear "Lumisette" itself)
-            break
-        await asyncio.sleep(0.5)
+        # (not "command": tiny.en did not hear "Lumisette" itself)
+        assert rewritten() > before, event.data
+        return event, before
+
+    # Until the sentences are loaded (3 s on an idle core).
+    event, before = await eventually_async(
+        rewritten_once, 30, interval=0.5, what="Home Assistant's sentences loaded"
+    )
     assert event.data["text"] == "Turn on Lumisette.", event.data
     assert rewritten() == before + 1

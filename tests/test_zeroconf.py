@@ -10,7 +10,7 @@ from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZerocon
 
 from wyoming_whisper.discovery import SERVICE_TYPE
 
-from .conftest import ServerProcess
+from .harness import ServerProcess
 
 
 async def browse(name: str, timeout: float) -> AsyncServiceInfo | None:

@@ -23,6 +23,7 @@ REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.data.assist.build import AREAS, ENTITIES, FLOORS, TIMERS  # noqa: E402
+from tests.harness import eventually_async  # noqa: E402
 from tests.home_assistant.scenario import CHUNK, HA, Hass  # noqa: E402
 
 CONFIG = """\
@@ -88,15 +89,14 @@ async def setup_names(hass: Hass) -> str:
         else:
             made = await hass.command(type="config/area_registry/create", name=area, **fields)
         areas[area] = made["area_id"]
-    deadline = time.monotonic() + 60
-    while True:  # the platforms register their entities
+
+    async def registered() -> bool:  # the platforms register their entities
         listed = await hass.command(type="config/entity_registry/list")
         known = {e["entity_id"] for e in listed}
-        if set(ENTITIES) | {TIMERS} <= known:
-            break
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"bench_devices entities missing: {set(ENTITIES) - known}")
-        await asyncio.sleep(0.5)
+        assert set(ENTITIES) | {TIMERS} <= known, f"entities missing: {set(ENTITIES) - known}"
+        return True
+
+    await eventually_async(registered, 60, interval=0.5, what="bench_devices entities")
     for entity_id, (_, area, aliases, _) in ENTITIES.items():
         await hass.command(
             type="config/entity_registry/update",
@@ -136,15 +136,15 @@ async def add_wyoming(hass: Hass, port: int) -> tuple[str, str]:
     if done.get("type") != "create_entry":
         raise RuntimeError(f"wyoming flow for port {port}: {done}")
     entry = done["result"]["entry_id"]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    async def stt_entity() -> str | None:
         listed = await hass.command(type="config/entity_registry/list")
         stt = [e["entity_id"] for e in listed if e.get("config_entry_id") == entry
                and e["entity_id"].startswith("stt.")]  # fmt: skip
-        if stt:
-            return entry, stt[0]
-        await asyncio.sleep(0.5)
-    raise TimeoutError(f"no STT entity for the Wyoming entry on port {port}")
+        return stt[0] if stt else None
+
+    what = f"an STT entity for the Wyoming entry on port {port}"
+    return entry, await eventually_async(stt_entity, 30, interval=0.5, what=what)
 
 
 def _intent(events: list[dict[str, Any]]) -> dict[str, Any]:

@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.data.names.build import AREAS, ENTITIES  # noqa: E402
 from tests.data.names.build import load as load_commands  # noqa: E402
+from tests.harness import eventually, eventually_async  # noqa: E402
 from tests.wyoming_client import load_pcm16, transcribe  # noqa: E402
 
 HA = "http://127.0.0.1:18123"
@@ -63,18 +64,16 @@ def start_server(name: str, logs: Path, *extra: str) -> subprocess.Popen:
 
 
 def wait_http(url: str, timeout: float, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
+    def answers() -> bool:
+        if proc.poll() is not None:  # not retried: a dead process never answers
             raise RuntimeError(f"{proc.args[0]} exited {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(url)
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200
+
+    try:
+        eventually(answers, timeout, interval=0.2, what=url)
+    except OSError as err:  # refused to the end: say which URL
+        raise TimeoutError(url) from err
 
 
 def health(name: str) -> dict[str, Any]:
@@ -92,12 +91,13 @@ def outcomes(port: int) -> dict[str, float]:
 
 
 async def until(predicate: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.25)
-    return False
+    """Whether ``predicate`` came true within ``timeout``; the scenario records what follows
+    either way (the test module checks it), so running out of time is not an error here."""
+    try:
+        await eventually_async(predicate, timeout, interval=0.25)
+    except TimeoutError:
+        return False
+    return True
 
 
 class Hass:
@@ -192,16 +192,21 @@ class Hass:
         return dict(body)
 
     async def discovered(self, source: str, timeout: float = 30) -> dict[str, Any] | None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        async def found() -> dict[str, Any] | None:
             flows = await self.command(type="config_entries/flow/progress")
-            found = [
-                f for f in flows if f["handler"] == "wyoming" and f["context"]["source"] == source
-            ]
-            if found:
-                return dict(found[0])
-            await asyncio.sleep(0.5)
-        return None
+            return next(
+                (
+                    dict(f)
+                    for f in flows
+                    if f["handler"] == "wyoming" and f["context"]["source"] == source
+                ),
+                None,
+            )
+
+        try:
+            return await eventually_async(found, timeout, interval=0.5, what=f"a {source} flow")
+        except TimeoutError:
+            return None  # the caller records it
 
     async def run_pipeline(
         self, pipeline: str, pcm: bytes, *, paced: bool, end_stage: str = "stt"
