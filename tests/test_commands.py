@@ -279,3 +279,12 @@ def test_re2_patterns_match_where_hassil_s_own_did(commands: Commands) -> None:
                 sentence.text,
                 text,
             )
+
+
+def test_the_sentences_status_says_what_each_language_is() -> None:
+    """/health shows it: a deployment (and the Home Assistant test) can wait for the sentences
+    instead of guessing; a language Home Assistant has no sentences for says so."""
+    assist = Assist()
+    assert assist.status() == {}
+    assist.load("zz")
+    assert assist.status() == {"zz": "none"}

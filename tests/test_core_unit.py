@@ -5,6 +5,7 @@ here; every test that transcribes elsewhere uses a real model."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from dataclasses import dataclass, field
 
@@ -132,6 +133,57 @@ async def test_a_decode_runs_on_the_pool_and_reports_its_model() -> None:
     assert (result.text, result.duration) == ("base", 1.0)
     await engine.close()
     await engine.manager.close()
+
+
+class FailingModel(FakeModel):
+    raising = threading.Event()
+
+    def transcribe(self, *args: object, **kwargs: object) -> Result:
+        self.release.wait(10)
+        self.raising.set()
+        raise RuntimeError("the decode failed after its caller left")
+
+
+class FailingBackend(FakeBackend):
+    def load(self, path: str) -> FakeModel:
+        model = FailingModel(path)
+        self.made.append(model)
+        return model
+
+
+async def test_a_decode_whose_caller_left_twice_has_its_fault_retrieved() -> None:
+    """A caller cancelled again while it waits for the worker to let go stops waiting; what the
+    decode raises afterwards is nobody's, and asyncio must not log it as never retrieved."""
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, object]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    backend = FailingBackend()
+    backend.gate.set()
+    engine = engine_with(backend)
+    try:
+        job = asyncio.ensure_future(
+            engine.transcribe(np.zeros(16000, np.float32), engine.options(), "base")
+        )
+        await eventually_async(lambda: backend.made, 5, interval=0.01, what="the model made")
+        await asyncio.sleep(0.05)  # (the decode is on its worker)
+        job.cancel()
+        await asyncio.sleep(0.01)
+        job.cancel()  # again, while it waits for the worker
+        with pytest.raises(asyncio.CancelledError):
+            await job
+        backend.made[0].release.set()
+        await eventually_async(FailingModel.raising.is_set, 5, what="the decode raised")
+        await asyncio.sleep(0.05)  # (its future's callbacks run on the loop)
+        del job
+        gc.collect()
+        await asyncio.sleep(0)
+        assert not [c for c in reported if "never retrieved" in str(c.get("message"))], reported
+    finally:
+        backend.made[0].release.set()
+        loop.set_exception_handler(previous)
+        await engine.close()
+        await engine.manager.close()
 
 
 @pytest.fixture(scope="module")

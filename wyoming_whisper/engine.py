@@ -212,15 +212,15 @@ class Engine:
             future = loop.run_in_executor(
                 self._pool, loaded.transcribe, samples, options, relay, token
             )
+            # Retrieved whatever happens here (a caller cancelled twice stops waiting for it):
+            # what a decode nobody awaits raised is moot, not an "exception never retrieved".
+            future.add_done_callback(_retrieve)
             try:
                 result = await asyncio.shield(future)
             except asyncio.CancelledError:
                 token.cancel()
                 self.metrics.cancelled.labels(model).inc()
-                # The model must stay loaded until the worker lets go of it.
-                await asyncio.wait([future])
-                if not future.cancelled():
-                    future.exception()  # retrieved: what a decode nobody awaits raised is moot
+                await asyncio.wait([future])  # the model stays loaded until the worker lets go
                 raise
             except Exception as err:
                 if not is_out_of_memory(err):
@@ -281,6 +281,11 @@ class Engine:
         """Wait for running decodes, then stop the worker threads."""
         for pool in (self._pool, self._audio):
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 async def _run(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:

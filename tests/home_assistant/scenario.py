@@ -334,6 +334,16 @@ async def carry_out(hass: Hass) -> dict[str, Any]:
     def stt(engines: dict[str, Any]) -> set[str]:
         return {p["engine_id"] for p in engines["providers"] if p["engine_id"].startswith("stt.")}
 
+    def sentences_loaded() -> bool:
+        """Server D loads Home Assistant's English sentences when it starts (seconds; until
+        then its transcripts go out as heard)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{NAMES_SERVER[1]}/health", timeout=5) as r:
+            health = json.loads(r.read())
+        return bool(health["assist_commands"]["sentences"].get("en") == "loaded")
+
+    await eventually_async(
+        lambda: asyncio.to_thread(sentences_loaded), 120, 0.25, "server D's sentences"
+    )
     before = stt(await hass.command(type="stt/engine/list"))
     _, entry = await hass.rest(
         "POST", "/api/config/config_entries/flow", json={"handler": "wyoming"}

@@ -33,6 +33,13 @@ class Assist:
         threading.Thread(target=self.load, args=(code,), name="assist-load", daemon=True).start()
         return None
 
+    def status(self) -> dict[str, str]:
+        """Each language asked for: "loaded", "loading" or "none" (Home Assistant has no
+        sentences for it, or they failed to load)."""
+        with self._lock:
+            found = {c: "loaded" if v is not None else "none" for c, v in self._loaded.items()}
+            return {**found, **{code: "loading" for code in self._loading}}
+
     def load(self, code: str) -> Commands | None:
         """Blocking: build the language's commands (seconds) and keep them."""
         commands: Commands | None = None

@@ -341,6 +341,24 @@ def build_spec() -> dict[str, Any]:
                         "last_error": nullable_string,
                     },
                 },
+                "assist_commands": {
+                    "type": "object",
+                    "description": "The step that answers the Home Assistant command a "
+                    "transcript nearly is (docs/commands.md)",
+                    "additionalProperties": False,
+                    "properties": {
+                        "enabled": boolean,
+                        "sentences": {
+                            "type": "object",
+                            "description": "Home Assistant's sentences per language asked for "
+                            "(until loaded, transcripts go out as heard)",
+                            "additionalProperties": {
+                                "type": "string",
+                                "enum": ["loaded", "loading", "none"],
+                            },
+                        },
+                    },
+                },
                 "streaming": {
                     "type": "object",
                     "additionalProperties": False,

@@ -34,6 +34,10 @@ async def health(request: web.Request) -> web.Response:
                 "fallbacks": engine.stats.encoder_fallbacks,
             },
             "hass_names": engine.assist.names.status() if engine.assist.names is not None else None,
+            "assist_commands": {
+                "enabled": engine.assist.enabled,
+                "sentences": engine.assist.sentences.status(),
+            },
             "streaming": {
                 "early_decodes": engine.stats.early_decodes,
                 "early_hits": engine.stats.early_hits,
