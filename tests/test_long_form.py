@@ -18,10 +18,12 @@ from wyoming_whisper.backends.long_form import (
     compression_ratio,
     fails,
     lanes,
+    loops,
     plan_chunks,
     plan_lanes,
     prompt,
     silent,
+    sparse,
     split_tokens,
     window_frames,
 )
@@ -127,6 +129,13 @@ def test_a_lane_plans_from_where_its_last_decode_ended() -> None:
     assert lane.next_chunk() is None
 
 
+def test_a_decode_saying_far_too_little_for_its_speech_is_sparse() -> None:
+    lane = Lane(spans((1.0, 10.0), (12.0, 20.0)), 0, s(21))
+    assert lane.speech_seconds(Chunk(s(5.0), s(21.0))) == 13.0
+    assert sparse(4, 19.0) and not sparse(40, 19.0)
+    assert not sparse(1, 3.0)  # too little speech to tell
+
+
 def test_a_batch_is_encoded_as_long_as_its_longest_chunk() -> None:
     assert window_frames([3.0]) == 1000  # the 10 s floor
     assert window_frames([3.0, 12.0]) == 1600  # 12 s and the 4 s margin
@@ -182,6 +191,9 @@ def test_the_library_fallback_and_silence_rules() -> None:
     assert silent(0.7, -1.2)
     assert not silent(0.7, -0.5)  # probable text despite the no-speech probability
     assert not silent(0.5, -1.2)
+    assert not fails(2.5, -0.2, 0.1, looping=False)  # a sentence said twice is no loop
+    assert fails(1.5, -1.2, 0.1, looping=False)
+    assert loops([5, 6, 7, 8] * 3) and not loops([5, 6, 7, 8, 9] * 2) and not loops([])
     assert compression_ratio("") == 0.0
     assert compression_ratio("la " * 100) > 2.4 > compression_ratio("A plain sentence.")
 

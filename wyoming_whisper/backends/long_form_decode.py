@@ -38,10 +38,12 @@ from .long_form import (
     Piece,
     compression_ratio,
     fails,
+    loops,
     plan_chunks,
     plan_lanes,
     prompt,
     silent,
+    sparse,
     split_tokens,
     window_frames,
 )
@@ -67,6 +69,7 @@ class LongForm:
         self.model = model
         self.ct2 = ctranslate2_model(model)
         self.batch = batch
+        self.loops_only = True  # a repetitive decode is redone only when it loops (``fails``)
 
     def transcribe(
         self,
@@ -168,6 +171,11 @@ class _Run:
             tokens, avg_logprob, float(result.no_speech_prob), compression_ratio(text), temperature
         )
 
+    def _fails(self, decode: Decode) -> bool:
+        text = [t for t in decode.tokens if t < self.tokenizer.eot]
+        looping = loops(text) if self.owner.loops_only else True
+        return fails(decode.compression_ratio, decode.avg_logprob, decode.no_speech_prob, looping)
+
     def _fallback(self, features: np.ndarray, chunk_prompt: list[int], first: Decode) -> Decode:
         """The library's temperature fallback for one chunk, alone."""
         tried = [first]
@@ -176,7 +184,7 @@ class _Run:
         for temperature in temperatures:
             result = self._generate(encoded, [chunk_prompt], temperature)[0]
             decode = self._read(result, temperature)
-            if not fails(decode.compression_ratio, decode.avg_logprob, decode.no_speech_prob):
+            if not self._fails(decode):
                 return decode
             tried.append(decode)
         kept = [d for d in tried if d.compression_ratio <= COMPRESSION_RATIO_THRESHOLD] or tried
@@ -219,11 +227,17 @@ class _Run:
         results = self._generate(encoded, prompts, first)
         for k, result in enumerate(results):
             decode = self._read(result, first)
-            if len(self.options.temperature) > 1 and fails(
-                decode.compression_ratio, decode.avg_logprob, decode.no_speech_prob
+            lane, chunk = group[k], chunks[k]
+            if previous[k] and sparse(
+                len(tok.decode(list(decode.tokens)).split()), self.lanes[lane].speech_seconds(chunk)
             ):
+                prompts[k] = prompt(tok.sot_prev, tok.sot_sequence, [], self.hotword_tokens)
+                encoded_alone = library_encode(model, features[k][None])
+                decode = self._read(self._generate(encoded_alone, [prompts[k]], first)[0], first)
+                self.reset_since[lane] = len(self.history[lane])
+            if len(self.options.temperature) > 1 and self._fails(decode):
                 decode = self._fallback(features[k], prompts[k], decode)
-            self._keep(group[k], chunks[k], decode)
+            self._keep(lane, chunk, decode)
 
     def _keep(self, lane: int, chunk: Chunk, decode: Decode) -> None:
         """A chunk's segments (none when the library would call it silence), its text added to
