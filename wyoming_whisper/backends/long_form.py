@@ -9,7 +9,7 @@ of speech is decoded once, and decodes them in batches. Context is kept in **lan
 every lane, and each chunk is prompted with its own lane's text so far, as the library prompts a
 window with the text before it; context is lost only where a lane starts. A decode that fails
 the library's thresholds (``fails``) is redone alone at the higher temperatures, as the library
-would. Measurements and the constants' choice: docs/reliability.md, "Long recordings".
+would. Measurements and the constants' choice: docs/long-form.md.
 """
 
 from __future__ import annotations
