@@ -18,7 +18,10 @@ public repository) that has a reference transcript, in manifest order, 16 kHz mo
 
 Prints the CPU model, then per model a table: wall seconds, times real time (audio seconds /
 wall), WER (bench/wer.py's normalisation and edit distance), and wall time / the sequential
-library's and the WER difference in points. Writes the rows to bench/out/longfile-<time>.json.
+library's and the WER difference in points; then the CPU seconds each method used (the server
+process's, read from /proc, for ours; this process's for the library) and their ratio to the
+sequential library's: on a machine shared with other work, wall times follow the load, CPU
+seconds much less. Writes the rows to bench/out/longfile-<time>.json.
 
 Run: ``python bench/longfile.py [--models tiny.en,base] [--batch-sizes 4,8] [--seconds N]``.
 """
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -121,6 +125,8 @@ class Row:
     text: str
     time_ratio: float = float("nan")  # wall / the sequential library's
     wer_points: float = float("nan")  # WER - the sequential library's, in points
+    cpu_seconds: float = float("nan")  # CPU time the decoding process used
+    cpu_ratio: float = float("nan")  # CPU seconds / the sequential library's
 
     @property
     def realtime(self) -> float:
@@ -139,17 +145,18 @@ def compare(rows: Sequence[Row]) -> None:
     for row in rows:
         row.time_ratio = row.wall_seconds / base.wall_seconds
         row.wer_points = row.wer - base.wer
+        row.cpu_ratio = row.cpu_seconds / base.cpu_seconds
 
 
 def table(rows: Sequence[Row]) -> str:
     lines = [
         f"{'method':24s} {'wall s':>8s} {'x real time':>12s} {'WER %':>7s} "
-        f"{'time / lib':>11s} {'WER vs lib':>11s}"
+        f"{'time / lib':>11s} {'WER vs lib':>11s} {'cpu s':>8s} {'cpu / lib':>10s}"
     ]
     for r in rows:
         lines.append(
             f"{r.method:24s} {r.wall_seconds:8.2f} {r.realtime:12.2f} {r.wer:7.2f} "
-            f"{r.time_ratio:11.3f} {r.wer_points:+11.2f}"
+            f"{r.time_ratio:11.3f} {r.wer_points:+11.2f} {r.cpu_seconds:8.2f} {r.cpu_ratio:10.3f}"
         )
     return "\n".join(lines)
 
@@ -165,8 +172,18 @@ def cpu_model() -> str:
     return "unknown"
 
 
-def ours(model: str, recording: Recording, log_dir: Path) -> tuple[str, float, dict]:
-    """(text, seconds, /health) of one upload to a fresh server with default settings."""
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user and system, every thread) process ``pid`` has used (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ours(model: str, recording: Recording, log_dir: Path) -> tuple[str, float, dict, float]:
+    """(text, seconds, /health, server CPU seconds) of one upload to a fresh server with
+    default settings."""
     from openai import OpenAI
 
     server = ServerProcess(["-m", model, "--preload", "--no-zeroconf", "--no-wyoming"])
@@ -174,6 +191,8 @@ def ours(model: str, recording: Recording, log_dir: Path) -> tuple[str, float, d
     try:
         server.start(log_dir)
         client = OpenAI(base_url=server.url + "/v1", api_key="none", timeout=7200, max_retries=0)
+        assert server.proc is not None
+        cpu = process_cpu(server.proc.pid)
         answer, seconds = timed(
             lambda: client.audio.transcriptions.create(
                 model=model,
@@ -182,10 +201,11 @@ def ours(model: str, recording: Recording, log_dir: Path) -> tuple[str, float, d
                 response_format="json",
             )
         )
+        cpu = process_cpu(server.proc.pid) - cpu
         health = server.health()
     finally:
         server.stop()
-    return answer.text, seconds, health
+    return answer.text, seconds, health, cpu
 
 
 def bench_model(
@@ -198,8 +218,9 @@ def bench_model(
 
     threads = default_threads(default_concurrency())  # what each of our workers gets
     rows: list[Row] = []
-    text, seconds, health = ours(model, recording, log_dir)
+    text, seconds, health, cpu = ours(model, recording, log_dir)
     rows.append(scored(model, "ours (HTTP upload)", recording, text, seconds))
+    rows[-1].cpu_seconds = cpu
     print(
         f"server: {health.get('device')} {health.get('compute_type')}, "
         f"encoder window {health.get('encoder_window')}"
@@ -212,8 +233,10 @@ def bench_model(
         segments, _ = library.transcribe(audio, beam_size=5, language="en")
         return "".join(s.text for s in segments).strip()
 
+    cpu = time.process_time()
     text, seconds = timed(sequential)
     rows.append(scored(model, BASELINE, recording, text, seconds))
+    rows[-1].cpu_seconds = time.process_time() - cpu
     pipeline = BatchedInferencePipeline(library)
     for size in batch_sizes:
 
@@ -221,8 +244,10 @@ def bench_model(
             segments, _ = pipeline.transcribe(audio, batch_size=size, beam_size=5, language="en")
             return "".join(s.text for s in segments).strip()
 
+        cpu = time.process_time()
         text, seconds = timed(batched)
         rows.append(scored(model, f"library, batched {size}", recording, text, seconds))
+        rows[-1].cpu_seconds = time.process_time() - cpu
     compare(rows)
     print(f"library: cpu int8, {threads} thread(s) (our server's default per worker)")
     return rows

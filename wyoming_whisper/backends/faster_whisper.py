@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import malloc
 from .base import (
+    SAMPLE_RATE,
     CancelToken,
     OnSegment,
     Result,
@@ -29,10 +30,13 @@ from .faster_whisper_internals import (
     library_encode,
     load_silero,
     log_mel,
+    long_form_problems,
     pad_to_window,
     text_tokenizer,
     whisper_tokenizer,
 )
+from .long_form import LONG_FORM_SECONDS, batch_size
+from .long_form_decode import LongForm
 
 _LOGGER = logging.getLogger(__name__)
 # Threads that run a share of a score's forced passes on another model replica.
@@ -71,9 +75,19 @@ def _segment(seg: Any, index: int) -> Segment:
 class FasterWhisperModel:
     """One CTranslate2 Whisper model in memory."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, long_form: LongForm | None = None) -> None:
         self._model = model
         self._fitted = hasattr(model, "decoding")  # FittedWhisperModel (encoder_window.py)
+        self._long_form = long_form  # None: long audio too is decoded the library's way
+
+    def _batched(self, audio: np.ndarray, options: TranscribeOptions) -> bool:
+        """Whether this decode takes the batched long-form path (long_form.py): audio past
+        ``LONG_FORM_SECONDS``, unless word timestamps are asked for (the library aligns them)."""
+        return (
+            self._long_form is not None
+            and len(audio) > LONG_FORM_SECONDS * SAMPLE_RATE
+            and not options.word_timestamps
+        )
 
     @property
     def is_multilingual(self) -> bool:
@@ -98,6 +112,14 @@ class FasterWhisperModel:
         if cancel is not None and cancel.cancelled:  # cancelled while waiting for a worker
             return Result(text="", language=options.language or "", duration=0.0)
         language = decoding_language(options.language, self.is_multilingual)
+        if self._batched(audio, options):
+            assert self._long_form is not None
+            hotwords = self._hotwords(options.hotwords)
+            batched = self._long_form.transcribe(
+                audio, options, language, hotwords, on_segment, cancel
+            )
+            if batched is not None:
+                return batched
         fitted = self._fitted
         with self._model.decoding(cancel) if fitted else contextlib.nullcontext() as decode:
             segments_iter, info = self._model.transcribe(
@@ -201,6 +223,10 @@ class FasterWhisperBackend:
 
             self._model_class = fitted_model_class()  # None: this faster-whisper broke the contract
         self.encoder_window = "auto" if self._model_class is not None else "full"
+        problems = long_form_problems()
+        if problems:
+            _LOGGER.warning("Long audio is decoded sequentially: %s", "; ".join(problems))
+        self.long_form = not problems  # long audio decoded in batches (long_form.py)
 
     def resolve(self, name: str, cache_dir: Path | None = None) -> str:
         """A CTranslate2 model directory (see ctranslate2_models.py)."""
@@ -227,4 +253,5 @@ class FasterWhisperBackend:
         # Converting the stored weights to the compute type leaves ~15 MB of freed heap behind
         # (tiny.en, int8): hand it back now rather than at the first idle moment.
         release_freed_memory()
-        return FasterWhisperModel(model)
+        long_form = LongForm(model, batch_size(self.device)) if self.long_form else None
+        return FasterWhisperModel(model, long_form)

@@ -11,7 +11,10 @@ What the server relies on, and where:
   ``hf_tokenizer``, its ``encode``, ``audio.pad_or_trim`` and ``tokenizer.Tokenizer`` (the
   faster-whisper backend's scorer, hotwords and unload);
 - the methods ``encoder_window.FittedWhisperModel`` overrides or wraps (``generate_segments``,
-  ``encode``, ``generate_with_fallback``), ``max_length`` and ``TranscriptionOptions``' fields.
+  ``encode``, ``generate_with_fallback``), ``max_length`` and ``TranscriptionOptions``' fields;
+- for ``long_form``'s batched decoding: ``get_speech_timestamps`` with other ``VadOptions``
+  (``speech_spans``), the ``Tokenizer``'s special tokens (``TOKENIZER_NAMES``) and
+  ``transcribe.get_suppressed_tokens`` (what the library's ``suppress_tokens=[-1]`` means).
 
 ``CHECKED`` is the range of versions all this was read against (pyproject.toml pins the same);
 ``contract_problems`` says what no longer holds, and tests/test_encoder_window.py fails loudly on
@@ -62,12 +65,14 @@ def load_silero() -> None:
     get_vad_model()
 
 
-def speech_spans(audio: np.ndarray) -> list[dict[str, int]]:
+def speech_spans(audio: np.ndarray, **vad: Any) -> list[dict[str, int]]:
     """Silero's speech spans in 16 kHz ``audio`` (``start``/``end`` in samples), with
-    faster-whisper's default VAD options: what its own ``vad_filter`` keeps."""
+    faster-whisper's default VAD options (what its own ``vad_filter`` keeps) but for those in
+    ``vad`` (``VadOptions``' fields: ``min_silence_duration_ms``, ``speech_pad_ms``,
+    ``max_speech_duration_s``)."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-    return list(get_speech_timestamps(audio, VadOptions()))
+    return list(get_speech_timestamps(audio, VadOptions(**vad)))
 
 
 # --- the hub's short names ---------------------------------------------------------------
@@ -94,12 +99,27 @@ def text_tokenizer(model: Any) -> Any:
     return model.hf_tokenizer
 
 
-def whisper_tokenizer(model: Any, multilingual: bool, language: str) -> Any:
-    """faster-whisper's ``Tokenizer`` for transcribing ``language``: its ``sot_sequence`` and
-    ``encode`` (text -> token ids) are what a forced decoder pass needs."""
+# The Tokenizer's names long_form uses (beside ``encode`` and ``sot_sequence``).
+TOKENIZER_NAMES = ("sot_prev", "timestamp_begin", "eot", "decode", "non_speech_tokens")
+
+
+def whisper_tokenizer(
+    model: Any, multilingual: bool, language: str, task: str = "transcribe"
+) -> Any:
+    """faster-whisper's ``Tokenizer`` for ``task`` in ``language``: its ``sot_sequence`` and
+    ``encode`` (text -> token ids) are what a forced decoder pass needs; ``TOKENIZER_NAMES``
+    what a decode's prompt and its tokens' reading need (special tokens, ``decode``)."""
     from faster_whisper.tokenizer import Tokenizer
 
-    return Tokenizer(text_tokenizer(model), multilingual, task="transcribe", language=language)
+    return Tokenizer(text_tokenizer(model), multilingual, task=task, language=language)
+
+
+def suppressed_tokens(tokenizer: Any) -> tuple[int, ...]:
+    """The tokens the library suppresses by default (``suppress_tokens=[-1]``: non-speech
+    symbols and the special tokens), for a ``Tokenizer``."""
+    from faster_whisper.transcribe import get_suppressed_tokens
+
+    return tuple(get_suppressed_tokens(tokenizer, [-1]) or ())
 
 
 def log_mel(model: Any, audio: np.ndarray) -> np.ndarray:
@@ -193,6 +213,27 @@ def window_problems() -> list[str]:
     return problems
 
 
+def long_form_problems() -> list[str]:
+    """What ``long_form``'s batched decoding relies on that the installed faster-whisper no
+    longer provides (its version included): checked when a backend is made; when it fails,
+    long audio is decoded the library's way."""
+    import faster_whisper.transcribe as transcribe
+    from faster_whisper.tokenizer import Tokenizer
+    from faster_whisper.vad import VadOptions
+
+    problems = version_problems()
+    missing = [name for name in TOKENIZER_NAMES if not hasattr(Tokenizer, name)]
+    if missing:
+        problems.append(f"Tokenizer lacks {missing}")
+    if not callable(getattr(transcribe, "get_suppressed_tokens", None)):
+        problems.append("transcribe.get_suppressed_tokens is gone")
+    fields = {f.name for f in dataclasses.fields(VadOptions)}
+    wanted = {"min_silence_duration_ms", "speech_pad_ms", "max_speech_duration_s"}
+    if not wanted <= fields:
+        problems.append(f"VadOptions lacks {sorted(wanted - fields)}")
+    return problems
+
+
 def contract_problems() -> list[str]:
     """Everything this module relies on that the installed faster-whisper no longer provides."""
     from faster_whisper import WhisperModel
@@ -214,6 +255,7 @@ def contract_problems() -> list[str]:
     params = list(inspect.signature(Tokenizer).parameters)
     if params[:4] != ["tokenizer", "multilingual", "task", "language"]:
         problems.append(f"Tokenizer takes {params}")
+    problems += long_form_problems()
     if not isinstance(_MODELS, dict) or "tiny.en" not in _MODELS:
         problems.append("utils._MODELS is no longer the table of short names")
     inputs = {i.name: i.shape for i in get_vad_model().session.get_inputs()}

@@ -1,0 +1,109 @@
+"""Batched long-form decoding with the real tiny.en (backends/long_form_decode.py): a recording
+of committed clips past the threshold decodes through it in order, covering the speech, close to
+the sequential path's text; a cancelled decode stops between batches."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bench.wer import edit_distance, normalize
+from wyoming_whisper.audio import decode_file
+from wyoming_whisper.backends.base import SAMPLE_RATE, CancelToken, Segment, TranscribeOptions
+from wyoming_whisper.backends.faster_whisper import FasterWhisperBackend, FasterWhisperModel
+from wyoming_whisper.backends.long_form import LONG_FORM_SECONDS
+
+from .conftest import clip
+
+CLIPS = [
+    *(f"coqui_tts_ljspeech/LJ001-00{n:02d}.flac" for n in (1, 2, 3, 5, 7, 8, 9)),
+    "lhotse/2412-153948-0000.flac",
+    "deepspeech/LDC93S1.wav",
+]
+PAUSE = np.zeros(SAMPLE_RATE // 2, dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def recording() -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """The clips joined with 0.5 s pauses (65 s), and where each clip lies (seconds)."""
+    pieces, places, at = [], [], 0.0
+    for relpath in CLIPS:
+        samples = decode_file(str(clip(relpath)))
+        places.append((at, at + len(samples) / SAMPLE_RATE))
+        pieces += [samples, PAUSE]
+        at += (len(samples) + len(PAUSE)) / SAMPLE_RATE
+    audio = np.concatenate(pieces)
+    assert len(audio) > LONG_FORM_SECONDS * SAMPLE_RATE
+    return audio, places
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[FasterWhisperModel]:
+    backend = FasterWhisperBackend("cpu", 0, "int8", cpu_threads=1)
+    loaded = backend.load(backend.resolve("tiny.en"))
+    yield loaded
+    loaded.unload()
+
+
+def batched_calls(model: FasterWhisperModel, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    calls: list[Any] = []
+    long_form = model._long_form
+    assert long_form is not None
+    real = long_form.transcribe
+    monkeypatch.setattr(long_form, "transcribe", lambda *a, **k: calls.append(a) or real(*a, **k))
+    return calls
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    ref = normalize(reference)
+    return edit_distance(ref, normalize(hypothesis)) / len(ref)
+
+
+def test_a_long_recording_decodes_in_batches_like_the_sequential_path(
+    model: FasterWhisperModel,
+    recording: tuple[np.ndarray, list[tuple[float, float]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    audio, places = recording
+    calls = batched_calls(model, monkeypatch)
+    streamed: list[Segment] = []
+    result = model.transcribe(audio, TranscribeOptions(), streamed.append)
+    assert len(calls) == 1
+    segments = list(result.segments)
+    assert segments == streamed  # given out as they were final, in order
+    assert [s.id for s in segments] == list(range(len(segments)))
+    for a, b in itertools.pairwise(segments):
+        assert a.start <= a.end <= b.start <= b.end
+    assert all(s.tokens and s.text.strip() and s.avg_logprob < 0 for s in segments)
+    for start, end in places:  # every clip's speech has a segment
+        assert any(s.start < end and start < s.end for s in segments), (start, end)
+    assert result.duration == pytest.approx(len(audio) / SAMPLE_RATE)
+    assert result.language == "en" and result.text.startswith("Printing")
+    # Word timestamps keep the library's sequential path: the same words, nearly.
+    sequential = model.transcribe(audio, TranscribeOptions(word_timestamps=True))
+    assert len(calls) == 1 and sequential.words
+    assert wer(sequential.text, result.text) < 0.1, (sequential.text, result.text)
+
+
+def test_cancel_stops_the_batched_decode_between_batches(
+    model: FasterWhisperModel,
+    recording: tuple[np.ndarray, list[tuple[float, float]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    audio, _ = recording
+    calls = batched_calls(model, monkeypatch)
+    token = CancelToken()
+    streamed: list[Segment] = []
+
+    def on_segment(segment: Segment) -> None:
+        streamed.append(segment)
+        token.cancel()
+
+    result = model.transcribe(audio, TranscribeOptions(), on_segment, token)
+    assert len(calls) == 1
+    assert result.segments and list(result.segments) == streamed
+    assert result.segments[-1].end <= 31.0  # nothing decoded past the first batch's chunk

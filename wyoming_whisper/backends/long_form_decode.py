@@ -1,0 +1,300 @@
+"""Long audio decoded in batches by a faster-whisper model's CTranslate2 Whisper (the model's side
+of ``long_form``: chunks, lanes and the library's rules are planned there).
+
+Each batch is encoded at once (``Whisper.encode``) and decoded at once (``Whisper.generate``,
+one prompt per chunk: its lane's text so far), at the request's first temperature with its beam
+size; a chunk whose decode fails the library's thresholds is decoded again alone at the next
+temperatures. Segments are handed to ``on_segment`` in time order as soon as every chunk before
+theirs is decoded; the cancel token is read before each batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .base import SAMPLE_RATE, CancelToken, OnSegment, Result, Segment, TranscribeOptions
+from .faster_whisper_internals import (
+    ctranslate2_model,
+    library_encode,
+    log_mel,
+    pad_to_window,
+    speech_spans,
+    suppressed_tokens,
+    whisper_tokenizer,
+)
+from .long_form import (
+    BEST_OF,
+    COMPRESSION_RATIO_THRESHOLD,
+    MAX_INITIAL_TIMESTAMP_INDEX,
+    MAX_LENGTH,
+    PROMPT_RESET_ON_TEMPERATURE,
+    VAD_OPTIONS,
+    Chunk,
+    Lane,
+    Piece,
+    compression_ratio,
+    fails,
+    loops,
+    plan_chunks,
+    plan_lanes,
+    prompt,
+    silent,
+    sparse,
+    split_tokens,
+    window_frames,
+)
+
+HOP = 160  # samples per log-Mel frame (a segment's ``seek`` counts frames, as the library's)
+
+
+@dataclass(frozen=True)
+class Decode:
+    """One chunk's decode and the library's measures of it."""
+
+    tokens: tuple[int, ...]
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+    temperature: float
+
+
+class LongForm:
+    """Batched long-form decoding with one loaded faster-whisper ``WhisperModel``."""
+
+    def __init__(self, model: Any, batch: int) -> None:
+        self.model = model
+        self.ct2 = ctranslate2_model(model)
+        self.batch = batch
+        self.loops_only = True  # a repetitive decode is redone only when it loops (``fails``)
+
+    def transcribe(
+        self,
+        audio: np.ndarray,
+        options: TranscribeOptions,
+        language: str | None,
+        hotwords: str | None,
+        on_segment: OnSegment | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Result | None:
+        """The recording decoded in batches; None when the VAD hears no speech in it (the
+        caller decodes it the library's way, which decides what silence says)."""
+        spans = [(s["start"], s["end"]) for s in speech_spans(audio, **VAD_OPTIONS)]
+        if not plan_chunks(spans, len(audio)):
+            return None
+        run = _Run(self, audio, plan_lanes(spans, len(audio), self.batch), options, language)
+        run.hotwords, run.on_segment = hotwords, on_segment
+        while not (cancel is not None and cancel.cancelled) and run.step():
+            pass
+        return run.result()
+
+
+class _Run:
+    """One recording's decode: its chunks, each lane's text so far, the segments given out."""
+
+    def __init__(
+        self,
+        owner: LongForm,
+        audio: np.ndarray,
+        lanes: list[Lane],
+        options: TranscribeOptions,
+        language: str | None,
+    ) -> None:
+        self.owner, self.audio, self.lanes, self.options = owner, audio, lanes, options
+        self.language, self.language_probability = language, 1.0
+        self.hotwords: str | None = None
+        self.on_segment: OnSegment | None = None
+        # per lane: its text's tokens (as the library keeps them), and where its prompt starts
+        self.history: list[list[int]] = [[] for _ in lanes]
+        self.reset_since = [0] * len(lanes)
+        self.decoded: list[list[tuple[Chunk, Piece, str, Decode]]] = [[] for _ in lanes]
+        self.segments: list[Segment] = []
+        self._open = 0  # the first lane whose segments are not all given out
+        self.tokenizer: Any = None
+        self.hotword_tokens: list[int] = []
+        self.suppress: list[int] = []
+
+    def _start(self, encoded: Any) -> None:
+        """The language (detected on the first chunk if not given), tokenizer and prompts."""
+        model, ct2 = self.owner.model, self.owner.ct2
+        multilingual = bool(ct2.is_multilingual)
+        if self.language is None:
+            if multilingual:
+                token, probability = ct2.detect_language(encoded)[0][0]
+                self.language, self.language_probability = token[2:-2], float(probability)
+            else:
+                self.language = "en"
+        self.tokenizer = tok = whisper_tokenizer(
+            model, multilingual, self.language, task=self.options.task
+        )
+        self.suppress = list(suppressed_tokens(tok))
+        if self.hotwords:
+            self.hotword_tokens = list(tok.encode(" " + self.hotwords.strip()))
+        initial = self.options.initial_prompt
+        first = list(tok.encode(" " + initial.strip())) if initial and initial.strip() else []
+        for history in self.history:
+            history.extend(first)
+
+    def _generate(self, encoded: Any, prompts: list[list[int]], temperature: float) -> list[Any]:
+        if temperature > 0:
+            sampling: dict[str, Any] = {
+                "beam_size": 1,
+                "num_hypotheses": BEST_OF,
+                "sampling_topk": 0,
+                "sampling_temperature": temperature,
+            }
+        else:
+            sampling = {"beam_size": self.options.beam_size, "patience": 1.0}
+        return list(
+            self.owner.ct2.generate(
+                encoded,
+                prompts,
+                length_penalty=1.0,
+                max_length=MAX_LENGTH,
+                return_scores=True,
+                return_no_speech_prob=True,
+                suppress_blank=True,
+                suppress_tokens=self.suppress,
+                max_initial_timestamp_index=MAX_INITIAL_TIMESTAMP_INDEX,
+                **sampling,
+            )
+        )
+
+    def _read(self, result: Any, temperature: float) -> Decode:
+        tokens = tuple(int(t) for t in result.sequences_ids[0])
+        avg_logprob = float(result.scores[0]) * len(tokens) / (len(tokens) + 1)
+        text = self.tokenizer.decode(list(tokens)).strip()
+        return Decode(
+            tokens, avg_logprob, float(result.no_speech_prob), compression_ratio(text), temperature
+        )
+
+    def _fails(self, decode: Decode) -> bool:
+        text = [t for t in decode.tokens if t < self.tokenizer.eot]
+        looping = loops(text) if self.owner.loops_only else True
+        return fails(decode.compression_ratio, decode.avg_logprob, decode.no_speech_prob, looping)
+
+    def _fallback(self, features: np.ndarray, chunk_prompt: list[int], first: Decode) -> Decode:
+        """The library's temperature fallback for one chunk, alone."""
+        tried = [first]
+        encoded = library_encode(self.owner.model, features[None])
+        temperatures = self.options.temperature[1:]
+        for temperature in temperatures:
+            result = self._generate(encoded, [chunk_prompt], temperature)[0]
+            decode = self._read(result, temperature)
+            if not self._fails(decode):
+                return decode
+            tried.append(decode)
+        kept = [d for d in tried if d.compression_ratio <= COMPRESSION_RATIO_THRESHOLD] or tried
+        best = max(kept, key=lambda d: d.avg_logprob)
+        return dataclasses.replace(best, temperature=temperatures[-1])
+
+    def _previous(self, lane: int) -> list[int]:
+        return self.history[lane][self.reset_since[lane] :]
+
+    def step(self) -> bool:
+        """Decode the next chunk of every lane, then give out what is final; False when every
+        lane is done. CTranslate2 decodes a batch whose prompts are all as long: the previous
+        texts are cut to the shortest, and chunks with none (a lane's first, or after a reset)
+        decode apart."""
+        planned = {n: lane.next_chunk() for n, lane in enumerate(self.lanes)}
+        chunks = {n: chunk for n, chunk in planned.items() if chunk is not None}
+        batch = list(chunks)
+        previous = {n: self._previous(n) for n in batch}
+        for group in ([n for n in batch if not previous[n]], [n for n in batch if previous[n]]):
+            if group:
+                shortest = min(len(previous[n]) for n in group)
+                cut = [previous[n][len(previous[n]) - shortest :] for n in group]
+                self._decode(group, [chunks[n] for n in group], cut)
+        self._emit()
+        return bool(batch)
+
+    def _decode(self, group: list[int], chunks: list[Chunk], previous: list[list[int]]) -> None:
+        model, audio = self.owner.model, self.audio
+        frames = window_frames([c.seconds for c in chunks])
+        features = np.stack(
+            [pad_to_window(log_mel(model, audio[c.start : c.end]))[:, :frames] for c in chunks]
+        ).astype(np.float32)
+        encoded = library_encode(model, features)
+        if self.tokenizer is None:
+            self._start(encoded)
+            previous = [self._previous(n) for n in group]  # the initial prompt, if any
+        tok = self.tokenizer
+        prompts = [prompt(tok.sot_prev, tok.sot_sequence, p, self.hotword_tokens) for p in previous]
+        first = self.options.temperature[0]
+        results = self._generate(encoded, prompts, first)
+        for k, result in enumerate(results):
+            decode = self._read(result, first)
+            lane, chunk = group[k], chunks[k]
+            if previous[k] and sparse(
+                len(tok.decode(list(decode.tokens)).split()), self.lanes[lane].speech_seconds(chunk)
+            ):
+                prompts[k] = prompt(tok.sot_prev, tok.sot_sequence, [], self.hotword_tokens)
+                encoded_alone = library_encode(model, features[k][None])
+                decode = self._read(self._generate(encoded_alone, [prompts[k]], first)[0], first)
+                self.reset_since[lane] = len(self.history[lane])
+            if len(self.options.temperature) > 1 and self._fails(decode):
+                decode = self._fallback(features[k], prompts[k], decode)
+            self._keep(lane, chunk, decode)
+
+    def _keep(self, lane: int, chunk: Chunk, decode: Decode) -> None:
+        """A chunk's segments (none when the library would call it silence), its text added to
+        its lane's prompt, and its rest queued when the decode stopped short of its speech."""
+        if silent(decode.no_speech_prob, decode.avg_logprob):
+            self.lanes[lane].advance(chunk, None)
+            return
+        tok = self.tokenizer
+        pieces, short = split_tokens(decode.tokens, tok.timestamp_begin, chunk.seconds)
+        for piece in pieces:
+            text = tok.decode(list(piece.tokens))
+            if piece.start == piece.end or not text.strip():
+                continue
+            self.history[lane].extend(piece.tokens)
+            self.decoded[lane].append((chunk, piece, text, decode))
+        if (
+            not self.options.condition_on_previous_text
+            or decode.temperature > PROMPT_RESET_ON_TEMPERATURE
+        ):
+            self.reset_since[lane] = len(self.history[lane])
+        self.lanes[lane].advance(chunk, short)
+
+    def _emit(self) -> None:
+        """Segments given out in time order: a lane's as they are decoded once every lane
+        before it is done."""
+        while self._open < len(self.lanes):
+            lane = self._open
+            for chunk, piece, text, decode in self.decoded[lane]:
+                floor = self.segments[-1].end if self.segments else 0.0
+                start = max(floor, round(chunk.offset + piece.start, 3))
+                end = max(start, round(chunk.offset + piece.end, 3))
+                segment = Segment(
+                    id=len(self.segments),
+                    seek=chunk.start // HOP,
+                    start=start,
+                    end=end,
+                    text=text,
+                    tokens=piece.tokens,
+                    temperature=decode.temperature,
+                    avg_logprob=decode.avg_logprob,
+                    compression_ratio=decode.compression_ratio,
+                    no_speech_prob=decode.no_speech_prob,
+                )
+                self.segments.append(segment)
+                if self.on_segment is not None:
+                    self.on_segment(segment)
+            self.decoded[lane].clear()
+            if self.lanes[lane].next_chunk() is not None:
+                return
+            self._open += 1
+
+    def result(self) -> Result:
+        return Result(
+            text="".join(s.text for s in self.segments).strip(),
+            language=self.language or "",
+            duration=len(self.audio) / SAMPLE_RATE,
+            segments=tuple(self.segments),
+            language_probability=self.language_probability,
+            task=self.options.task,
+        )
