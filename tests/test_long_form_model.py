@@ -17,7 +17,7 @@ from wyoming_whisper.backends.base import SAMPLE_RATE, CancelToken, Segment, Tra
 from wyoming_whisper.backends.faster_whisper import FasterWhisperBackend, FasterWhisperModel
 from wyoming_whisper.backends.long_form import LONG_FORM_SECONDS
 
-from .conftest import clip
+from .harness import clip
 
 CLIPS = [
     *(f"coqui_tts_ljspeech/LJ001-00{n:02d}.flac" for n in (1, 2, 3, 5, 7, 8, 9)),
