@@ -17,6 +17,7 @@ real speech still runs the real model on a real server process (harness.py).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -343,3 +344,40 @@ async def wait_running(srv: InProcess, count: int = 1, timeout: float = 10.0) ->
     return await eventually_async(
         running, timeout, interval=0.005, what=f"{count} decode(s) running"
     )
+
+
+@contextlib.contextmanager
+def in_thread(*flags: str, **kwargs: Any) -> Iterator[InProcess]:
+    """``serving`` on an event loop of its own in a thread, for a test or a fixture that is not
+    on an event loop (urllib, the OpenAI SDK's sync client) or that outlives one test."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    box: dict[str, Any] = {}
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        try:
+            async with serving(*flags, **kwargs) as srv:
+                box["srv"], box["stop"] = srv, stop
+                ready.set()
+                await stop.wait()
+        except BaseException as err:
+            box["error"] = err
+            raise
+        finally:
+            ready.set()
+
+    thread = threading.Thread(
+        target=loop.run_until_complete, args=(main(),), name="in-process server", daemon=True
+    )
+    thread.start()
+    ready.wait(60)
+    if "srv" not in box:
+        thread.join(10)
+        raise RuntimeError("the in-process server did not start") from box.get("error")
+    try:
+        yield box["srv"]
+    finally:
+        loop.call_soon_threadsafe(box["stop"].set)
+        thread.join(60)
+        loop.close()
