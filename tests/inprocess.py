@@ -183,6 +183,13 @@ class FakeBackend:
             task=options.task,
         )
 
+    def answer(self, model: str) -> str:
+        """The text a decode of ``model`` answers (what ``result`` gives)."""
+        texts = self.segments if self.segments is not None else (self.text,)
+        if not any(t is not None for t in texts):
+            return model
+        return "".join(t for t in texts if t is not None).strip()
+
     def hold(self) -> None:
         """From now on every decode waits until ``let_go`` (or its client hangs up)."""
         self.release.clear()
