@@ -141,12 +141,14 @@ async def _worker_is_free_again(srv: InProcess, cancelled: Decode) -> None:
         lambda: cancelled.finished.is_set(), 10, interval=0.01, what="the decode ended"
     )
     assert cancelled.cancelled and not srv.backend.release.is_set()
-    nxt = asyncio.create_task(transcribe("127.0.0.1", srv.wyoming_port, load_pcm16(clip(SHORT))))
-    running = await wait_running(srv)
-    assert running[0] is not cancelled
-    srv.backend.let_go()
-    event = await asyncio.wait_for(nxt, 10)
-    assert event.type == "transcript" and event.data["text"] == ANSWER.strip(), event
+    # (over HTTP: no live decode of its own that the final could overtake and cancel)
+    async with aiohttp.ClientSession() as session:
+        nxt = asyncio.create_task(http_transcribe(session, srv.url, clip(SHORT).read_bytes()))
+        running = await wait_running(srv)
+        assert running[0] is not cancelled
+        srv.backend.let_go()
+        status, body, _ = await asyncio.wait_for(nxt, 10)
+    assert status == 200 and body["text"] == ANSWER.strip(), body
 
 
 async def test_http_client_that_hangs_up_frees_its_worker(
@@ -183,7 +185,8 @@ async def test_wyoming_client_that_hangs_up_frees_its_worker(
         await client.disconnect()
         await _worker_is_free_again(srv, decode)
         samples = await srv.metrics()
-        assert metric(samples, "whisper_cancelled_decodes_total", model="tiny.en") == 1
+        # (its live decodes, overtaken, may have been cancelled too)
+        assert metric(samples, "whisper_cancelled_decodes_total", model="tiny.en") >= 1
         assert metric(samples, "whisper_requests_total", route="wyoming", status="cancelled") == 1
 
 
