@@ -353,38 +353,58 @@ async def wait_running(srv: InProcess, count: int = 1, timeout: float = 10.0) ->
     )
 
 
-@contextlib.contextmanager
-def in_thread(*flags: str, **kwargs: Any) -> Iterator[InProcess]:
+class in_thread:
     """``serving`` on an event loop of its own in a thread, for a test or a fixture that is not
-    on an event loop (urllib, the OpenAI SDK's sync client) or that outlives one test."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    box: dict[str, Any] = {}
+    on an event loop (urllib, the OpenAI SDK's sync client) or that outlives one test. In an
+    async test use ``async with``: the test's loop keeps running while the server stops, so
+    the connections its clients closed are closed (a plain ``with`` would block that loop, and
+    the server's stop would wait for them)."""
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        try:
-            async with serving(*flags, **kwargs) as srv:
-                box["srv"], box["stop"] = srv, stop
+    def __init__(self, *flags: str, **kwargs: Any) -> None:
+        self._flags = flags
+        self._kwargs = kwargs
+        self._loop = asyncio.new_event_loop()
+        self._thread: threading.Thread | None = None
+        self._stop: asyncio.Event | None = None
+
+    def __enter__(self) -> InProcess:
+        ready = threading.Event()
+        box: dict[str, Any] = {}
+
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            try:
+                async with serving(*self._flags, **self._kwargs) as srv:
+                    box["srv"] = srv
+                    ready.set()
+                    await self._stop.wait()
+            except BaseException as err:
+                box["error"] = err
+                raise
+            finally:
                 ready.set()
-                await stop.wait()
-        except BaseException as err:
-            box["error"] = err
-            raise
-        finally:
-            ready.set()
 
-    thread = threading.Thread(
-        target=loop.run_until_complete, args=(main(),), name="in-process server", daemon=True
-    )
-    thread.start()
-    ready.wait(60)
-    if "srv" not in box:
-        thread.join(10)
-        raise RuntimeError("the in-process server did not start") from box.get("error")
-    try:
-        yield box["srv"]
-    finally:
-        loop.call_soon_threadsafe(box["stop"].set)
-        thread.join(60)
-        loop.close()
+        self._thread = threading.Thread(
+            target=self._loop.run_until_complete,
+            args=(main(),),
+            name="in-process server",
+            daemon=True,
+        )
+        self._thread.start()
+        ready.wait(60)
+        if "srv" not in box:
+            self._thread.join(10)
+            raise RuntimeError("the in-process server did not start") from box.get("error")
+        return box["srv"]  # type: ignore[no-any-return]
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._thread is not None and self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(60)
+        self._loop.close()
+
+    async def __aenter__(self) -> InProcess:
+        return await asyncio.get_running_loop().run_in_executor(None, self.__enter__)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.__exit__)

@@ -20,7 +20,7 @@ async def test_metrics_count_requests_audio_inference_and_models() -> None:
     # Only the finals decode: the fake answers at once, so a live decode of the Wyoming request's
     # first half second would finish (and count) too, where a real one is overtaken.
     speculative = ("--no-live-text", "--no-early-decoding")
-    with in_thread("-m", "tiny.en", "--preload", *speculative) as srv:
+    async with in_thread("-m", "tiny.en", "--preload", *speculative) as srv:
         srv.backend.text = ANSWER
         await counted(srv)
 
