@@ -142,12 +142,22 @@ class FakeBackend:
     error: BaseException | None = None
     language: str | None = None
     decodes: list[Decode] = field(default_factory=list)
+    _waiting: int = 0
 
     def resolve(self, name: str, cache_dir: object = None) -> str:
         return name
 
+    @property
+    def gate_waiting(self) -> bool:
+        """Whether a load is waiting at the gate now."""
+        return self._waiting > 0
+
     def load(self, path: str) -> FakeModel:
-        self.gate.wait(HOLD_SECONDS)
+        self._waiting += 1
+        try:
+            self.gate.wait(HOLD_SECONDS)
+        finally:
+            self._waiting -= 1
         self.loads.append(path)
         if path in self.fail:
             raise OSError(f"no weights for {path}")
@@ -304,12 +314,13 @@ async def serving(
     backend: FakeBackend | None = None,
     env: dict[str, str] | None = None,
     models: tuple[str, ...] = ("tiny.en", "base"),
+    ports: tuple[int, int] = (0, 0),
 ) -> AsyncIterator[InProcess]:
     """The real server on 127.0.0.1's free ports in this event loop, its Config read from
     ``flags`` and ``env`` as ``python -m wyoming_whisper`` reads them (the models: ``models``
     unless a flag names them; zeroconf off), over ``backend`` (a fresh FakeBackend whose loads
     and decodes do not wait). On exit every held decode is let go and the server stops as on
-    SIGTERM (its drain included)."""
+    SIGTERM (its drain included). ``ports``: the HTTP and Wyoming ports (0: free ones)."""
     if backend is None:
         backend = FakeBackend()
         backend.gate.set()
@@ -317,7 +328,7 @@ async def serving(
     named = any(f in ("-m", "--model") for f in flags)
     argv = [*([] if named else [a for m in models for a in ("-m", m)]), *flags]
     config = load_config([*argv, "--no-zeroconf"], {**(env or {})})
-    config = dataclasses.replace(config, host="127.0.0.1", port=0, wyoming_port=0)
+    config = dataclasses.replace(config, host="127.0.0.1", port=ports[0], wyoming_port=ports[1])
     logs = Log()
     with _captured(logs):
         with mock.patch.object(server_module, "create_backend", lambda *_: backend):
