@@ -226,7 +226,7 @@ class Log(logging.Handler):
     """The server's log records while it runs, as text like a process's log (tracebacks too)."""
 
     def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
+        super().__init__()
         self.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))
         self.lines: list[str] = []
 
@@ -239,8 +239,9 @@ class Log(logging.Handler):
 
 @dataclass
 class InProcess:
-    """A running in-process server: what tests ask a ``ServerProcess`` for, awaited here (the
-    server shares the test's event loop, so a blocking client would stop it)."""
+    """A running in-process server: what tests ask a ``ServerProcess`` for (``health`` and
+    ``metrics`` awaited: a blocking client on the loop ``serving`` shares would stop it), and
+    its engine and fake backend."""
 
     server: Server
     backend: FakeBackend
@@ -296,16 +297,17 @@ class InProcess:
 
 
 @contextlib.contextmanager
-def _captured(handler: Log) -> Iterator[None]:
+def _captured(handler: Log, level: str) -> Iterator[None]:
+    """The package's records at ``level`` (--log-level) to ``handler``, as a process logs."""
     logger = logging.getLogger("wyoming_whisper")
-    level = logger.level
+    before = logger.level
     logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
+    logger.setLevel(level.upper())
     try:
         yield
     finally:
         logger.removeHandler(handler)
-        logger.setLevel(level)
+        logger.setLevel(before)
 
 
 @contextlib.asynccontextmanager
@@ -330,7 +332,7 @@ async def serving(
     config = load_config([*argv, "--no-zeroconf"], {**(env or {})})
     config = dataclasses.replace(config, host="127.0.0.1", port=ports[0], wyoming_port=ports[1])
     logs = Log()
-    with _captured(logs):
+    with _captured(logs, config.log_level):
         with mock.patch.object(server_module, "create_backend", lambda *_: backend):
             server = Server(config, Selection("faster-whisper", "cpu", 0, "int8"))
         try:
