@@ -248,6 +248,7 @@ class InProcess:
     port: int
     wyoming_port: int
     logs: Log
+    stopped: bool = False
 
     @property
     def url(self) -> str:
@@ -291,6 +292,13 @@ class InProcess:
         assert status == 200 and headers["Content-Type"].startswith("text/plain"), text
         return parse_metrics(text)
 
+    async def stop(self) -> None:
+        """What the server does after a stop signal (``Server.serve``): not ready at once,
+        still serving for --shutdown-delay, then stop accepting and drain."""
+        self.stopped = True
+        await self.server.drain()
+        await self.server.shutdown()
+
     def in_flight(self) -> int:
         """Requests admitted and not answered, every model."""
         return sum(self.engine.admission.in_flight().values())
@@ -321,8 +329,9 @@ async def serving(
     """The real server on 127.0.0.1's free ports in this event loop, its Config read from
     ``flags`` and ``env`` as ``python -m wyoming_whisper`` reads them (the models: ``models``
     unless a flag names them; zeroconf off), over ``backend`` (a fresh FakeBackend whose loads
-    and decodes do not wait). On exit every held decode is let go and the server stops as on
-    SIGTERM (its drain included). ``ports``: the HTTP and Wyoming ports (0: free ones)."""
+    and decodes do not wait). On exit every held load and decode is let go and the server shuts
+    down as after a stop signal (``Server.shutdown``: in-flight work drained) unless the test
+    stopped it (``InProcess.stop``). ``ports``: the HTTP and Wyoming ports (0: free ones)."""
     if backend is None:
         backend = FakeBackend()
         backend.gate.set()
@@ -332,6 +341,7 @@ async def serving(
     config = load_config([*argv, "--no-zeroconf"], {**(env or {})})
     config = dataclasses.replace(config, host="127.0.0.1", port=ports[0], wyoming_port=ports[1])
     logs = Log()
+    srv: InProcess | None = None
     with _captured(logs, config.log_level):
         with mock.patch.object(server_module, "create_backend", lambda *_: backend):
             server = Server(config, Selection("faster-whisper", "cpu", 0, "int8"))
@@ -340,17 +350,19 @@ async def serving(
             http = server._http
             assert http is not None
             wyoming = getattr(server._wyoming, "_server", None)
-            yield InProcess(
+            srv = InProcess(
                 server,
                 backend,
                 port=http.sockets[0].getsockname()[1],
                 wyoming_port=wyoming.sockets[0].getsockname()[1] if wyoming else 0,
                 logs=logs,
             )
+            yield srv
         finally:
             backend.gate.set()
             backend.release.set()
-            await server.shutdown()
+            if srv is None or not srv.stopped:
+                await server.shutdown()
 
 
 async def wait_running(srv: InProcess, count: int = 1, timeout: float = 10.0) -> list[Decode]:
