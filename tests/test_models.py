@@ -221,7 +221,9 @@ async def test_unload_while_decoding_waits_for_the_answer() -> None:
             assert resp.status == 200 and (await resp.json())["text"] == "The whole answer."
             status = await reaches(srv, "tiny.en", "unloaded")
             assert status["unload_pending"] is False and status["loaded"] is False
-            assert srv.backend.made[0].unloaded
+            await eventually_async(  # its memory freed on the loader thread, after the state
+                lambda: srv.backend.made[0].unloaded, 10, interval=0.01, what="tiny.en freed"
+            )
             # The next request loads it again.
             async with session.post(url, data=body, headers=headers) as resp:
                 assert resp.status == 200
