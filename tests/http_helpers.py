@@ -134,6 +134,11 @@ def metrics(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:
         assert resp.headers["Content-Type"].startswith("text/plain")
         text = resp.read().decode()
+    return parse_metrics(text)
+
+
+def parse_metrics(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The samples of a /metrics text as {(name, sorted labels): value}."""
     out = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:

@@ -1,13 +1,12 @@
 """The core without a model: the engine's admission and model names, the manager's single-flight
 loads and idle TTL, and the Wyoming framing reader. A fake backend stands in for inference only
-here; every test that transcribes elsewhere uses a real model."""
+here (tests/inprocess.py); every test of what a transcript says uses a real model."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import threading
-from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -16,81 +15,18 @@ from wyoming.audio import AudioStart
 from wyoming.event import Event
 
 from wyoming_whisper.backends.base import (
-    CancelToken,
     Result,
-    Score,
-    Scorer,
-    TranscribeOptions,
     decoding_language,
     names_prompt,
 )
-from wyoming_whisper.backends.select import Selection
 from wyoming_whisper.commands.home import Entity, Home
 from wyoming_whisper.commands.matcher import Commands
-from wyoming_whisper.config import Config
-from wyoming_whisper.engine import Engine
 from wyoming_whisper.errors import Busy, ModelLoadError, ModelNotFound
 from wyoming_whisper.framing import MalformedEvent, ProtocolError, parse, read_event
 from wyoming_whisper.models.manager import ModelManager, ModelState
 
 from .harness import eventually_async, never_async
-
-
-@dataclass
-class FakeModel:
-    name: str
-    release: threading.Event = field(default_factory=threading.Event)
-    unloaded: bool = False
-    is_multilingual: bool = True
-    encodes: int = 0
-
-    def transcribe(
-        self,
-        audio: np.ndarray,
-        options: TranscribeOptions,
-        on_segment: object = None,
-        cancel: CancelToken | None = None,
-    ) -> Result:
-        self.release.wait(10)
-        return Result(text=self.name, language="en", duration=audio.shape[0] / 16000)
-
-    def scorer(self, audio: np.ndarray, language: str | None) -> Scorer:
-        """Encodes once the test releases it; scores every text alike."""
-        self.encodes += 1
-        self.release.wait(10)
-        return lambda texts: [Score(-1.0, 1) for _ in texts]
-
-    def unload(self) -> None:
-        self.unloaded = True
-
-
-@dataclass
-class FakeBackend:
-    name: str = "faster-whisper"
-    encoder_window: str = "full"
-    loads: list[str] = field(default_factory=list)
-    gate: threading.Event = field(default_factory=threading.Event)
-    fail: set[str] = field(default_factory=set)
-    made: list[FakeModel] = field(default_factory=list)
-
-    def resolve(self, name: str, cache_dir: object = None) -> str:
-        return name
-
-    def load(self, path: str) -> FakeModel:
-        self.gate.wait(10)
-        self.loads.append(path)
-        if path in self.fail:
-            raise OSError(f"no weights for {path}")
-        model = FakeModel(path)
-        self.made.append(model)
-        return model
-
-
-def engine_with(backend: FakeBackend, **settings: object) -> Engine:
-    config = Config(models=("tiny.en", "base"), default_model="tiny.en", **settings)  # type: ignore[arg-type]
-    manager = ModelManager(config.models, backend, ttl=config.ttl)  # type: ignore[arg-type]
-    return Engine(config, manager, Selection("faster-whisper", "cpu", 0, "int8"))
-
+from .inprocess import FakeBackend, FakeModel, engine_with
 
 # --- engine ------------------------------------------------------------------------------------
 

@@ -1,8 +1,11 @@
 """Hostile clients that hold connections or make the event loop parse: the loop stays free, every
 port is bounded, every upload takes a queue place before its audio is spooled (issue 24, cases 4-6).
 
-Each attack runs against a real server under ``hostile.Watch`` (peak RSS growth, slowest
-``/health``), then a normal transcription shows the server still serves.
+Each attack runs under ``hostile.Watch`` (peak RSS growth, slowest ``/health``), then a normal
+transcription shows the server still serves. The parsing attacks (case 4) run against a real
+server process, whose memory is the server's alone; the connection attacks (cases 5 and 6) against
+the server in process (tests/inprocess.py, on its own loop in a thread): the doors, caps and
+timeouts are the real ones, the model a fake, and the memory watched this process's.
 """
 
 from __future__ import annotations
@@ -10,11 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
+import pytest
 from wyoming.asr import Transcribe
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
@@ -22,10 +28,12 @@ from wyoming.ping import Ping
 
 from .harness import ServerProcess, clip
 from .hostile import HEALTH_BOUND_MS, RSS_BOUND_MB, Watch, still_serves
-from .http_helpers import SHORT, WS_PATH, form_body, short_ok
+from .http_helpers import SHORT, WS_PATH, form_body
+from .inprocess import InProcess, in_thread
 from .wyoming_client import load_pcm16, read_until, transcribe
 
 BASE = ("-m", "tiny.en", "--preload", "--no-zeroconf")
+FAKE = ("-m", "tiny.en", "--preload")  # the in-process server's flags
 # ~21 MB of JSON that deflates to ~20 KB: seven million empty lists in one list.
 NESTED = "[" + "[]," * 7_000_000 + "[]]"
 
@@ -88,10 +96,19 @@ async def _realtime_bomb(srv: ServerProcess, *, compress: int) -> tuple[dict, st
         return json.loads(msg.data), extension
 
 
-async def test_realtime_json_bomb_is_refused_off_the_loop(start_server) -> None:
+@pytest.fixture(scope="module")
+def parsing_server(log_dir: Path) -> Iterator[ServerProcess]:
+    """A real server for the parsing attacks (the memory watched is its own)."""
+    srv = ServerProcess(list(BASE))
+    srv.start(log_dir)
+    yield srv
+    srv.stop()
+
+
+async def test_realtime_json_bomb_is_refused_off_the_loop(parsing_server: ServerProcess) -> None:
     """Case 4: no permessage-deflate (its 20 KB inflated to 21 MB of lists); the same 21 MB sent
     plainly is refused by parse_json's cheap pre-check, not parsed."""
-    srv: ServerProcess = start_server(*BASE)
+    srv = parsing_server
     for compress in (15, 0):
         with Watch(srv) as w:
             started = time.monotonic()
@@ -133,10 +150,10 @@ async def _raw_post(
         writer.close()
 
 
-async def test_unload_reads_a_small_body_only(start_server) -> None:
+async def test_unload_reads_a_small_body_only(parsing_server: ServerProcess) -> None:
     """Case 4: a 50 MB JSON body to /v1/model/unload is refused (413) before it is read or
     parsed, whether it declares its length or is chunked."""
-    srv: ServerProcess = start_server(*BASE)
+    srv = parsing_server
     body = ("[" + "[]," * 16_000_000 + "[]]").encode()  # 48 MB
     for chunked in (False, True):
         with Watch(srv) as w:
@@ -155,12 +172,14 @@ async def test_unload_reads_a_small_body_only(start_server) -> None:
 # -- 5. bounded connections -------------------------------------------------------------------
 
 
-async def test_idle_wyoming_connections_are_closed(start_server) -> None:
+async def test_idle_wyoming_connections_are_closed() -> None:
     """Case 5: 200 Wyoming connections that send nothing, or a transcribe and then nothing, are
     closed after --wyoming-idle-timeout (the second after their timeout error event)."""
-    srv: ServerProcess = start_server(
-        *BASE, "--wyoming-idle-timeout", "2", "--max-connections", "250"
-    )
+    async with in_thread(*FAKE, "--wyoming-idle-timeout", "2", "--max-connections", "250") as srv:
+        await idle_wyoming_connections_closed(srv)
+
+
+async def idle_wyoming_connections_closed(srv: InProcess) -> None:
     with Watch(srv) as w:
         conns = [await asyncio.open_connection("127.0.0.1", srv.wyoming_port) for _ in range(200)]
         for i, (_, writer) in enumerate(conns):
@@ -175,10 +194,14 @@ async def test_idle_wyoming_connections_are_closed(start_server) -> None:
     still_serves(srv)
 
 
-async def test_half_sent_http_requests_are_closed(start_server) -> None:
+async def test_half_sent_http_requests_are_closed() -> None:
     """Case 5: 20 requests whose headers never end are closed after --http-read-timeout; an
     upload whose body stops arriving gets 408 in OpenAI's shape."""
-    srv: ServerProcess = start_server(*BASE, "--http-read-timeout", "2")
+    async with in_thread(*FAKE, "--http-read-timeout", "2") as srv:
+        await half_sent_http_requests_closed(srv)
+
+
+async def half_sent_http_requests_closed(srv: InProcess) -> None:
     with Watch(srv) as w:
         conns = [await asyncio.open_connection("127.0.0.1", srv.port) for _ in range(20)]
         for _, writer in conns:
@@ -214,12 +237,16 @@ async def test_half_sent_http_requests_are_closed(start_server) -> None:
     still_serves(srv)
 
 
-async def test_at_the_cap_idle_connections_make_room(start_server) -> None:
+async def test_at_the_cap_idle_connections_make_room() -> None:
     """Case 5: with --max-connections 10 on each port, ten silent HTTP connections and ten silent
     Wyoming connections do not lock anyone out: a new connection closes the oldest idle one, so
     /health and a normal Wyoming transcription are answered at once (timeouts far away). A
     connection whose request has begun is older than the silent ones, yet they go first."""
-    srv: ServerProcess = start_server(*BASE, "--max-connections", "10")
+    async with in_thread(*FAKE, "--max-connections", "10") as srv:
+        await idle_make_room(srv)
+
+
+async def idle_make_room(srv: InProcess) -> None:
     pcm = load_pcm16(clip(SHORT))
     with Watch(srv) as w:
         begun_reader, begun = await asyncio.open_connection("127.0.0.1", srv.port)
@@ -238,16 +265,20 @@ async def test_at_the_cap_idle_connections_make_room(start_server) -> None:
             writer.close()
     print(f"case 5 at the cap, idle: {sum(closed)} idle closed,", w.summary())
     assert begun_status[0] == 200, begun_status
-    assert event.type == "transcript" and short_ok(event.data["text"]), event
+    assert event.type == "transcript" and event.data["text"] == srv.backend.answer("tiny.en")
     assert any(closed[:10]) and any(closed[10:]), closed  # the oldest idle ones made room
     w.check()
 
 
-async def test_at_the_cap_busy_connections_refuse_new_ones(start_server) -> None:
+async def test_at_the_cap_busy_connections_refuse_new_ones() -> None:
     """Case 5: when every connection is busy (an utterance open on each Wyoming one, a WebSocket
     stream on each HTTP one), the next one is refused at once: an error event ``server_busy``,
     a 503 in OpenAI's shape; nobody's utterance or stream is cut."""
-    srv: ServerProcess = start_server(*BASE, "--max-connections", "4")
+    async with in_thread(*FAKE, "--max-connections", "4") as srv:
+        await busy_refuse(srv)
+
+
+async def busy_refuse(srv: InProcess) -> None:
     clients = []
     for _ in range(4):
         client = AsyncTcpClient("127.0.0.1", srv.wyoming_port)
@@ -284,21 +315,27 @@ async def test_at_the_cap_busy_connections_refuse_new_ones(start_server) -> None
     assert refused is not None and refused.type == "error", refused
     assert refused.data["code"] == "server_busy"
     assert status == 503 and json.loads(answer)["error"]["code"] == "server_busy", answer
-    assert answered.type == "transcript" and short_ok(answered.data["text"]), answered
+    assert answered.type == "transcript", answered
+    assert answered.data["text"] == srv.backend.answer("tiny.en"), answered
     still_serves(srv)
 
 
 # -- 6. admission for every upload ------------------------------------------------------------
 
 
-async def test_uploads_with_the_file_first_take_a_place(start_server, tmp_path: Path) -> None:
+async def test_uploads_with_the_file_first_take_a_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Case 6: 20 concurrent uploads that send the file before the model field: at most the
     queue's capacity are spooled, the rest get 503 server_busy at once; those admitted finish."""
     spool = tmp_path / "spool"
     spool.mkdir()
-    srv: ServerProcess = start_server(
-        *BASE, "--max-concurrency", "1", "--max-queue", "2", env={"TMPDIR": str(spool)}
-    )
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))  # where this process spools uploads
+    async with in_thread(*FAKE, "--max-concurrency", "1", "--max-queue", "2") as srv:
+        await file_first_uploads(srv, spool)
+
+
+async def file_first_uploads(srv: InProcess, spool: Path) -> None:
     capacity = 3
     audio = clip(SHORT).read_bytes()
     body, ctype = form_body([("file", audio, "a.wav"), ("model", "whisper-1", None)])
@@ -342,14 +379,18 @@ async def test_uploads_with_the_file_first_take_a_place(start_server, tmp_path: 
     still_serves(srv)
 
 
-def test_file_first_upload_moves_its_place_to_the_named_model(server: ServerProcess) -> None:
+def test_file_first_upload_moves_its_place_to_the_named_model() -> None:
     """Case 6: an upload whose file came first held the default model's place; its model field
     names another, so it is answered by that model and the default's place is given back."""
     body, ctype = form_body([("file", clip(SHORT).read_bytes(), "a.wav"), ("model", "base", None)])
-    req = urllib.request.Request(
-        server.url + "/v1/audio/transcriptions", data=body, headers={"Content-Type": ctype}
-    )
-    with urllib.request.urlopen(req, timeout=120) as resp:
-        assert resp.status == 200 and short_ok(json.loads(resp.read())["text"])
-    depths = {m["name"]: m["queue_depth"] for m in server.health()["models"]}
+    with in_thread("-m", "tiny.en", "-m", "base", "--preload") as srv:
+        req = urllib.request.Request(
+            srv.url + "/v1/audio/transcriptions", data=body, headers={"Content-Type": ctype}
+        )
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            assert resp.status == 200 and json.loads(resp.read())["text"] == "base"
+        assert [d.model for d in srv.backend.decodes] == ["base"]
+        with urllib.request.urlopen(srv.url + "/health", timeout=10) as resp:
+            health = json.loads(resp.read())
+    depths = {m["name"]: m["queue_depth"] for m in health["models"]}
     assert depths == {"tiny.en": 0, "base": 0}

@@ -1,4 +1,5 @@
-"""Safe defaults against a hostile client (issue 24, cases 7 to 10), each against a real server.
+"""Safe defaults against a hostile client (issue 24, cases 7 to 10): the doors' checks on the server
+in process (tests/inprocess.py), what needs a real model or a real load on a real server.
 
 7. a web page of another site cannot unload models, open the WebSockets or rebind a name onto the
    server; 8. the Home Assistant names reader outlives a socket closed mid-exchange; 9. a
@@ -32,6 +33,7 @@ from wyoming_whisper.models.manager import public_reason
 from .harness import REPO, ServerProcess, clip, eventually, eventually_async
 from .hostile import Watch, still_serves
 from .http_helpers import SHORT, WS_PATH, metric, metrics, post_audio
+from .inprocess import InProcess, in_thread
 from .wyoming_client import load_pcm16, transcribe
 
 FOREIGN = "http://evil.example"
@@ -51,8 +53,10 @@ def call(
         return err.code, json.loads(err.read() or b"{}")
 
 
-def states(srv: ServerProcess) -> list[str]:
-    return [m["state"] for m in srv.health()["models"]]
+def states(srv: ServerProcess | InProcess) -> list[str]:
+    status, health = call(srv.url + "/health", "GET")
+    assert status == 200, health
+    return [m["state"] for m in health["models"]]
 
 
 async def handshake(url: str, headers: dict[str, str]) -> int:
@@ -77,8 +81,12 @@ def refused(status: int, body: dict[str, Any], *words: str) -> None:
 # --- 7: not open to any web page ---------------------------------------------------------------
 
 
-def test_foreign_pages_cannot_unload_open_websockets_or_rebind(start_server: Any) -> None:
-    srv = start_server("-m", "tiny.en", "--preload", "--no-zeroconf")
+def test_foreign_pages_cannot_unload_open_websockets_or_rebind() -> None:
+    with in_thread("-m", "tiny.en", "--preload") as srv:
+        foreign_pages_refused(srv)
+
+
+def foreign_pages_refused(srv: InProcess) -> None:
     ws = srv.url.replace("http", "ws", 1)
     started = time.monotonic()
     with Watch(srv) as w:
@@ -174,15 +182,16 @@ def test_browser_guard_unload_wants_a_preflighted_request_and_cors_origins_allow
     assert anyone.refusal("GET", WS_PATH, {"Origin": FOREIGN, "Upgrade": "websocket"}, None) is None
 
 
-def test_cors_origins_allows_a_named_page(start_server: Any) -> None:
-    srv = start_server("-m", "tiny.en", "--no-zeroconf", "--cors-origins", FOREIGN)
-    ws = srv.url.replace("http", "ws", 1)
-    headers = {"Origin": FOREIGN, "Content-Type": "application/json"}
-    assert call(srv.url + UNLOAD, headers=headers, data=b"{}")[0] == 200
-    refused(*call(srv.url + UNLOAD, headers={"Origin": FOREIGN}), "application/json")
-    for path in (WS_PATH, REALTIME):
-        assert asyncio.run(handshake(ws + path, {"Origin": FOREIGN})) == 101
-    refused(*call(srv.url + UNLOAD, headers={**headers, "Origin": "http://other.example"}))
+def test_cors_origins_allows_a_named_page() -> None:
+    with in_thread("-m", "tiny.en", "--preload", "--cors-origins", FOREIGN) as srv:
+        ws = srv.url.replace("http", "ws", 1)
+        headers = {"Origin": FOREIGN, "Content-Type": "application/json"}
+        assert call(srv.url + UNLOAD, headers=headers, data=b"{}")[0] == 200
+        assert states(srv) == ["unloaded"]
+        refused(*call(srv.url + UNLOAD, headers={"Origin": FOREIGN}), "application/json")
+        for path in (WS_PATH, REALTIME):
+            assert asyncio.run(handshake(ws + path, {"Origin": FOREIGN})) == 101
+        refused(*call(srv.url + UNLOAD, headers={**headers, "Origin": "http://other.example"}))
 
 
 # --- 8: the names reader never dies ------------------------------------------------------------
@@ -339,19 +348,15 @@ def test_transcripts_stay_out_of_the_info_log(server: ServerProcess) -> None:
     assert "INFO" in line and "tiny.en" in line and text not in log, line
 
 
-def test_api_key_from_a_file_and_transcripts_logged_when_asked(
-    start_server: Any, tmp_path: Path
-) -> None:
+def test_api_key_from_a_file_and_transcripts_logged_when_asked(tmp_path: Path) -> None:
     key = tmp_path / "key"
     key.write_text("  s3cret-key\n")
-    srv = start_server(
-        "-m",
-        "tiny.en",
-        "--preload",
-        "--no-zeroconf",
-        "--log-transcripts",
-        env={"WHISPER_API_KEY_FILE": str(key)},
-    )
+    env = {"WHISPER_API_KEY_FILE": str(key)}
+    with in_thread("-m", "tiny.en", "--preload", "--log-transcripts", env=env) as srv:
+        api_key_from_a_file(srv)
+
+
+def api_key_from_a_file(srv: InProcess) -> None:
     assert call(srv.url + "/v1/models", "GET")[0] == 401
     auth = {"Authorization": "Bearer s3cret-key"}
     assert call(srv.url + "/v1/models", "GET", headers=auth)[0] == 200

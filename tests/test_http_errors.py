@@ -16,7 +16,6 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import psutil
 import pytest
@@ -27,6 +26,7 @@ from wyoming_whisper.http.errors import error_middleware
 
 from .harness import ServerProcess, clip
 from .http_helpers import form_body as multipart
+from .inprocess import FakeBackend, InProcess, in_thread
 
 JFK = "openai_whisper/jfk.flac"
 API_KEY = "sekret-key-123"
@@ -316,28 +316,24 @@ def test_error_middleware_turns_a_fault_into_a_logged_500(
     assert "secret internals" in caplog.text and "Traceback" in caplog.text
 
 
-# -- a server with --api-key, --cors-origins and a small --max-upload-mb -------------------
+# -- a server with --api-key, --cors-origins and a small --max-upload-mb (in process) -------
+
+
+# The JFK clip's words, as the in-process server's fake model answers them.
+FAKE_JFK = " And so, my fellow Americans, ask not what your country can do for you."
 
 
 @pytest.fixture(scope="module")
-def locked(log_dir: Path) -> Iterator[ServerProcess]:
-    srv = ServerProcess(
-        [
-            "-m",
-            "tiny.en",
-            "--preload",
-            "--no-zeroconf",
-            "--no-wyoming",
-            "--cors-origins",
-            ORIGIN,
-            "--max-upload-mb",
-            "5",
-        ],
-        env={"WHISPER_API_KEY": API_KEY},
-    )
-    srv.start(log_dir)
-    yield srv
-    srv.stop()
+def locked() -> Iterator[InProcess]:
+    """In process (its own loop, in a thread: the tests here are plain urllib)."""
+    backend = FakeBackend(text=FAKE_JFK)
+    backend.gate.set()
+    backend.release.set()
+    flags = ("--no-wyoming", "--cors-origins", ORIGIN, "--max-upload-mb", "5")
+    with in_thread(
+        "-m", "tiny.en", "--preload", *flags, backend=backend, env={"WHISPER_API_KEY": API_KEY}
+    ) as srv:
+        yield srv
 
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -353,15 +349,16 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
     ],
     ids=["none", "wrong", "no-scheme", "empty"],
 )
-def test_wrong_api_key_is_401(locked: ServerProcess, headers: dict[str, str]) -> None:
+def test_wrong_api_key_is_401(locked: InProcess, headers: dict[str, str]) -> None:
     for path in ("/v1/models", "/v1/audio/transcriptions"):
         method = "GET" if path == "/v1/models" else "POST"
         status, _, reply = request(locked.url + path, method=method, headers=headers)
         assert_openai_error(status, reply, 401, code="invalid_api_key")
 
 
-def test_api_key_leaves_health_and_docs_open(locked: ServerProcess) -> None:
-    assert locked.health()["status"] == "ok"
+def test_api_key_leaves_health_and_docs_open(locked: InProcess) -> None:
+    status, _, reply = request(locked.url + "/health", method="GET")
+    assert status == 200 and json.loads(reply)["status"] == "ok"
     assert request(locked.url + "/openapi.json", method="GET")[0] == 200
     assert request(locked.url + "/ready", method="GET")[0] == 200
     status, _, reply = request(locked.url + "/v1/models", method="GET", headers=AUTH)
@@ -369,7 +366,7 @@ def test_api_key_leaves_health_and_docs_open(locked: ServerProcess) -> None:
     transcribe_ok(locked.url, AUTH)
 
 
-def test_api_key_with_the_sdk(locked: ServerProcess) -> None:
+def test_api_key_with_the_sdk(locked: InProcess) -> None:
     import openai
 
     good = openai.OpenAI(base_url=locked.url + "/v1", api_key=API_KEY, max_retries=0)
@@ -381,7 +378,7 @@ def test_api_key_with_the_sdk(locked: ServerProcess) -> None:
     assert info.value.body["code"] == "invalid_api_key"  # type: ignore[index]
 
 
-def test_declared_oversize_body_is_refused_up_front(locked: ServerProcess) -> None:
+def test_declared_oversize_body_is_refused_up_front(locked: InProcess) -> None:
     body, ctype = multipart([("model", "whisper-1", None), ("file", os.urandom(6 * MB), "a.wav")])
     status, _, reply = request(
         locked.url + "/v1/audio/transcriptions", body=body, content_type=ctype, headers=AUTH
@@ -393,7 +390,7 @@ def test_declared_oversize_body_is_refused_up_front(locked: ServerProcess) -> No
     transcribe_ok(locked.url, AUTH)
 
 
-def test_cors(locked: ServerProcess) -> None:
+def test_cors(locked: InProcess) -> None:
     status, headers, _ = request(
         locked.url + "/v1/audio/transcriptions",
         method="OPTIONS",
@@ -418,7 +415,7 @@ def test_cors(locked: ServerProcess) -> None:
     assert status == 200 and "Access-Control-Allow-Origin" not in headers
 
 
-async def test_realtime_api_key_as_header_or_browser_subprotocol(locked: ServerProcess) -> None:
+async def test_realtime_api_key_as_header_or_browser_subprotocol(locked: InProcess) -> None:
     import aiohttp
 
     url = locked.url + "/v1/realtime?intent=transcription"

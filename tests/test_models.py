@@ -1,23 +1,25 @@
-"""Model manager behaviour on the real server: background load, TTL unload, reload, failures."""
+"""Model manager behaviour: memory freed by the TTL's unload and --download-only on the real
+server; background and single-flight loads, failures, unload during a decode on the server in
+process over a fake backend (tests/inprocess.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from pathlib import Path
 
+import aiohttp
 import psutil
 import pytest
 from wyoming.asr import Transcribe
 
-from wyoming_whisper.backends.ctranslate2_models import PACKS
-
-from .harness import ServerProcess, clip, eventually, eventually_async, words
-from .http_helpers import SHORT, long_wav, post_audio, post_json, short_ok
+from .harness import ServerProcess, clip, eventually, eventually_async, free_port, words
+from .http_helpers import SHORT, multipart
+from .inprocess import FakeBackend, InProcess, serving, wait_running
 from .wyoming_client import load_pcm16, transcribe
 
 MB = 1024 * 1024
+UNLOAD = "/v1/model/unload"
 
 
 def model_state(server: ServerProcess, name: str) -> dict:
@@ -71,49 +73,87 @@ async def test_ttl_unloads_frees_memory_and_reloads(start_server) -> None:
     assert event.type == "transcript" and model_state(srv, "base")["loads"] == 4
 
 
-async def test_background_load_and_single_flight(start_server) -> None:
-    """Ports open while models load; racing requests for an unloaded model share one load."""
-    srv: ServerProcess = start_server("-m", "tiny.en", "--ttl", "1", "--no-zeroconf", wait=False)
-    srv.wait_ready(loaded=False)
-    wait_state(srv, "tiny.en", "loaded", 60)
-    wait_state(srv, "tiny.en", "unloaded", 10)
-    loads = model_state(srv, "tiny.en")["loads"]
-    pcm = load_pcm16(clip("speech_recognition/english.wav"))
-    results = await asyncio.gather(
-        *(transcribe("127.0.0.1", srv.wyoming_port, pcm) for _ in range(3))
+async def state_of(srv: InProcess, name: str) -> dict:
+    return next(m for m in (await srv.health())["models"] if m["name"] == name)
+
+
+async def reaches(srv: InProcess, name: str, state: str, timeout: float = 10) -> dict:
+    async def reached() -> dict | None:
+        status = await state_of(srv, name)
+        return status if status["state"] == state else None
+
+    return await eventually_async(reached, timeout, interval=0.01, what=f"{name} {state}")
+
+
+async def test_background_load_and_single_flight() -> None:
+    """Ports open while models load (in process, the fake's load held until the test lets it
+    go); racing requests for an unloaded model share one load."""
+    backend = FakeBackend(text=" One, two, three.")
+    backend.release.set()
+    async with serving("-m", "tiny.en", "--ttl", "1", backend=backend) as srv:
+        assert (await state_of(srv, "tiny.en"))["state"] == "loading"  # answered meanwhile
+        backend.gate.set()
+        await reaches(srv, "tiny.en", "loaded")
+        await reaches(srv, "tiny.en", "unloaded", 10)
+        loads = (await state_of(srv, "tiny.en"))["loads"]
+        backend.gate.clear()  # the next load waits: every request arrives during it
+        pcm = load_pcm16(clip("speech_recognition/english.wav"))
+        racing = [
+            asyncio.create_task(transcribe("127.0.0.1", srv.wyoming_port, pcm)) for _ in range(3)
+        ]
+        await reaches(srv, "tiny.en", "loading")
+        backend.gate.set()
+        results = await asyncio.gather(*racing)
+        assert all(r.type == "transcript" and r.data["text"] == "One, two, three." for r in results)
+        assert (await state_of(srv, "tiny.en"))["loads"] == loads + 1
+        assert backend.loads == ["tiny.en", "tiny.en"]
+
+
+async def test_failed_load_is_reported_and_retried() -> None:
+    """In process, a load that fails (tests/test_faults.py breaks real model files)."""
+    backend = FakeBackend(fail={"tiny.en"}, text=" One, two, three.")
+    backend.release.set()
+    backend.gate.set()
+    async with serving("-m", "tiny.en", backend=backend) as srv:
+        status = await reaches(srv, "tiny.en", "error")
+        assert status["error"] == "no weights for tiny.en"
+        assert (await srv.health())["status"] == "degraded"
+
+        pcm = load_pcm16(clip("speech_recognition/english.wav"))
+        event = await transcribe("127.0.0.1", srv.wyoming_port, pcm)
+        assert event.type == "error" and "could not be loaded" in event.data["text"]
+
+        backend.fail.clear()
+        event = await transcribe(
+            "127.0.0.1", srv.wyoming_port, pcm, transcribe=Transcribe(name="tiny.en")
+        )
+        assert event.type == "transcript" and event.data["text"] == "One, two, three."
+        assert (await state_of(srv, "tiny.en"))["state"] == "loaded"
+
+
+async def test_preload_opens_ports_after_loading() -> None:
+    """In process, the fake's load held until the test lets it go: no port is open before it."""
+    backend = FakeBackend()
+    backend.release.set()
+    ports = (free_port(), free_port())
+    first: list[dict] = []
+
+    async def run() -> None:
+        async with serving("-m", "tiny.en", "--preload", backend=backend, ports=ports) as srv:
+            first.append(await srv.health())
+
+    server = asyncio.create_task(run())
+    # The load has begun (the loader waits at the fake's gate): both ports still refuse.
+    await eventually_async(
+        lambda: backend.gate_waiting, 10, interval=0.01, what="the load waiting for its gate"
     )
-    assert all(r.type == "transcript" for r in results)
-    assert model_state(srv, "tiny.en")["loads"] == loads + 1
-
-
-async def test_failed_load_is_reported_and_retried(start_server, tmp_path: Path) -> None:
-    source = PACKS["tiny.en"].locate()
-    model_dir = tmp_path / "tiny-copy"
-    shutil.copytree(source, model_dir)
-    good = (model_dir / "model.bin").read_bytes()
-    (model_dir / "model.bin").write_bytes(good[: len(good) // 3])
-    name = str(model_dir)
-    srv: ServerProcess = start_server("-m", name, "--no-zeroconf", wait=False)
-    srv.wait_ready(loaded=False)
-    status = wait_state(srv, name, "error", 60)
-    assert status["error"]
-    assert srv.health()["status"] == "degraded"
-
-    pcm = load_pcm16(clip("speech_recognition/english.wav"))
-    event = await transcribe("127.0.0.1", srv.wyoming_port, pcm)
-    assert event.type == "error" and "could not be loaded" in event.data["text"]
-
-    (model_dir / "model.bin").write_bytes(good)
-    event = await transcribe("127.0.0.1", srv.wyoming_port, pcm, transcribe=Transcribe(name=name))
-    assert event.type == "transcript", event.data
-    assert model_state(srv, name)["state"] == "loaded"
-
-
-async def test_preload_opens_ports_after_loading(start_server) -> None:
-    srv: ServerProcess = start_server("-m", "tiny.en", "--preload", "--no-zeroconf", wait=False)
-    status = srv.wait_ready(loaded=False)
+    for port in ports:
+        with pytest.raises(OSError):
+            await asyncio.open_connection("127.0.0.1", port)
+    backend.gate.set()
+    await asyncio.wait_for(server, 10)
     # The first answer /health ever gives already shows the model loaded.
-    assert status["models"][0]["state"] == "loaded"
+    assert first[0]["models"][0]["state"] == "loaded"
 
 
 @pytest.mark.parametrize("model", ["no-such-model", "/nonexistent/model/dir"])
@@ -157,26 +197,34 @@ def test_download_only_assembles_packs(tmp_path: Path) -> None:
     assert not [p for p in (tmp_path / "packs").iterdir() if p.name.startswith(".")]
 
 
-async def test_unload_while_decoding_waits_for_the_answer(start_server, tmp_path: Path) -> None:
-    """An unload asked during a decode loses nothing: the model goes once the answer is out."""
-    srv: ServerProcess = start_server("-m", "tiny.en", "--preload", "--ttl", "0", "--no-zeroconf")
-    audio = long_wav(40, tmp_path / "long.wav").read_bytes()
-    pending = asyncio.create_task(asyncio.to_thread(post_audio, srv.url, audio))
-
-    def decoding() -> bool:
-        if pending.done():  # pytest.fail, not assert: eventually retries a failed assert
-            pytest.fail("answered before the test saw it decoding")
-        return model_state(srv, "tiny.en")["active_requests"] > 0
-
-    await eventually_async(decoding, 30, interval=0.02, what="the decode running")
-    reply = await asyncio.to_thread(post_json, srv.url + "/v1/model/unload", {"model": "tiny.en"})
-    assert reply["unloaded"] == [] and reply["was_loaded"] is False, reply
-    status = model_state(srv, "tiny.en")
-    assert status["unload_pending"] is True and status["state"] == "loaded", status
-    code, body, _ = await asyncio.wait_for(pending, 120)
-    assert code == 200 and len(words(body["text"])) > 20, body
-    status = wait_state(srv, "tiny.en", "unloaded", 15)
-    assert status["unload_pending"] is False and status["loaded"] is False
-    # The next request loads it again.
-    code, body, _ = await asyncio.to_thread(post_audio, srv.url, clip(SHORT).read_bytes())
-    assert code == 200 and short_ok(body["text"]) and model_state(srv, "tiny.en")["loads"] == 2
+async def test_unload_while_decoding_waits_for_the_answer() -> None:
+    """An unload asked during a decode loses nothing: the model goes once the answer is out (in
+    process, the decode held until the test lets it go)."""
+    async with serving("-m", "tiny.en", "--preload", "--ttl", "0") as srv:
+        srv.backend.text = " The whole answer."
+        srv.backend.hold()
+        async with aiohttp.ClientSession() as session:
+            body, ctype = multipart({"model": "whisper-1"}, clip(SHORT).read_bytes())
+            url = srv.url + "/v1/audio/transcriptions"
+            headers = {"Content-Type": ctype}
+            pending = asyncio.create_task(session.post(url, data=body, headers=headers))
+            await wait_running(srv)
+            assert (await state_of(srv, "tiny.en"))["active_requests"] == 1
+            async with session.post(srv.url + UNLOAD, json={"model": "tiny.en"}) as resp:
+                reply = await resp.json()
+            assert reply["unloaded"] == [] and reply["was_loaded"] is False, reply
+            status = await state_of(srv, "tiny.en")
+            assert status["unload_pending"] is True and status["state"] == "loaded", status
+            assert not srv.backend.made[0].unloaded
+            srv.backend.let_go()
+            resp = await asyncio.wait_for(pending, 10)
+            assert resp.status == 200 and (await resp.json())["text"] == "The whole answer."
+            status = await reaches(srv, "tiny.en", "unloaded")
+            assert status["unload_pending"] is False and status["loaded"] is False
+            await eventually_async(  # its memory freed on the loader thread, after the state
+                lambda: srv.backend.made[0].unloaded, 10, interval=0.01, what="tiny.en freed"
+            )
+            # The next request loads it again.
+            async with session.post(url, data=body, headers=headers) as resp:
+                assert resp.status == 200
+        assert (await state_of(srv, "tiny.en"))["loads"] == 2

@@ -1,8 +1,9 @@
 """The Realtime API's transcription sessions (/v1/realtime?intent=transcription).
 
-The OpenAI SDK's own realtime client streams a real recording in real time; raw WebSocket
-clients send what a broken client sends, and each fault is an ``error`` event after which the
-same session still transcribes.
+The OpenAI SDK's own realtime client streams a real recording in real time to the real server;
+raw WebSocket clients send what a broken client sends to the server in process (a fake model,
+tests/inprocess.py), and each fault is an ``error`` event after which the same session still
+transcribes.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from wyoming_whisper.streaming import ENDPOINT_TRAIL_SECONDS
 
 from .harness import ServerProcess, clip, words
 from .http_helpers import REALTIME_SESSION, ulaw, wav_bytes
+from .inprocess import InProcess, serving
 from .wyoming_client import load_pcm16
 
 GA_SESSION = REALTIME_SESSION
@@ -122,8 +124,17 @@ async def next_event(ws: aiohttp.ClientWebSocketResponse, *kinds: str) -> dict[s
             return event
 
 
-async def test_bad_events_get_error_events_and_the_session_goes_on(server: ServerProcess) -> None:
-    ws = await realtime(server.url)
+async def test_bad_events_get_error_events_and_the_session_goes_on() -> None:
+    """In process: each fault's code and param, the same session answering after them (the
+    fake model's words: what is checked here is the session, not the transcript)."""
+    async with serving() as srv:
+        srv.backend.text = " One, two, three."
+        await bad_events_then_a_transcript(srv)
+        assert (await srv.health())["status"] == "ok"
+
+
+async def bad_events_then_a_transcript(srv: InProcess) -> None:
+    ws = await realtime(srv.url)
     try:
         assert (await next_event(ws))["type"] == "session.created"
         await ws.send_str(json.dumps({"type": "session.update", "session": MANUAL}))
@@ -228,6 +239,8 @@ async def test_bad_events_get_error_events_and_the_session_goes_on(server: Serve
         done = await next_event(ws, "conversation.item.input_audio_transcription.completed")
         assert done["item_id"] == committed["item_id"]
         assert words(done["transcript"]) == ["one", "two", "three"], done
+        final = srv.backend.decodes[-1]  # the whole clip, resampled from 24 kHz
+        assert abs(final.seconds - len(pcm) / 48000) < 0.01, final.seconds
 
         # clear drops the buffer: a commit right after has nothing to commit.
         await ws.send_str(json.dumps({"type": "input_audio_buffer.append", "audio": b64(pcm)}))
@@ -237,7 +250,6 @@ async def test_bad_events_get_error_events_and_the_session_goes_on(server: Serve
         assert (await next_event(ws))["error"]["code"] == "input_audio_buffer_commit_empty"
     finally:
         await close(ws)
-    assert server.health()["status"] == "ok"
 
 
 async def test_the_beta_shape_with_g711_ulaw(server: ServerProcess) -> None:
@@ -270,9 +282,9 @@ async def test_the_beta_shape_with_g711_ulaw(server: ServerProcess) -> None:
 
 
 @pytest.mark.parametrize("intent", ["conversation"])
-async def test_only_transcription_sessions(server: ServerProcess, intent: str) -> None:
-    async with aiohttp.ClientSession() as http:
-        url = f"{server.url}/v1/realtime?intent={intent}"
+async def test_only_transcription_sessions(intent: str) -> None:
+    async with serving() as srv, aiohttp.ClientSession() as http:
+        url = f"{srv.url}/v1/realtime?intent={intent}"
         async with http.ws_connect(url) as ws:
             got = await ws.receive_json(timeout=10)
             assert got["type"] == "error" and got["error"]["param"] == "intent", got

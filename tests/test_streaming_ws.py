@@ -1,24 +1,27 @@
-"""WebSocket /v1/audio/transcriptions/stream with aiohttp's client against the real server."""
+"""WebSocket /v1/audio/transcriptions/stream with aiohttp's client: transcripts and partials
+from the real server; the API key, bad queries, limits and faults on the server in process
+over a fake model (tests/inprocess.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import aiohttp
 import numpy as np
 import pytest
 
 from .harness import LONG_CLIPS, ServerProcess, clip, words
+from .inprocess import FakeBackend, InProcess, serving
 from .wyoming_client import load_pcm16
 
 PATH = "/v1/audio/transcriptions/stream"
 EOS = b"EOS"
 
 
-def ws_url(server: ServerProcess, **query: str) -> str:
+def ws_url(server: ServerProcess | InProcess, **query: str) -> str:
     from urllib.parse import urlencode
 
     return f"ws://127.0.0.1:{server.port}{PATH}" + (f"?{urlencode(query)}" if query else "")
@@ -149,37 +152,35 @@ async def test_partials_before_eos_at_4x_real_time(server: ServerProcess, long_p
     assert "printing" in words(final["text"]) and "types" in words(final["text"])
 
 
-@pytest.fixture(scope="module")
-def strict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """API key, a 3 s stream limit, and a model whose files are broken (its decode fails)."""
-    broken = tmp_path_factory.mktemp("broken-model")
-    for name in ("model.bin", "config.json", "tokenizer.json", "vocabulary.json"):
-        (broken / name).write_text("not a model")
-    log_dir = Path(tmp_path_factory.mktemp("logs"))
-    srv = ServerProcess(
-        ["-m", "tiny.en", "-m", str(broken), "--no-zeroconf", "--max-audio-seconds", "3"],
-        env={"WHISPER_API_KEY": "s3cret"},
-    )
-    srv.start(log_dir, wait=False)
-    srv.wait_ready(loaded=False)
-    srv.broken = str(broken)  # type: ignore[attr-defined]
-    yield srv
-    srv.stop()
+BROKEN = "broken-model"
 
 
-async def test_api_key(strict_server: ServerProcess, jfk_pcm: bytes) -> None:
-    message, code = await expect_error(ws_url(strict_server), jfk_pcm[:16000])
-    assert "api key" in message.lower() and code == 1008
-    message, code = await expect_error(ws_url(strict_server, token="wrong"), jfk_pcm[:16000])
-    assert code == 1008
-    short = jfk_pcm[: 2 * 32000]
-    for url, headers in (
-        (ws_url(strict_server, token="s3cret"), None),
-        (ws_url(strict_server), {"Authorization": "Bearer s3cret"}),
-    ):
-        messages, code, _ = await run_stream(url, short, headers=headers)
-        assert messages[-1][1]["type"] == "final", messages
-        assert code == aiohttp.WSCloseCode.OK
+@contextlib.asynccontextmanager
+async def strict() -> AsyncIterator[InProcess]:
+    """In process: an API key, a 3 s stream limit, and a model whose load fails."""
+    backend = FakeBackend(fail={BROKEN}, text=" Fake words.")
+    backend.gate.set()
+    backend.release.set()
+    flags = ("-m", "tiny.en", "-m", BROKEN, "--max-audio-seconds", "3")
+    async with serving(*flags, backend=backend, env={"WHISPER_API_KEY": "s3cret"}) as srv:
+        yield srv
+
+
+async def test_api_key(jfk_pcm: bytes) -> None:
+    async with strict() as srv:
+        message, code = await expect_error(ws_url(srv), jfk_pcm[:16000])
+        assert "api key" in message.lower() and code == 1008
+        message, code = await expect_error(ws_url(srv, token="wrong"), jfk_pcm[:16000])
+        assert code == 1008
+        assert srv.backend.decodes == []  # refused before any audio was decoded
+        short = jfk_pcm[: 2 * 32000]
+        for url, headers in (
+            (ws_url(srv, token="s3cret"), None),
+            (ws_url(srv), {"Authorization": "Bearer s3cret"}),
+        ):
+            messages, code, _ = await run_stream(url, short, headers=headers)
+            assert messages[-1][1] == {**messages[-1][1], "type": "final", "text": "Fake words."}
+            assert code == aiohttp.WSCloseCode.OK
 
 
 @pytest.mark.parametrize(
@@ -190,35 +191,45 @@ async def test_api_key(strict_server: ServerProcess, jfk_pcm: bytes) -> None:
         ({"prompt": "x" * 4001}, "prompt"),
     ],
 )
-async def test_bad_query(
-    strict_server: ServerProcess, jfk_pcm: bytes, query: dict[str, str], needle: str
-) -> None:
-    message, code = await expect_error(ws_url(strict_server, token="s3cret", **query), jfk_pcm)
+async def test_bad_query(jfk_pcm: bytes, query: dict[str, str], needle: str) -> None:
+    async with strict() as srv:
+        message, code = await expect_error(ws_url(srv, token="s3cret", **query), jfk_pcm)
     assert needle in message and code == 1008
 
 
-async def test_oversized_stream(strict_server: ServerProcess, jfk_pcm: bytes) -> None:
-    message, code = await expect_error(ws_url(strict_server, token="s3cret"), jfk_pcm)
+async def test_oversized_stream(jfk_pcm: bytes) -> None:
+    async with strict() as srv:
+        message, code = await expect_error(ws_url(srv, token="s3cret"), jfk_pcm)
+        assert srv.backend.decodes == []
     assert "3 s" in message and code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
 
 
-async def test_decode_failure(strict_server: ServerProcess, jfk_pcm: bytes) -> None:
-    url = ws_url(strict_server, token="s3cret", model=strict_server.broken)  # type: ignore[attr-defined]
-    message, code = await expect_error(url, jfk_pcm[:32000])
-    assert code == aiohttp.WSCloseCode.INTERNAL_ERROR
-    assert "Traceback" not in message
+async def test_decode_failure(jfk_pcm: bytes) -> None:
+    async with strict() as srv:
+        url = ws_url(srv, token="s3cret", model=BROKEN)
+        message, code = await expect_error(url, jfk_pcm[:32000])
+        assert code == aiohttp.WSCloseCode.INTERNAL_ERROR
+        assert "Traceback" not in message
+        # A decode that raises is the same error message and close, its cause only logged.
+        srv.backend.error = RuntimeError("the decoder broke")
+        message, code = await expect_error(ws_url(srv, token="s3cret"), jfk_pcm[:32000])
+        assert code == aiohttp.WSCloseCode.INTERNAL_ERROR
+        assert "decoder broke" not in message and "decoder broke" in srv.log()
 
 
-async def test_protocol_faults(strict_server: ServerProcess, jfk_pcm: bytes) -> None:
-    url = ws_url(strict_server, token="s3cret")
-    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
-        await ws.send_str("hello")
-        messages, code = await collect(ws)
-    assert [m["type"] for _, m in messages] == ["error"] and code == 1008
-    message, code = await expect_error(url)  # EOS with no audio at all
-    assert "no audio" in message and code == 1008
-    # A client that just goes away mid-stream costs nothing; the server keeps serving.
-    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
-        await ws.send_bytes(jfk_pcm[:64000])
-    messages, code, _ = await run_stream(url, jfk_pcm[:64000])
-    assert messages[-1][1]["type"] == "final" and code == aiohttp.WSCloseCode.OK
+async def test_protocol_faults(jfk_pcm: bytes) -> None:
+    async with strict() as srv:
+        url = ws_url(srv, token="s3cret")
+        async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+            await ws.send_str("hello")
+            messages, code = await collect(ws)
+        assert [m["type"] for _, m in messages] == ["error"] and code == 1008
+        message, code = await expect_error(url)  # EOS with no audio at all
+        assert "no audio" in message and code == 1008
+        # A client that just goes away mid-stream costs nothing; the server keeps serving.
+        srv.backend.hold()
+        async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+            await ws.send_bytes(jfk_pcm[:64000])
+        srv.backend.let_go()
+        messages, code, _ = await run_stream(url, jfk_pcm[:64000])
+        assert messages[-1][1]["type"] == "final" and code == aiohttp.WSCloseCode.OK

@@ -1,8 +1,11 @@
-"""The Wyoming front door, driven by the wyoming library's own client against the real server."""
+"""The Wyoming front door, driven by the wyoming library's own client: transcripts from the real
+server; describe and the protocol's faults on the server in process (tests/inprocess.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,7 @@ from wyoming_whisper.backends.encoder_window import said_twice
 
 from .harness import ServerProcess, clip, eventually_async, words
 from .http_helpers import metrics
+from .inprocess import InProcess, serving
 from .wyoming_client import load_pcm16, read_until, send_audio, transcribe
 
 JFK = "whisper_cpp/jfk.wav"
@@ -35,8 +39,11 @@ def jfk_pcm() -> bytes:
     return load_pcm16(clip(JFK))
 
 
-async def test_describe_lists_every_model(server: ServerProcess) -> None:
-    async with AsyncTcpClient("127.0.0.1", server.wyoming_port) as client:
+async def test_describe_lists_every_model() -> None:
+    async with (
+        serving("-m", "tiny.en", "-m", "base") as srv,
+        AsyncTcpClient("127.0.0.1", srv.wyoming_port) as client,
+    ):
         await client.write_event(Describe().event())
         event = (await read_until(client, "info"))[-1]
     info = Info.from_event(event)
@@ -145,40 +152,66 @@ async def test_language_is_honoured(server: ServerProcess) -> None:
     assert event.type == "transcript" and event.data["language"] == "de"
 
 
-async def expect_error_then_success(server: ServerProcess, client: AsyncTcpClient) -> Event:
-    error = (await read_until(client, "error"))[-1]
-    assert error.type == "error"
-    assert error.data["text"]
-    return error
+# -- protocol faults, on the server in process over a fake model (tests/inprocess.py) ----------
+
+FAKE_JFK = (
+    " And so, my fellow Americans, ask not what your country can do for you,"
+    " ask what you can do for your country."
+)
 
 
-async def test_unknown_model_then_next_request(server: ServerProcess, jfk_pcm: bytes) -> None:
-    async with AsyncTcpClient("127.0.0.1", server.wyoming_port) as client:
-        await send_audio(client, jfk_pcm[:32000], transcribe=Transcribe(name="nope-model"))
-        error = (await read_until(client, "error"))[-1]
-        assert error.type == "error" and "nope-model" in error.data["text"]
-        # The failed exchange ends with the connection, as Home Assistant needs to stop waiting.
-        assert await asyncio.wait_for(client.read_event(), 10) is None
-    event = await transcribe("127.0.0.1", server.wyoming_port, jfk_pcm)
+@contextlib.asynccontextmanager
+async def fake_server() -> AsyncIterator[InProcess]:
+    """The server in process, its fake model answering with the JFK clip's words."""
+    async with serving() as srv:
+        srv.backend.text = FAKE_JFK
+        yield srv
+
+
+async def served(srv: InProcess, pcm: bytes) -> None:
+    """A request after a fault is answered, its audio decoded (all but the silence trimmed after
+    its speech)."""
+    before = len(srv.backend.decodes)
+    event = await transcribe("127.0.0.1", srv.wyoming_port, pcm)
+    assert event.type == "transcript", event
     assert_jfk(event.data["text"])
+    finals = [d for d in srv.backend.decodes[before:] if not d.cancel or not d.cancel.speculative]
+    assert len(finals) == 1 and len(pcm) / 32000 - 0.5 < finals[0].seconds <= len(pcm) / 32000
 
 
-async def test_new_transcribe_after_an_early_error(server: ServerProcess, jfk_pcm: bytes) -> None:
+async def test_unknown_model_then_next_request(jfk_pcm: bytes) -> None:
+    async with fake_server() as srv:
+        async with AsyncTcpClient("127.0.0.1", srv.wyoming_port) as client:
+            await send_audio(client, jfk_pcm[:32000], transcribe=Transcribe(name="nope-model"))
+            error = (await read_until(client, "error"))[-1]
+            assert error.type == "error" and "nope-model" in error.data["text"]
+            assert (error.data["code"], error.data["param"]) == ("model_not_found", "model")
+            # The failed exchange ends with the connection, as Home Assistant needs to stop
+            # waiting.
+            assert await asyncio.wait_for(client.read_event(), 10) is None
+        assert srv.backend.decodes == []
+        await served(srv, jfk_pcm)
+
+
+async def test_new_transcribe_after_an_early_error(jfk_pcm: bytes) -> None:
     """An error before audio-stop leaves the connection usable for a fresh request."""
-    async with AsyncTcpClient("127.0.0.1", server.wyoming_port) as client:
-        await client.write_event(Transcribe(name="nope-model").event())
-        error = (await read_until(client, "error"))[-1]
-        assert error.type == "error" and "nope-model" in error.data["text"]
-        await send_audio(client, jfk_pcm, transcribe=Transcribe(name="tiny.en"))
-        event = (await read_until(client, "transcript"))[-1]
-    assert_jfk(event.data["text"])
+    async with fake_server() as srv:
+        async with AsyncTcpClient("127.0.0.1", srv.wyoming_port) as client:
+            await client.write_event(Transcribe(name="nope-model").event())
+            error = (await read_until(client, "error"))[-1]
+            assert error.type == "error" and "nope-model" in error.data["text"]
+            await send_audio(client, jfk_pcm, transcribe=Transcribe(name="base"))
+            event = (await read_until(client, "transcript"))[-1]
+        assert_jfk(event.data["text"])
+        assert {d.model for d in srv.backend.decodes} == {"base"}
 
 
-async def test_unknown_language_is_an_error(server: ServerProcess, jfk_pcm: bytes) -> None:
-    async with AsyncTcpClient("127.0.0.1", server.wyoming_port) as client:
+async def test_unknown_language_is_an_error(jfk_pcm: bytes) -> None:
+    async with fake_server() as srv, AsyncTcpClient("127.0.0.1", srv.wyoming_port) as client:
         await send_audio(client, jfk_pcm[:3200], transcribe=Transcribe(language="klingon"))
         error = (await read_until(client, "error"))[-1]
     assert error.type == "error" and "klingon" in error.data["text"]
+    assert (error.data["code"], error.data["param"]) == ("unsupported_language", "language")
 
 
 @pytest.mark.parametrize(
@@ -196,47 +229,49 @@ async def test_unknown_language_is_an_error(server: ServerProcess, jfk_pcm: byte
         b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
     ],
 )
-async def test_garbage_gets_an_error_and_server_goes_on(
-    server: ServerProcess, jfk_pcm: bytes, garbage: bytes
-) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.wyoming_port)
-    writer.write(garbage)
-    await writer.drain()
-    line = await asyncio.wait_for(reader.readline(), 10)
-    assert b'"type": "error"' in line or b'"type":"error"' in line, line
-    writer.close()
-    event = await transcribe("127.0.0.1", server.wyoming_port, jfk_pcm)
-    assert_jfk(event.data["text"])
+async def test_garbage_gets_an_error_and_server_goes_on(jfk_pcm: bytes, garbage: bytes) -> None:
+    async with fake_server() as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.wyoming_port)
+        writer.write(garbage)
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), 10)
+        assert b'"type": "error"' in line or b'"type":"error"' in line, line
+        writer.close()
+        await served(srv, jfk_pcm)
 
 
-async def test_chunk_without_start_and_stop_without_audio(
-    server: ServerProcess, jfk_pcm: bytes
-) -> None:
-    async with AsyncTcpClient("127.0.0.1", server.wyoming_port) as client:
-        await client.write_event(AudioStop().event())
-        error = (await read_until(client, "error"))[-1]
-        assert error.type == "error"
-        assert await asyncio.wait_for(client.read_event(), 10) is None
-    async with AsyncTcpClient("127.0.0.1", server.wyoming_port) as client:
-        # audio-chunk without audio-start: the chunk's own format is used.
-        for i in range(0, len(jfk_pcm), 8000):
-            chunk = AudioChunk(rate=16000, width=2, channels=1, audio=jfk_pcm[i : i + 8000])
-            await client.write_event(chunk.event())
-        await client.write_event(AudioStop().event())
-        event = (await read_until(client, "transcript"))[-1]
-    assert_jfk(event.data["text"])
+async def test_chunk_without_start_and_stop_without_audio(jfk_pcm: bytes) -> None:
+    async with fake_server() as srv:
+        async with AsyncTcpClient("127.0.0.1", srv.wyoming_port) as client:
+            await client.write_event(AudioStop().event())
+            error = (await read_until(client, "error"))[-1]
+            assert error.type == "error"
+            assert await asyncio.wait_for(client.read_event(), 10) is None
+        async with AsyncTcpClient("127.0.0.1", srv.wyoming_port) as client:
+            # audio-chunk without audio-start: the chunk's own format is used.
+            for i in range(0, len(jfk_pcm), 8000):
+                chunk = AudioChunk(rate=16000, width=2, channels=1, audio=jfk_pcm[i : i + 8000])
+                await client.write_event(chunk.event())
+            await client.write_event(AudioStop().event())
+            event = (await read_until(client, "transcript"))[-1]
+        assert_jfk(event.data["text"])
+        final = srv.backend.decodes[-1]
+        sent = np.frombuffer(jfk_pcm, dtype="<i2").astype(np.float32) / 32768
+        assert len(sent) - 8000 < len(final.audio) <= len(sent)  # (the trailing silence trimmed)
+        assert np.allclose(final.audio, sent[: len(final.audio)], atol=1e-4)
 
 
-async def test_bad_audio_format_is_an_error(server: ServerProcess, jfk_pcm: bytes) -> None:
-    async with AsyncTcpClient("127.0.0.1", server.wyoming_port) as client:
-        await client.write_event(Transcribe().event())
-        await client.write_event(AudioStart(rate=16000, width=7, channels=1).event())
-        error = (await read_until(client, "error"))[-1]
-        assert error.type == "error" and "width" in error.data["text"]
-        await client.write_event(AudioStop().event())
-        assert await asyncio.wait_for(client.read_event(), 10) is None
-    event = await transcribe("127.0.0.1", server.wyoming_port, jfk_pcm)
-    assert_jfk(event.data["text"])
+async def test_bad_audio_format_is_an_error(jfk_pcm: bytes) -> None:
+    async with fake_server() as srv:
+        async with AsyncTcpClient("127.0.0.1", srv.wyoming_port) as client:
+            await client.write_event(Transcribe().event())
+            await client.write_event(AudioStart(rate=16000, width=7, channels=1).event())
+            error = (await read_until(client, "error"))[-1]
+            assert error.type == "error" and "width" in error.data["text"]
+            await client.write_event(AudioStop().event())
+            assert await asyncio.wait_for(client.read_event(), 10) is None
+        assert srv.backend.decodes == []
+        await served(srv, jfk_pcm)
 
 
 @pytest.mark.parametrize("kind", ["silence", "noise"])

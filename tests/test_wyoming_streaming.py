@@ -1,4 +1,6 @@
-"""Wyoming transcript streaming and --vad-endpointing, with the wyoming library's client."""
+"""Wyoming transcript streaming and --vad-endpointing, with the wyoming library's client: live
+text and chunks on the real server, the VAD's endpoints on the server in process (the real VAD,
+a fake model: tests/inprocess.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from wyoming.info import Describe, Info
 from wyoming.ping import Ping
 
 from .harness import ServerProcess, clip, words
+from .inprocess import serving
 from .wyoming_client import load_pcm16, read_until, send_audio, stream_paced
 
 
@@ -74,38 +77,60 @@ async def test_confirmed_words_arrive_while_the_speaker_talks(server: ServerProc
     assert words(transcript)[:4] == ["and", "so", "my", "fellow"], transcript
 
 
-async def test_vad_endpointing(start_server) -> None:
-    srv: ServerProcess = start_server(
-        "-m", "tiny.en", "--preload", "--no-zeroconf", "--vad-endpointing"
+def holds(audio: np.ndarray, pcm: bytes) -> bool:
+    """Whether decoded ``audio`` holds the speech of ``pcm`` (16-bit mono at 16 kHz): a piece
+    from a quarter and one from three quarters in, sample for sample."""
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
+    windows = np.lib.stride_tricks.sliding_window_view(audio, 256)
+    return all(
+        bool(np.any(np.all(windows == samples[at : at + 256], axis=1)))
+        for at in (len(samples) // 4, 3 * len(samples) // 4)
     )
-    program = (await describe(srv.wyoming_port)).asr[0]
-    assert program.requires_external_vad is False
 
-    silence = np.zeros(int(1.5 * 16000), dtype="<i2").tobytes()
-    first = load_pcm16(clip("deepspeech/LDC93S1.wav"))
-    second = load_pcm16(clip("speech_recognition/english.wav"))
-    async with AsyncTcpClient("127.0.0.1", srv.wyoming_port) as client:
-        await client.write_event(Transcribe().event())
-        await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
-        texts: list[str] = []
-        # Two commands, no audio-stop: the server ends each one on its own VAD.
-        for pcm in (silence + first + silence, second + silence):
-            for i in range(0, len(pcm), 3200):
-                chunk = AudioChunk(rate=16000, width=2, channels=1, audio=pcm[i : i + 3200])
-                await client.write_event(chunk.event())
-            events = await read_until(client, "transcript-stop", timeout=60)
-            texts.append(next(e.data["text"] for e in events if e.type == "transcript"))
-        assert "greasy" in words(texts[0]), texts
-        assert words(texts[1]) in (["1", "2", "3"], ["one", "two", "three"]), texts
-        # audio-stop after an answered utterance is ignored (nothing new was said) ...
-        await client.write_event(AudioStop().event())
-        await client.write_event(Ping(text="after").event())
-        after = await read_until(client, "pong", timeout=30)
-        assert [e.type for e in after] == ["pong"], after
-        # ... and the connection takes the next utterance the classic way.
-        await send_audio(client, first)
-        events = await read_until(client, "transcript", timeout=60)
-    assert "greasy" in words(events[-1].data["text"])
+
+async def test_vad_endpointing() -> None:
+    """The server's VAD ends each utterance (in process: the real Silero VAD, a fake model; each
+    final shown to decode exactly its own command's audio)."""
+    async with serving("-m", "tiny.en", "--preload", "--vad-endpointing") as srv:
+        program = (await describe(srv.wyoming_port)).asr[0]
+        assert program.requires_external_vad is False
+
+        silence = np.zeros(int(1.5 * 16000), dtype="<i2").tobytes()
+        first = load_pcm16(clip("deepspeech/LDC93S1.wav"))
+        second = load_pcm16(clip("speech_recognition/english.wav"))
+        srv.backend.segments = (" An answer.",)
+
+        def finals() -> list[np.ndarray]:
+            return [d.audio for d in srv.backend.decodes if not d.cancel.speculative]  # type: ignore[union-attr]
+
+        async with AsyncTcpClient("127.0.0.1", srv.wyoming_port) as client:
+            await client.write_event(Transcribe().event())
+            await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+            # Two commands, no audio-stop: the server ends each one on its own VAD.
+            for n, pcm in enumerate((silence + first + silence, second + silence), 1):
+                for i in range(0, len(pcm), 3200):
+                    chunk = AudioChunk(rate=16000, width=2, channels=1, audio=pcm[i : i + 3200])
+                    await client.write_event(chunk.event())
+                events = await read_until(client, "transcript-stop", timeout=60)
+                assert [e.type for e in events][-2:] == ["transcript", "transcript-stop"]
+                assert next(e for e in events if e.type == "transcript").data["text"] == (
+                    "An answer."
+                )
+                assert len(finals()) == n
+            one, two = finals()
+            assert holds(one, first) and not holds(one, second)
+            assert holds(two, second) and not holds(two, first)
+            # audio-stop after an answered utterance is ignored (nothing new was said) ...
+            await client.write_event(AudioStop().event())
+            await client.write_event(Ping(text="after").event())
+            after = await read_until(client, "pong", timeout=30)
+            assert [e.type for e in after] == ["pong"], after
+            assert len(finals()) == 2
+            # ... and the connection takes the next utterance the classic way.
+            await send_audio(client, first)
+            events = await read_until(client, "transcript", timeout=60)
+        assert events[-1].data["text"] == "An answer."
+        assert len(finals()) == 3 and holds(finals()[2], first)
 
 
 async def test_no_endpointing_without_the_flag(server: ServerProcess) -> None:
