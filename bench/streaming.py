@@ -80,7 +80,7 @@ from wyoming_bench.stt.reporting import SttMeasurement, summarize_stt_mode  # no
 from bench.stats import percentile  # noqa: E402
 from tests.harness import AUDIO_DIR, Clip, ServerProcess, load_manifest  # noqa: E402
 from tests.http_helpers import REALTIME_SESSION  # noqa: E402
-from wyoming_whisper.audio import decode_file  # noqa: E402
+from wyoming_whisper.audio import read_file  # noqa: E402
 
 RATE = 16000
 COMMAND_MAX_SECONDS = 5.0  # shorter than this: a voice command
@@ -148,7 +148,7 @@ def write_corpus(clips: list[Clip], audio_dir: Path, directory: Path) -> None:
             w.setnchannels(1)
             w.setsampwidth(2)
             w.setframerate(RATE)
-            w.writeframes(pcm16(decode_file(str(clip.path))))
+            w.writeframes(pcm16(read_file(str(clip.path))))
         (directory / f"{name}.txt").write_text(clip.reference + "\n", encoding="utf-8")
 
 
@@ -380,7 +380,7 @@ def bench_long(
     failures = 0
     for round_no in range(args.rounds):
         for clip in clips:
-            audio = decode_file(str(clip.path))
+            audio = read_file(str(clip.path))
             start = speech_start(audio, speech_pad_ms=0)
             padded = speech_start(audio)
             got = asyncio.run(
@@ -630,7 +630,7 @@ def realtime_server(
 ) -> list:
     waits: list[float] = []
     for clip in clips:
-        audio = decode_file(str(clip.path))
+        audio = read_file(str(clip.path))
         up = np.interp(np.arange(0, len(audio), 2 / 3), np.arange(len(audio)), audio)
         wait, text = asyncio.run(realtime_once(server.url, pcm16(up.astype(np.float32))))
         waits.append(wait)

@@ -145,7 +145,7 @@ def corpus(max_seconds: float, render_count: int) -> list[Clip]:
 
 
 def decode_all(model: str, window: str, clips: list[Clip]) -> list[tuple[str, float]]:
-    from wyoming_whisper.audio import decode_file
+    from wyoming_whisper.audio import read_file
     from wyoming_whisper.backends.base import TranscribeOptions
     from wyoming_whisper.backends.faster_whisper import FasterWhisperBackend
 
@@ -155,7 +155,7 @@ def decode_all(model: str, window: str, clips: list[Clip]) -> list[tuple[str, fl
     out = []
     try:
         for clip in clips:
-            audio = decode_file(str(clip.path))
+            audio = read_file(str(clip.path))
             started = time.perf_counter()
             result = loaded.transcribe(audio, options)
             out.append((result.text, time.perf_counter() - started))

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wyoming_whisper.audio import decode_file
+from wyoming_whisper.audio import read_file
 from wyoming_whisper.backends.base import (
     Backend,
     CancelToken,
@@ -73,7 +73,7 @@ def jfk_run(backend_model: tuple[Backend, LoadedModel]) -> tuple[object, list[Se
     _, model = backend_model
     streamed: list[Segment] = []
     result = model.transcribe(
-        decode_file(str(clip(JFK))), TranscribeOptions(word_timestamps=True), streamed.append
+        read_file(str(clip(JFK))), TranscribeOptions(word_timestamps=True), streamed.append
     )
     return result, streamed
 
@@ -115,7 +115,7 @@ def cancelled_run(backend_model: tuple[Backend, LoadedModel]) -> tuple[object, l
     slow). One clip repeated would read as repetitive, and real mlx would retry the window at
     every temperature."""
     _, model = backend_model
-    audio = np.concatenate([decode_file(str(clip(c))) for c in LONG_CLIPS])
+    audio = np.concatenate([read_file(str(clip(c))) for c in LONG_CLIPS])
     token = CancelToken()
     streamed: list[Segment] = []
 
@@ -146,7 +146,7 @@ def test_cancel_stops_between_segments(cancelled_run) -> None:  # type: ignore[n
 def test_translate_with_a_multilingual_model(request) -> None:  # type: ignore[no-untyped-def]
     """task=translate reaches the model (base, multilingual) and comes back as English."""
     relpath = "picovoice_leopard/test_es.flac"
-    audio = decode_file(str(clip(relpath)))
+    audio = read_file(str(clip(relpath)))
     base = FasterWhisperBackend("cpu", 0, "int8").resolve("base")
     with pytest.MonkeyPatch.context() as mp:
         fake = fake_mlx.install(mp)
@@ -171,7 +171,7 @@ def test_the_scorer_hears_which_command_was_said(
     decoder finds the words said likelier than the opposite command and than a far sentence.
     mlx has no forced decoding: no scorer."""
     backend, model = backend_model
-    scorer = model.scorer(decode_file(str(clip("assist/command-008.flac"))), "en")
+    scorer = model.scorer(read_file(str(clip("assist/command-008.flac"))), "en")
     if backend.name != "faster-whisper":
         assert scorer is None
         return

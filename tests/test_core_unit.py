@@ -279,12 +279,12 @@ async def test_live_text_is_off_with_the_flag_and_speakers_count_until_the_end()
         assert engine.speakers == 0 and not engine.streams
 
 
-def test_decode_file_reads_what_faster_whisper_reads() -> None:
+def test_read_file_reads_what_faster_whisper_reads() -> None:
     """Uploads are decoded without faster-whisper's full garbage collection per file, to the
     same samples as its ``decode_audio``, bit for bit, in every container the tests carry."""
     from faster_whisper.audio import decode_audio
 
-    from wyoming_whisper.audio import decode_file
+    from wyoming_whisper.audio import read_file
 
     from .harness import REPO
 
@@ -295,7 +295,7 @@ def test_decode_file_reads_what_faster_whisper_reads() -> None:
     )
     assert len({p.suffix for p in files}) == 4, files
     for path in files:
-        got, want = decode_file(str(path)), decode_audio(str(path))
+        got, want = read_file(str(path)), decode_audio(str(path))
         assert got.dtype == np.float32 and np.array_equal(got, want), path
 
 
@@ -305,7 +305,7 @@ def test_a_stream_gives_the_samples_of_an_upload_of_the_same_pcm(rate: int) -> N
     Realtime API's 24 kHz audio and a WAV of it decode to the same transcript."""
     import io
 
-    from wyoming_whisper.audio import PcmConverter, decode_file
+    from wyoming_whisper.audio import PcmConverter, read_file
 
     from .harness import clip
     from .http_helpers import wav_bytes
@@ -316,7 +316,7 @@ def test_a_stream_gives_the_samples_of_an_upload_of_the_same_pcm(rate: int) -> N
     converter = PcmConverter(rate, 2, 1)
     pieces = [converter.feed(pcm[i : i + step]) for i in range(0, len(pcm), step)]
     streamed = np.concatenate([*pieces, converter.flush()])
-    uploaded = decode_file(io.BytesIO(wav_bytes(pcm, rate)))  # type: ignore[arg-type]
+    uploaded = read_file(io.BytesIO(wav_bytes(pcm, rate)))  # type: ignore[arg-type]
     assert streamed.dtype == np.float32 and np.array_equal(streamed, uploaded)
 
 

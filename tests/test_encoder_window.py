@@ -15,7 +15,7 @@ import pytest
 from faster_whisper import WhisperModel
 from faster_whisper.audio import pad_or_trim
 
-from wyoming_whisper.audio import decode_file
+from wyoming_whisper.audio import read_file
 from wyoming_whisper.backends import encoder_window
 from wyoming_whisper.backends.base import CancelToken
 from wyoming_whisper.backends.encoder_window import (
@@ -202,7 +202,7 @@ def close(a: float, b: float) -> bool:
 
 def test_fitted_window_keeps_text_and_timestamps_of_the_full_window(tiny_en: str) -> None:
     """jfk.flac (11 s): same words; segment and word times within 0.25 s of the 30 s window's."""
-    audio = decode_file(str(clip("openai_whisper/jfk.flac")))
+    audio = read_file(str(clip("openai_whisper/jfk.flac")))
     full = WhisperModel(tiny_en, device="cpu", compute_type="int8", local_files_only=True)
     fitted = fitted_model(tiny_en)
     want, want_text = _decode(full, audio, word_timestamps=True)
@@ -259,7 +259,7 @@ def starved_model(path: str) -> Any:
 def test_a_degenerate_short_decode_falls_back_to_the_full_window_text(tiny_en: str) -> None:
     """A cap of one token cuts every shortened decode off before its end of text: each window is
     decoded again at 30 s, so the text is exactly the library's, and every fallback is counted."""
-    audio = decode_file(str(clip("speech_recognition/english.wav")))
+    audio = read_file(str(clip("speech_recognition/english.wav")))
     full = WhisperModel(tiny_en, device="cpu", compute_type="int8", local_files_only=True)
     starved = starved_model(tiny_en)
     _, want = _decode(full, audio)
@@ -273,7 +273,7 @@ def test_a_degenerate_short_decode_falls_back_to_the_full_window_text(tiny_en: s
 def test_a_one_word_command_gets_the_library_text(tiny_en: str) -> None:
     """'One' (the first 0.55 s of english.wav): a 10 s window of it says '1, 1, 1,' here; the
     guard takes that for what it is and the text is the library's."""
-    audio = decode_file(str(clip("speech_recognition/english.wav")))[: int(0.55 * 16000)]
+    audio = read_file(str(clip("speech_recognition/english.wav")))[: int(0.55 * 16000)]
     full = WhisperModel(tiny_en, device="cpu", compute_type="int8", local_files_only=True)
     fitted = fitted_model(tiny_en)
     _, want = _decode(full, audio, vad_filter=True)
@@ -294,7 +294,7 @@ def test_a_loop_is_redone_in_a_wider_window_before_30_s(
     window here ("1, 1, 1, 1"; which window lengths loop depends on the CPU's int8 kernels, so the
     first verdict is forced): it is redone in a 15 s window, which gives the library's text, and
     the 30 s pass is never paid, for an early decode as for a final."""
-    audio = decode_file(str(clip("speech_recognition/english.wav")))[: int(0.78 * 16000)]
+    audio = read_file(str(clip("speech_recognition/english.wav")))[: int(0.78 * 16000)]
     full = WhisperModel(tiny_en, device="cpu", compute_type="int8", local_files_only=True)
     _, want = _decode(full, audio, vad_filter=True)
     fitted = fitted_model(tiny_en)
@@ -317,7 +317,7 @@ def test_a_one_word_command_a_short_window_calls_silence_keeps_its_word(
     Whatever this CPU's window makes of it, the word is kept; with the silent verdict forced
     (CPU-independent), the decode is redone at 30 s at once, not in a wider window (silence is not
     a loop), and gives the library's text."""
-    audio = decode_file(str(clip("espeak/one.flac")))
+    audio = read_file(str(clip("espeak/one.flac")))
     full = WhisperModel(tiny_en, device="cpu", compute_type="int8", local_files_only=True)
     fitted = fitted_model(tiny_en)
     _, want = _decode(full, audio, vad_filter=True)
@@ -334,7 +334,7 @@ def test_speculative_work_gives_up_instead_of_decoding_at_30_s(tiny_en: str) -> 
     """An early decode or a partial (speculative) whose short decode is degenerate tries the 30 s
     window once under the same token cap, and raises Abandoned when that is degenerate too: a
     looping 30 s decode would hold the worker the final answer needs."""
-    audio = decode_file(str(clip("speech_recognition/english.wav")))
+    audio = read_file(str(clip("speech_recognition/english.wav")))
     starved = starved_model(tiny_en)
     gave_up = pytest.raises(Abandoned, match=r"no end of text before the cap .* also at 30 s")
     with starved.decoding(CancelToken(speculative=True)) as decode, gave_up:
@@ -352,7 +352,7 @@ def test_a_decode_overtaken_during_the_30_s_encode_gives_up_before_decoding_it(
 ) -> None:
     """An early decode overtaken by new speech while its 30 s window encodes (it is a hypothesis
     now) stops there: the worker goes to the decode that is wanted, not to a 30 s decode."""
-    audio = decode_file(str(clip("speech_recognition/english.wav")))
+    audio = read_file(str(clip("speech_recognition/english.wav")))
     starved = starved_model(tiny_en)
     token = CancelToken(speculative=True)
     encode, full_windows = WhisperModel.encode, []

@@ -34,7 +34,7 @@ from wyoming.audio import AudioChunk, AudioStart
 from wyoming.client import AsyncTcpClient
 from wyoming.ping import Ping
 
-from wyoming_whisper.audio import G711Converter, PcmConverter, decode_file
+from wyoming_whisper.audio import G711Converter, PcmConverter, read_file
 from wyoming_whisper.errors import BadAudio, TooLarge
 from wyoming_whisper.http.openai import sweep_uploads
 
@@ -555,15 +555,15 @@ def test_a_converter_knows_what_a_chunk_becomes_before_converting_it(kind: str) 
     assert (1 << 20) - 16 <= converter.output_length(step) <= (1 << 20) + 16
 
 
-def test_decode_file_stops_past_the_limit_and_refuses_what_is_not_audio(tmp_path: Path) -> None:
+def test_read_file_stops_past_the_limit_and_refuses_what_is_not_audio(tmp_path: Path) -> None:
     path = str(clip(SHORT))
-    assert decode_file(path, 16000 * 2).shape[0] == pytest.approx(1.54 * 16000, abs=200)
+    assert read_file(path, 16000 * 2).shape[0] == pytest.approx(1.54 * 16000, abs=200)
     with pytest.raises(TooLarge, match="this server accepts at most 1 s"):
-        decode_file(path, 16000)
+        read_file(path, 16000)
     script = tmp_path / "script"
     script.write_text(f"ffconcat version 1.0\nfile '{clip(SHORT)}'\n")
     with pytest.raises(BadAudio, match="format is not accepted"):
-        decode_file(str(script))
+        read_file(str(script))
 
 
 def test_only_dead_servers_uploads_are_swept(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from bench.wer import edit_distance, normalize
-from wyoming_whisper.audio import decode_file
+from wyoming_whisper.audio import read_file
 from wyoming_whisper.backends.base import SAMPLE_RATE, CancelToken, Segment, TranscribeOptions
 from wyoming_whisper.backends.faster_whisper import FasterWhisperBackend, FasterWhisperModel
 from wyoming_whisper.backends.long_form import LONG_FORM_SECONDS
@@ -32,7 +32,7 @@ def recording() -> tuple[np.ndarray, list[tuple[float, float]]]:
     """The clips joined with 0.5 s pauses (65 s), and where each clip lies (seconds)."""
     pieces, places, at = [], [], 0.0
     for relpath in CLIPS:
-        samples = decode_file(str(clip(relpath)))
+        samples = read_file(str(clip(relpath)))
         places.append((at, at + len(samples) / SAMPLE_RATE))
         pieces += [samples, PAUSE]
         at += (len(samples) + len(PAUSE)) / SAMPLE_RATE

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wyoming_whisper.audio import decode_file
+from wyoming_whisper.audio import read_file
 from wyoming_whisper.backends.base import PROMPT_TOKEN_BUDGET, TranscribeOptions
 from wyoming_whisper.backends.ctranslate2_models import ModelResolutionError
 from wyoming_whisper.backends.faster_whisper import FasterWhisperBackend
@@ -34,7 +34,7 @@ def model(fake: object) -> Iterator[MlxModel]:
 
 
 def test_options_map_onto_mlx_whisper(fake, model: MlxModel) -> None:  # type: ignore[no-untyped-def]
-    audio = decode_file(str(clip("whisper_cpp/jfk.wav")))
+    audio = read_file(str(clip("whisper_cpp/jfk.wav")))
     options = TranscribeOptions(
         language="de",  # ignored: an English-only model is told "en"
         initial_prompt="The inaugural address.",
@@ -57,7 +57,7 @@ def test_options_map_onto_mlx_whisper(fake, model: MlxModel) -> None:  # type: i
 
 
 def test_one_load_and_the_holder_points_at_the_served_model(fake, model: MlxModel) -> None:  # type: ignore[no-untyped-def]
-    audio = decode_file(str(clip("whisper_cpp/jfk.wav")))[: 16000 * 3]
+    audio = read_file(str(clip("whisper_cpp/jfk.wav")))[: 16000 * 3]
     model.transcribe(audio, TranscribeOptions())
     model.transcribe(audio, TranscribeOptions())
     assert fake.transcribe.LOADS == [(TINY_EN, "float16")]  # loaded once, by load(), not per call
@@ -65,7 +65,7 @@ def test_one_load_and_the_holder_points_at_the_served_model(fake, model: MlxMode
 
 
 def test_vad_filter_decodes_only_speech(fake, model: MlxModel) -> None:  # type: ignore[no-untyped-def]
-    speech = decode_file(str(clip("whisper_cpp/jfk.wav")))
+    speech = read_file(str(clip("whisper_cpp/jfk.wav")))
     audio = np.concatenate([np.zeros(16000 * 8, np.float32), speech])
     result = model.transcribe(audio, TranscribeOptions(vad_filter=True))
     clips = fake.transcribe.CALLS[-1]["clip_timestamps"]

@@ -25,7 +25,7 @@ from .models.manager import ModelManager
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
-Runner = Callable[..., Awaitable[Any]]  # the engine's run_blocking / run_audio
+Runner = Callable[..., Awaitable[Any]]  # the engine's run_on_workers / run_audio
 
 
 class AssistCommands:
@@ -38,7 +38,7 @@ class AssistCommands:
         manager: ModelManager,
         admission: Admission,
         metrics: Metrics,
-        run_blocking: Runner,
+        run_on_workers: Runner,
         run_audio: Runner,
         names: HassNames | None = None,
     ) -> None:
@@ -48,7 +48,7 @@ class AssistCommands:
         self._manager = manager
         self._admission = admission
         self._metrics = metrics
-        self._run_blocking = run_blocking  # the decode workers (encode, forced passes)
+        self._run_on_workers = run_on_workers  # the decode workers (encode, forced passes)
         self._run_audio = run_audio  # short Python work (the text match)
 
     def prompt_names(self) -> tuple[str, ...]:
@@ -116,7 +116,7 @@ class AssistCommands:
         if heard is None:
             return match
         scorer, own = heard
-        scores: list[Score] = await self._run_blocking(scorer, [a.text for a in alternatives])
+        scores: list[Score] = await self._run_on_workers(scorer, [a.text for a in alternatives])
         return choose(match, alternatives, [own, *scores])
 
     def _listen(
@@ -128,7 +128,7 @@ class AssistCommands:
 
         async def listen() -> tuple[Scorer, Score] | None:
             async with self._manager.use(model) as loaded:
-                heard: tuple[Scorer, Score] | None = await self._run_blocking(
+                heard: tuple[Scorer, Score] | None = await self._run_on_workers(
                     _scored, loaded, audio, language, text
                 )
                 return heard

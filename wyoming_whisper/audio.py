@@ -117,7 +117,7 @@ class PcmConverter:
     """Streams raw PCM of one format into 16 kHz mono float32, chunk by chunk.
 
     Keeps a partial frame between chunks and the resampler's state, so chunk boundaries change
-    nothing in the output. Resampled audio is rounded to 16 bits as ``decode_file`` rounds it:
+    nothing in the output. Resampled audio is rounded to 16 bits as ``read_file`` rounds it:
     a stream and an upload of the same PCM give the same samples, hence the same transcript
     (a difference of 1e-5 is enough to change a word of tiny.en's).
     """
@@ -227,8 +227,9 @@ def _to_float(pcm: np.ndarray) -> np.ndarray:
     return samples
 
 
-def decode_file(path: str, max_samples: int | None = None) -> np.ndarray:
-    """Decode an uploaded file into 16 kHz mono float32; BadAudio if it is not one this server
+def read_file(path: str, max_samples: int | None = None) -> np.ndarray:
+    """Read an uploaded file's audio as 16 kHz mono float32 (its codec decoded, resampled: not a
+    *decode*, which in this project is a model's run); BadAudio if it is not one this server
     accepts or cannot be decoded, TooLarge as soon as it is known to pass ``max_samples``.
 
     The cost is known before it is paid: the declared rate, channels and length are checked

@@ -93,7 +93,7 @@ class Engine:
             manager,
             self.admission,
             self.metrics,
-            self.run_blocking,
+            self.run_on_workers,
             self.run_audio,
             names,
         )
@@ -166,19 +166,20 @@ class Engine:
         with contextlib.suppress(RuntimeError):  # no loop, or it is shutting down
             asyncio.get_running_loop().run_in_executor(self._audio, malloc.trim)
 
-    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run blocking work (decoding audio) on the worker pool."""
+    async def run_on_workers(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking work on the inference workers (a forced pass, reading an upload's
+        audio): what must wait its turn behind decodes, not take a core from them."""
         return await _run(self._pool, fn, *args)
 
     async def run_audio(self, fn: Callable[..., T], *args: Any) -> T:
         """Run short blocking audio work (a chunk, a file write, a VAD pass) off the loop."""
         return await _run(self._audio, fn, *args)
 
-    async def decode_file(self, path: str) -> np.ndarray:
-        """An upload's samples, decoded on the worker pool no further than --max-audio-seconds
+    async def read_file(self, path: str) -> np.ndarray:
+        """An upload's samples, read on the worker pool no further than --max-audio-seconds
         (TooLarge as soon as it is known to be longer)."""
         limit = int(self.config.max_audio_seconds * SAMPLE_RATE)
-        return await self.run_blocking(audio_mod.decode_file, path, limit)
+        return await self.run_on_workers(audio_mod.read_file, path, limit)
 
     async def transcribe(
         self,

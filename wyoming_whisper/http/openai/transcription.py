@@ -72,7 +72,7 @@ async def _answer(request: web.Request, task: Task) -> web.StreamResponse:
                 admission.close()  # the default model's place, held while the file arrived
                 admission.enter_context(engine.admission.admit(req.model))
             assert form.path is not None
-            samples = await engine.decode_file(form.path)
+            samples = await engine.read_file(form.path)
         finally:
             if form.path is not None:
                 await discard(engine, form.path)

@@ -41,7 +41,7 @@ OFF_LOOP_JSON_BYTES = 1 << 20  # a message this large is checked and parsed on t
 MIN_COMMIT_MS = 100  # OpenAI refuses a commit of less audio
 
 
-def decoder_for(fmt: str) -> PcmConverter:
+def converter_for(fmt: str) -> PcmConverter:
     if fmt == "audio/pcmu":
         return G711Converter("ulaw")
     if fmt == "audio/pcma":
@@ -196,7 +196,7 @@ class Session:
         self.beta = beta  # the shape of the last session update (and of session.created)
         self.id = "sess_" + uuid.uuid4().hex[:24]
         self.settings = Settings()
-        self._decoder = decoder_for(self.settings.format)
+        self._converter = converter_for(self.settings.format)
         self._received_ms = 0.0  # audio appended so far, all items
         self._item: Item | None = None
         self._previous: str | None = None  # the last committed item
@@ -240,7 +240,7 @@ class Session:
         # An unknown model, a language it cannot speak, a long prompt: refused before it is kept.
         session_request(self.engine, settings, beta=beta)
         if settings.format != self.settings.format:
-            self._decoder = decoder_for(settings.format)
+            self._converter = converter_for(settings.format)
         self.settings, self.beta = settings, beta
         item = self._item
         if item is not None and item.stream.samples == 0:  # nothing heard yet: new settings now
@@ -262,7 +262,7 @@ class Session:
             return
         item = self._item or self._open()
         # What the audio will become is known before it is decoded: 15 MiB of G.711 is 1,966 s.
-        item.stream.check_room(self._decoder.output_length(len(audio) * 3 // 4))
+        item.stream.check_room(self._converter.output_length(len(audio) * 3 // 4))
         try:
             data = base64.b64decode(audio, validate=True)
         except (binascii.Error, ValueError):
@@ -270,7 +270,7 @@ class Session:
                 "'audio' is not valid base64", param="audio", code="invalid_audio"
             ) from None
         before = item.stream.samples
-        await item.stream.feed(self._decoder, data)
+        await item.stream.feed(self._converter, data)
         self._received_ms += (item.stream.samples - before) * 1000 / SAMPLE_RATE
         await self._watch(item)
 
@@ -347,7 +347,7 @@ class Session:
         added = "conversation.item.created" if self.beta else "conversation.item.added"
         await self.events.send(added, item=user_item(item.id), previous_item_id=previous)
         # The decoder's tail belongs to this item; the next item's audio starts afresh.
-        flush, self._decoder = self._decoder.flush, decoder_for(self.settings.format)
+        flush, self._converter = self._converter.flush, converter_for(self.settings.format)
         task = asyncio.create_task(transcribe(self.engine, self.events, item, flush))
         self._finals.add(task)
         task.add_done_callback(self._finals.discard)
