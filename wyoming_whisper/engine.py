@@ -100,7 +100,7 @@ class Engine:
         self.stats = EngineStats()
         # Utterances being received (streaming.Stream registers itself until it finishes).
         self.streams: weakref.WeakSet[Any] = weakref.WeakSet()
-        self.metrics.add_live(self._live_metrics)
+        self.metrics.add_live(lambda: _gauges(manager, self.admission))
         manager.on_change = self.metrics.on_model_change
         for name in manager.models:  # zero from the start, so a dashboard sees the series
             self.metrics.encoder_fallbacks.labels(name)
@@ -249,39 +249,41 @@ class Engine:
         )
         return result
 
-    def _live_metrics(self) -> list:
-        states = {name: m.state for name, m in self.manager.models.items()}
-        return [
-            gauge(
-                "whisper_queue_depth",
-                "Requests admitted and not yet answered (running + waiting), per model",
-                "model",
-                {name: float(n) for name, n in self.admission.in_flight().items()},
-            ),
-            gauge(
-                "whisper_queue_capacity",
-                "Requests a model may have in flight before new ones get 503 (workers + queue)",
-                "model",
-                dict.fromkeys(self.manager.models, float(self.admission.capacity)),
-            ),
-            gauge(
-                "whisper_model_loaded",
-                "1 when the model is loaded, else 0",
-                "model",
-                {n: float(s is ModelState.LOADED) for n, s in states.items()},
-            ),
-            gauge(
-                "whisper_model_error",
-                "1 when the model's last load failed, else 0",
-                "model",
-                {n: float(s is ModelState.ERROR) for n, s in states.items()},
-            ),
-        ]
-
     async def close(self) -> None:
         """Wait for running decodes, then stop the worker threads."""
         for pool in (self._pool, self._audio):
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+
+
+def _gauges(manager: ModelManager, admission: Admission) -> list:
+    """The queue and model-state gauges, read when /metrics is scraped."""
+    states = {name: m.state for name, m in manager.models.items()}
+    return [
+        gauge(
+            "whisper_queue_depth",
+            "Requests admitted and not yet answered (running + waiting), per model",
+            "model",
+            {name: float(n) for name, n in admission.in_flight().items()},
+        ),
+        gauge(
+            "whisper_queue_capacity",
+            "Requests a model may have in flight before new ones get 503 (workers + queue)",
+            "model",
+            dict.fromkeys(manager.models, float(admission.capacity)),
+        ),
+        gauge(
+            "whisper_model_loaded",
+            "1 when the model is loaded, else 0",
+            "model",
+            {n: float(s is ModelState.LOADED) for n, s in states.items()},
+        ),
+        gauge(
+            "whisper_model_error",
+            "1 when the model's last load failed, else 0",
+            "model",
+            {n: float(s is ModelState.ERROR) for n, s in states.items()},
+        ),
+    ]
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -69,7 +69,6 @@ class LongForm:
         self.model = model
         self.ct2 = ctranslate2_model(model)
         self.batch = batch
-        self.loops_only = True  # a repetitive decode is redone only when it loops (``fails``)
 
     def transcribe(
         self,
@@ -173,8 +172,10 @@ class _Run:
 
     def _fails(self, decode: Decode) -> bool:
         text = [t for t in decode.tokens if t < self.tokenizer.eot]
-        looping = loops(text) if self.owner.loops_only else True
-        return fails(decode.compression_ratio, decode.avg_logprob, decode.no_speech_prob, looping)
+        # a repetitive decode is redone only when it loops (``fails``)
+        return fails(
+            decode.compression_ratio, decode.avg_logprob, decode.no_speech_prob, loops(text)
+        )
 
     def _fallback(self, features: np.ndarray, chunk_prompt: list[int], first: Decode) -> Decode:
         """The library's temperature fallback for one chunk, alone."""
@@ -267,20 +268,7 @@ class _Run:
             lane = self._open
             for chunk, piece, text, decode in self.decoded[lane]:
                 floor = self.segments[-1].end if self.segments else 0.0
-                start = max(floor, round(chunk.offset + piece.start, 3))
-                end = max(start, round(chunk.offset + piece.end, 3))
-                segment = Segment(
-                    id=len(self.segments),
-                    seek=chunk.start // HOP,
-                    start=start,
-                    end=end,
-                    text=text,
-                    tokens=piece.tokens,
-                    temperature=decode.temperature,
-                    avg_logprob=decode.avg_logprob,
-                    compression_ratio=decode.compression_ratio,
-                    no_speech_prob=decode.no_speech_prob,
-                )
+                segment = _segment(len(self.segments), floor, chunk, piece, text, decode)
                 self.segments.append(segment)
                 if self.on_segment is not None:
                     self.on_segment(segment)
@@ -298,3 +286,24 @@ class _Run:
             language_probability=self.language_probability,
             task=self.options.task,
         )
+
+
+def _segment(
+    index: int, floor: float, chunk: Chunk, piece: Piece, text: str, decode: Decode
+) -> Segment:
+    """A chunk's piece as a segment in the recording's time, starting no earlier than ``floor``
+    (the segment before it ends there)."""
+    start = max(floor, round(chunk.offset + piece.start, 3))
+    end = max(start, round(chunk.offset + piece.end, 3))
+    return Segment(
+        id=index,
+        seek=chunk.start // HOP,
+        start=start,
+        end=end,
+        text=text,
+        tokens=piece.tokens,
+        temperature=decode.temperature,
+        avg_logprob=decode.avg_logprob,
+        compression_ratio=decode.compression_ratio,
+        no_speech_prob=decode.no_speech_prob,
+    )
