@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -228,6 +229,17 @@ class FasterWhisperBackend:
             _LOGGER.warning("Long audio is decoded sequentially: %s", "; ".join(problems))
         self.long_form = not problems  # long audio decoded in batches (long_form.py)
 
+    @property
+    def replicas(self) -> int:
+        """CTranslate2 replicas of a model: one per worker, and on the CPU one per idle core's
+        worth of threads beside them, up to two per worker (the weights are shared: base costs
+        86 MB with one replica or two), which a long recording's batch (long_form_decode.py) and
+        a command's forced passes (``scorer``) spread over."""
+        if self.device != "cpu" or not self.cpu_threads:
+            return self.num_workers
+        spare = (os.cpu_count() or 1) // self.cpu_threads
+        return max(self.num_workers, min(2 * self.num_workers, spare))
+
     def resolve(self, name: str, cache_dir: Path | None = None) -> str:
         """A CTranslate2 model directory (see ctranslate2_models.py)."""
         from .ctranslate2_models import resolve
@@ -246,7 +258,7 @@ class FasterWhisperBackend:
             device=self.device,
             device_index=self.device_index,
             compute_type=self.compute_type,
-            num_workers=self.num_workers,
+            num_workers=self.replicas,
             cpu_threads=self.cpu_threads,
             local_files_only=True,
         )

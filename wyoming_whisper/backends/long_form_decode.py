@@ -11,6 +11,7 @@ theirs is decoded; the cancel token is read before each batch.
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,9 @@ from .long_form import (
 )
 
 HOP = 160  # samples per log-Mel frame (a segment's ``seek`` counts frames, as the library's)
+# Threads that decode a batch's other chunks on the model's other replicas (CPU): CTranslate2
+# shares the weights between replicas, so a second core costs no memory.
+_REPLICAS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="long-form")
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,11 @@ class LongForm:
         self.model = model
         self.ct2 = ctranslate2_model(model)
         self.batch = batch
+
+    def spread(self, chunks: int) -> bool:
+        """Whether a batch of ``chunks`` is spread over the model's replicas, a chunk each (on
+        the CPU, where the model has a replica for each: see FasterWhisperBackend.replicas)."""
+        return 1 < chunks <= int(self.ct2.num_workers) and self.ct2.device == "cpu"
 
     def transcribe(
         self,
@@ -162,6 +171,20 @@ class _Run:
             )
         )
 
+    def _spread(
+        self, features: np.ndarray, prompts: list[list[int]], temperature: float
+    ) -> list[Any]:
+        """Each chunk encoded and decoded alone, on a replica of its own, at once (on the CPU one
+        batch of two on one thread costs 1.7x as long: tiny.en 4.24 s against 2.56 s)."""
+        model = self.owner.model
+
+        def one(k: int) -> Any:
+            encoded = library_encode(model, features[k][None])
+            return self._generate(encoded, [prompts[k]], temperature)[0]
+
+        helpers = [_REPLICAS.submit(one, k) for k in range(1, len(prompts))]
+        return [one(0), *(h.result() for h in helpers)]
+
     def _read(self, result: Any, temperature: float) -> Decode:
         tokens = tuple(int(t) for t in result.sequences_ids[0])
         avg_logprob = float(result.scores[0]) * len(tokens) / (len(tokens) + 1)
@@ -218,14 +241,23 @@ class _Run:
         features = np.stack(
             [pad_to_window(log_mel(model, audio[c.start : c.end]))[:, :frames] for c in chunks]
         ).astype(np.float32)
-        encoded = library_encode(model, features)
-        if self.tokenizer is None:
-            self._start(encoded)
-            previous = [self._previous(n) for n in group]  # the initial prompt, if any
-        tok = self.tokenizer
-        prompts = [prompt(tok.sot_prev, tok.sot_sequence, p, self.hotword_tokens) for p in previous]
         first = self.options.temperature[0]
-        results = self._generate(encoded, prompts, first)
+        if self.tokenizer is None or not self.owner.spread(len(group)):
+            encoded = library_encode(model, features)
+            if self.tokenizer is None:
+                self._start(encoded)
+                previous = [self._previous(n) for n in group]  # the initial prompt, if any
+            tok = self.tokenizer
+            prompts = [
+                prompt(tok.sot_prev, tok.sot_sequence, p, self.hotword_tokens) for p in previous
+            ]
+            results = self._generate(encoded, prompts, first)
+        else:
+            tok = self.tokenizer
+            prompts = [
+                prompt(tok.sot_prev, tok.sot_sequence, p, self.hotword_tokens) for p in previous
+            ]
+            results = self._spread(features, prompts, first)
         for k, result in enumerate(results):
             decode = self._read(result, first)
             lane, chunk = group[k], chunks[k]
