@@ -25,7 +25,6 @@ from wyoming_whisper.backends.encoder_window import (
     content_frames,
     degenerate,
     fitted_model_class,
-    repeated,
     said_twice,
     stutters,
 )
@@ -35,6 +34,7 @@ from wyoming_whisper.backends.faster_whisper_internals import (
     contract_problems,
     window_problems,
 )
+from wyoming_whisper.backends.long_form import loops
 from wyoming_whisper.backends.mlx import MlxBackend
 from wyoming_whisper.errors import Abandoned
 
@@ -172,9 +172,9 @@ def test_said_twice_is_a_phrase_again_at_once_perhaps_respelt() -> None:
 
 
 def test_repeated_needs_three_occurrences() -> None:
-    assert not repeated([1, 2, 3, 4, 1, 2, 3, 4])
-    assert repeated([1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4])
-    assert not repeated([1, 2])
+    assert not loops([1, 2, 3, 4, 1, 2, 3, 4])
+    assert loops([1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4])
+    assert not loops([1, 2])
 
 
 # --- real decodes ------------------------------------------------------------------------

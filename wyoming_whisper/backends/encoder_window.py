@@ -24,7 +24,6 @@ import dataclasses
 import logging
 import math
 import threading
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from faster_whisper import WhisperModel
 from ..errors import Abandoned
 from ..words import alike, keys
 from .faster_whisper_internals import window_problems
+from .long_form import loops
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -86,12 +86,6 @@ def content_frames(features: np.ndarray) -> int:
     frames = features.reshape(-1, features.shape[-1])
     nonzero = np.flatnonzero(np.any(frames != 0.0, axis=0))
     return int(nonzero[-1]) + 1 if nonzero.size else 0
-
-
-def repeated(tokens: list[int], n: int = 4, times: int = 3) -> bool:
-    """Whether some ``n``-gram occurs ``times`` or more: the decoder looping on itself."""
-    grams = Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
-    return bool(grams) and max(grams.values()) >= times
 
 
 def stutters(text: str) -> bool:
@@ -179,7 +173,7 @@ def degenerate(
     if len(tokens) >= cap:
         return CAPPED
     text_tokens = [t for t in tokens if t < timestamp_begin]
-    if repeated(text_tokens):
+    if loops(text_tokens):
         return REPEATED
     if stutters(text):
         return STUTTERED

@@ -284,7 +284,7 @@ def silent(no_speech_prob: float, avg_logprob: float) -> bool:
 
 def loops(tokens: Sequence[int], n: int = 4, times: int = 3) -> bool:
     """Whether some ``n`` tokens recur ``times`` times or more: the decoder looping on itself
-    (``encoder_window``'s sign of a loop). Speech said twice is not a loop."""
+    (the sign of a loop here and in ``encoder_window``'s guard). Speech said twice is not one."""
     grams = Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
     return bool(grams) and max(grams.values()) >= times
 
