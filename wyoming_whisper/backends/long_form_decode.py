@@ -242,22 +242,18 @@ class _Run:
             [pad_to_window(log_mel(model, audio[c.start : c.end]))[:, :frames] for c in chunks]
         ).astype(np.float32)
         first = self.options.temperature[0]
-        if self.tokenizer is None or not self.owner.spread(len(group)):
-            encoded = library_encode(model, features)
-            if self.tokenizer is None:
-                self._start(encoded)
-                previous = [self._previous(n) for n in group]  # the initial prompt, if any
-            tok = self.tokenizer
-            prompts = [
-                prompt(tok.sot_prev, tok.sot_sequence, p, self.hotword_tokens) for p in previous
-            ]
-            results = self._generate(encoded, prompts, first)
-        else:
-            tok = self.tokenizer
-            prompts = [
-                prompt(tok.sot_prev, tok.sot_sequence, p, self.hotword_tokens) for p in previous
-            ]
+        # the first batch decodes as one (its first chunk gives the language and tokenizer)
+        spread = self.tokenizer is not None and self.owner.spread(len(group))
+        encoded = None if spread else library_encode(model, features)
+        if self.tokenizer is None:
+            self._start(encoded)
+            previous = [self._previous(n) for n in group]  # the initial prompt, if any
+        tok = self.tokenizer
+        prompts = [prompt(tok.sot_prev, tok.sot_sequence, p, self.hotword_tokens) for p in previous]
+        if spread:
             results = self._spread(features, prompts, first)
+        else:
+            results = self._generate(encoded, prompts, first)
         for k, result in enumerate(results):
             decode = self._read(result, first)
             lane, chunk = group[k], chunks[k]
