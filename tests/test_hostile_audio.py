@@ -286,7 +286,9 @@ def test_a_wav_header_declaring_more_than_its_body_costs_its_body(srv: ServerPro
     """A WAV header declaring 2 GB (18 hours) over a 12 KB body: FFmpeg reads the body's length,
     0.4 s, and nothing is sized by the header."""
     status, body, seconds = upload(srv, wav_header(16000, 0x7FFF0000) + bytes(12000))
-    assert status == 200 and body["text"] == "", body
+    # (Its text is the model's on 0.4 s of digital silence with no VAD filter, as the library
+    # decodes an upload: "" on an AMD EPYC, "Thank you very much." on an Intel Xeon.)
+    assert status == 200 and body["usage"] == {"type": "duration", "seconds": 0}, body
     assert seconds < 10
 
 

@@ -23,7 +23,7 @@ from wyoming.asr import Transcribe
 from wyoming.audio import AudioChunk, AudioStart
 from wyoming.client import AsyncTcpClient
 
-from .harness import ServerProcess, clip, eventually_async
+from .harness import PLATFORM_ONLY, ServerProcess, clip, eventually_async
 from .http_helpers import (
     SHORT,
     WS_PATH,
@@ -320,6 +320,28 @@ async def test_resources_flat_after_many_requests(start_server, tmp_path: Path) 
     print(f"RSS {rss_before:.1f} MB -> {rss_after:.1f} MB after 120 Wyoming requests")
     print(f"resources before {before} after {after}")
     assert rss_after - rss_before < 20
+    assert "Traceback" not in srv.log()
+
+
+def _pyav_mapped(pid: int) -> bool:
+    """Whether FFmpeg's libraries (PyAV's) are mapped into the process."""
+    return "libavcodec" in Path(f"/proc/{pid}/maps").read_text()
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason=PLATFORM_ONLY + "/proc only")
+async def test_pyav_is_loaded_by_the_first_upload_not_by_raw_pcm(start_server) -> None:
+    """PyAV (17 MB of RSS) is loaded only when a file must be decoded: Home Assistant's raw PCM
+    never needs it (faster_whisper_internals defers faster-whisper's import of it)."""
+    srv: ServerProcess = start_server("-m", "tiny.en", "--preload", "--no-zeroconf")
+    assert srv.proc is not None
+    event = await transcribe("127.0.0.1", srv.wyoming_port, load_pcm16(clip(SHORT)))
+    assert short_ok(event.data["text"]), event.data
+    assert not _pyav_mapped(srv.proc.pid)
+
+    async with aiohttp.ClientSession() as session:
+        status, body, _ = await http_transcribe(session, srv.url, clip(SHORT).read_bytes())
+    assert status == 200 and short_ok(body["text"]), body
+    assert _pyav_mapped(srv.proc.pid)
     assert "Traceback" not in srv.log()
 
 

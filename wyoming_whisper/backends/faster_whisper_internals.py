@@ -29,11 +29,45 @@ and a stream's VAD) can fail half-way.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import inspect
+import sys
+import threading
+import types
 from typing import Any
 
 import numpy as np
-from faster_whisper.vad import get_vad_model
+
+
+class _Deferred(types.ModuleType):
+    """PyAV until someone uses it: its first attribute imports the real module in its place."""
+
+    _lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:  # any name but the module's own, here
+        with self._lock:
+            if sys.modules.get(self.__name__) is self:
+                del sys.modules[self.__name__]
+                try:
+                    importlib.import_module(self.__name__)  # the real module, in sys.modules
+                except BaseException:
+                    sys.modules[self.__name__] = self
+                    raise
+        return getattr(sys.modules[self.__name__], name)
+
+
+def _defer_pyav() -> None:
+    """Leave PyAV unloaded until it is used. faster-whisper imports it with itself, for
+    ``decode_audio``, which the server never calls (audio.py reads uploads), and it costs 17 MB
+    of RSS that a server of raw PCM (Home Assistant's Wyoming) never needs. (importlib's
+    LazyLoader will not do: on Python 3.11 the ``import av`` statement itself loads it.)"""
+    if "av" not in sys.modules and importlib.util.find_spec("av") is not None:
+        sys.modules["av"] = _Deferred("av")
+
+
+_defer_pyav()  # before faster-whisper's first import, below
+
+from faster_whisper.vad import get_vad_model  # noqa: E402
 
 CHECKED = ((1, 2, 1), (1, 3, 0))  # faster-whisper versions: from (inclusive) .. to (exclusive)
 SILERO_INPUTS = ("input", "h", "c")  # the windows (with context), then the recurrent state
