@@ -5,6 +5,7 @@ the sequential path's text; a cancelled decode stops between batches."""
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 
 from bench.wer import edit_distance, normalize
 from wyoming_whisper.audio import read_file
+from wyoming_whisper.backends import long_form, long_form_decode
 from wyoming_whisper.backends.base import SAMPLE_RATE, CancelToken, Segment, TranscribeOptions
 from wyoming_whisper.backends.faster_whisper import FasterWhisperBackend, FasterWhisperModel
 from wyoming_whisper.backends.long_form import LONG_FORM_SECONDS
@@ -107,3 +109,42 @@ def test_cancel_stops_the_batched_decode_between_batches(
     assert len(calls) == 1
     assert result.segments and list(result.segments) == streamed
     assert result.segments[-1].end <= 31.0  # nothing decoded past the first batch's chunk
+
+
+def test_two_lanes_decode_apart_on_two_replicas(
+    model: FasterWhisperModel,
+    recording: tuple[np.ndarray, list[tuple[float, float]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On the CPU each lane has a replica of its own (two workers: two replicas, whatever the
+    cores) and goes at its own pace; the segments still come out in order, every clip's speech
+    covered, the text as one lane decodes it, nearly."""
+    audio, places = recording
+    one_lane = model.transcribe(audio, TranscribeOptions())
+    backend = FasterWhisperBackend("cpu", 0, "int8", num_workers=2, cpu_threads=1)
+    model = backend.load(backend.resolve("tiny.en"))
+    real_lanes = long_form.lanes
+    monkeypatch.setattr(long_form, "lanes", lambda count, batch: real_lanes(count, batch, 1))
+    threads: dict[int, str] = {}
+    real_lane = long_form_decode._Run._lane
+
+    def lane(run: Any, n: int, cancel: CancelToken | None) -> None:
+        threads[n] = threading.current_thread().name
+        real_lane(run, n, cancel)
+
+    monkeypatch.setattr(long_form_decode._Run, "_lane", lane)
+    streamed: list[Segment] = []
+    result = model.transcribe(audio, TranscribeOptions(), streamed.append)
+    assert len(threads) == 2 and threads[0] != threads[1], threads
+    segments = list(result.segments)
+    assert segments == streamed and [s.id for s in segments] == list(range(len(segments)))
+    for a, b in itertools.pairwise(segments):
+        assert a.start <= a.end <= b.start <= b.end
+    for start, end in places:
+        assert any(s.start < end and start < s.end for s in segments), (start, end)
+    assert wer(one_lane.text, result.text) < 0.1, (one_lane.text, result.text)
+
+    token = CancelToken()  # cancelled at the first segment: both lanes stop after their chunk
+    cancelled = model.transcribe(audio, TranscribeOptions(), lambda _: token.cancel(), token)
+    assert cancelled.segments and cancelled.segments[-1].end <= 31.0
+    model.unload()

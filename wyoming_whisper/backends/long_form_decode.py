@@ -11,6 +11,9 @@ theirs is decoded; the cancel token is read before each batch.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -74,10 +77,12 @@ class LongForm:
         self.ct2 = ctranslate2_model(model)
         self.batch = batch
 
-    def spread(self, chunks: int) -> bool:
-        """Whether a batch of ``chunks`` is spread over the model's replicas, a chunk each (on
-        the CPU, where the model has a replica for each: see FasterWhisperBackend.replicas)."""
-        return 1 < chunks <= int(self.ct2.num_workers) and self.ct2.device == "cpu"
+    def spread(self, lanes: int) -> bool:
+        """Whether ``lanes`` are decoded apart, each on a replica of its own, rather than in
+        batches (on the CPU, where the model has a replica for each: see
+        FasterWhisperBackend.replicas; one batch of two on one thread costs 1.7x as long as
+        two chunks on two replicas: tiny.en 4.24 s against 2.56 s)."""
+        return 1 < lanes <= int(self.ct2.num_workers) and self.ct2.device == "cpu"
 
     def transcribe(
         self,
@@ -95,8 +100,11 @@ class LongForm:
             return None
         run = _Run(self, audio, plan_lanes(spans, len(audio), self.batch), options, language)
         run.hotwords, run.on_segment = hotwords, on_segment
-        while not (cancel is not None and cancel.cancelled) and run.step():
-            pass
+        if self.spread(len(run.lanes)):
+            run.apart(cancel)
+        else:
+            while not (cancel is not None and cancel.cancelled) and run.step():
+                pass
         return run.result()
 
 
@@ -124,6 +132,47 @@ class _Run:
         self.tokenizer: Any = None
         self.hotword_tokens: list[int] = []
         self.suppress: list[int] = []
+        self._lock = threading.Lock()  # lanes decoded apart: their text kept and given out
+        self._started = threading.Event()  # ... once lane 0 has built the tokenizer
+
+    def apart(self, cancel: CancelToken | None) -> None:
+        """Each lane decoded on a replica of its own, chunk after chunk, none waiting for
+        another (a batch waits for its slowest chunk), its segments given out in time order as
+        they are final."""
+        if self.language is not None or not self.owner.ct2.is_multilingual:
+            self._start(None)
+        helpers = [_REPLICAS.submit(self._lane, n, cancel) for n in range(1, len(self.lanes))]
+        try:
+            self._lane(0, cancel)
+        finally:
+            self._started.set()  # a lane still waiting for lane 0's language gives up
+            for helper in helpers:
+                helper.result()
+
+    def _lane(self, n: int, cancel: CancelToken | None) -> None:
+        """Lane ``n``'s chunks in order, each prompted with the lane's text so far; lane 0's
+        first chunk tells the language when it is not given, the other lanes wait for it."""
+        first = self.options.temperature[0]
+        while not (cancel is not None and cancel.cancelled):
+            chunk = self.lanes[n].next_chunk()
+            if chunk is None:
+                return
+            encoded = library_encode(self.owner.model, self._features([chunk]))
+            if n == 0 and self.tokenizer is None:
+                self._start(encoded)
+                self._started.set()
+            elif self.tokenizer is None:
+                self._started.wait()
+                if self.tokenizer is None:  # lane 0 failed (it raises to the caller)
+                    return
+            tok: Any = self.tokenizer
+            previous = self._previous(n)
+            chunk_prompt = prompt(tok.sot_prev, tok.sot_sequence, previous, self.hotword_tokens)
+            result = self._generate(encoded, [chunk_prompt], first)[0]
+            decode = self._checked(n, chunk, result, _held(encoded), chunk_prompt, bool(previous))
+            with self._lock:
+                self._keep(n, chunk, decode)
+                self._emit()
 
     def _start(self, encoded: Any) -> None:
         """The language (detected on the first chunk if not given), tokenizer and prompts."""
@@ -171,20 +220,6 @@ class _Run:
             )
         )
 
-    def _spread(
-        self, features: np.ndarray, prompts: list[list[int]], temperature: float
-    ) -> list[Any]:
-        """Each chunk encoded and decoded alone, on a replica of its own, at once (on the CPU one
-        batch of two on one thread costs 1.7x as long: tiny.en 4.24 s against 2.56 s)."""
-        model = self.owner.model
-
-        def one(k: int) -> Any:
-            encoded = library_encode(model, features[k][None])
-            return self._generate(encoded, [prompts[k]], temperature)[0]
-
-        helpers = [_REPLICAS.submit(one, k) for k in range(1, len(prompts))]
-        return [one(0), *(h.result() for h in helpers)]
-
     def _read(self, result: Any, temperature: float) -> Decode:
         tokens = tuple(int(t) for t in result.sequences_ids[0])
         avg_logprob = float(result.scores[0]) * len(tokens) / (len(tokens) + 1)
@@ -200,10 +235,9 @@ class _Run:
             decode.compression_ratio, decode.avg_logprob, decode.no_speech_prob, loops(text)
         )
 
-    def _fallback(self, features: np.ndarray, chunk_prompt: list[int], first: Decode) -> Decode:
-        """The library's temperature fallback for one chunk, alone."""
+    def _fallback(self, encoded: Any, chunk_prompt: list[int], first: Decode) -> Decode:
+        """The library's temperature fallback for one chunk (``encoded``: its own), alone."""
         tried = [first]
-        encoded = library_encode(self.owner.model, features[None])
         temperatures = self.options.temperature[1:]
         for temperature in temperatures:
             result = self._generate(encoded, [chunk_prompt], temperature)[0]
@@ -235,38 +269,55 @@ class _Run:
         self._emit()
         return bool(batch)
 
-    def _decode(self, group: list[int], chunks: list[Chunk], previous: list[list[int]]) -> None:
+    def _features(self, chunks: list[Chunk]) -> np.ndarray:
+        """The chunks' log-Mel features, as long as the longest needs (``window_frames``)."""
         model, audio = self.owner.model, self.audio
         frames = window_frames([c.seconds for c in chunks])
-        features = np.stack(
+        return np.stack(
             [pad_to_window(log_mel(model, audio[c.start : c.end]))[:, :frames] for c in chunks]
         ).astype(np.float32)
-        first = self.options.temperature[0]
-        # the first batch decodes as one (its first chunk gives the language and tokenizer)
-        spread = self.tokenizer is not None and self.owner.spread(len(group))
-        encoded = None if spread else library_encode(model, features)
+
+    def _decode(self, group: list[int], chunks: list[Chunk], previous: list[list[int]]) -> None:
+        """One batch: the next chunk of each lane in ``group``, encoded and decoded at once."""
+        model = self.owner.model
+        features = self._features(chunks)
+        encoded = library_encode(model, features)
         if self.tokenizer is None:
             self._start(encoded)
             previous = [self._previous(n) for n in group]  # the initial prompt, if any
         tok = self.tokenizer
         prompts = [prompt(tok.sot_prev, tok.sot_sequence, p, self.hotword_tokens) for p in previous]
-        if spread:
-            results = self._spread(features, prompts, first)
-        else:
-            results = self._generate(encoded, prompts, first)
+        results = self._generate(encoded, prompts, self.options.temperature[0])
         for k, result in enumerate(results):
-            decode = self._read(result, first)
             lane, chunk = group[k], chunks[k]
-            if previous[k] and sparse(
-                len(tok.decode(list(decode.tokens)).split()), self.lanes[lane].speech_seconds(chunk)
-            ):
-                prompts[k] = prompt(tok.sot_prev, tok.sot_sequence, [], self.hotword_tokens)
-                encoded_alone = library_encode(model, features[k][None])
-                decode = self._read(self._generate(encoded_alone, [prompts[k]], first)[0], first)
-                self.reset_since[lane] = len(self.history[lane])
-            if len(self.options.temperature) > 1 and self._fails(decode):
-                decode = self._fallback(features[k], prompts[k], decode)
+            alone = functools.partial(library_encode, model, features[k][None])
+            decode = self._checked(lane, chunk, result, alone, prompts[k], bool(previous[k]))
             self._keep(lane, chunk, decode)
+
+    def _checked(
+        self,
+        lane: int,
+        chunk: Chunk,
+        result: Any,
+        alone: Callable[[], Any],
+        chunk_prompt: list[int],
+        prompted: bool,
+    ) -> Decode:
+        """A chunk's decode as the library's rules leave it: decoded again without its lane's
+        text where that text led it astray (``sparse``), and at the next temperatures where it
+        fails (``alone``: the chunk's encoder output by itself; a batch's chunk is encoded again
+        only then)."""
+        tok, first = self.tokenizer, self.options.temperature[0]
+        decode = self._read(result, first)
+        if prompted and sparse(
+            len(tok.decode(list(decode.tokens)).split()), self.lanes[lane].speech_seconds(chunk)
+        ):
+            chunk_prompt = prompt(tok.sot_prev, tok.sot_sequence, [], self.hotword_tokens)
+            decode = self._read(self._generate(alone(), [chunk_prompt], first)[0], first)
+            self.reset_since[lane] = len(self.history[lane])
+        if len(self.options.temperature) > 1 and self._fails(decode):
+            decode = self._fallback(alone(), chunk_prompt, decode)
+        return decode
 
     def _keep(self, lane: int, chunk: Chunk, decode: Decode) -> None:
         """A chunk's segments (none when the library would call it silence), its text added to
@@ -335,3 +386,8 @@ def _segment(
         compression_ratio=decode.compression_ratio,
         no_speech_prob=decode.no_speech_prob,
     )
+
+
+def _held(encoded: Any) -> Callable[[], Any]:
+    """An encoder output at hand, as ``_Run._checked`` asks for a chunk's own."""
+    return lambda: encoded
