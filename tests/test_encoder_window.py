@@ -20,6 +20,7 @@ from wyoming_whisper.backends import encoder_window
 from wyoming_whisper.backends.base import CancelToken
 from wyoming_whisper.backends.encoder_window import (
     FULL_FRAMES,
+    FULL_WINDOW,
     SILENT,
     Fit,
     content_frames,
@@ -368,6 +369,39 @@ def test_a_decode_overtaken_during_the_30_s_encode_gives_up_before_decoding_it(
     with starved.decoding(token) as decode, pytest.raises(Abandoned, match="live decode"):
         _decode(starved, audio)
     assert len(full_windows) == 1 and decode.fallbacks == 0
+
+
+@pytest.mark.parametrize("fit", [None, FULL_WINDOW], ids=["auto", "full"])
+def test_the_language_detection_s_encoding_is_the_opening_window_s(
+    fit: Fit | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A multilingual model told no language: faster-whisper encodes the opening window to
+    detect the language, then again to decode it; here once, with the library's text, segments
+    and language (base on jfk.flac: one window)."""
+    base = FasterWhisperBackend("cpu", 0, "int8").resolve("base")
+    audio = read_file(str(clip("openai_whisper/jfk.flac")))
+    library = WhisperModel(base, device="cpu", compute_type="int8", local_files_only=True)
+    ours = fitted_model(base, fit)
+    encode, encoded = WhisperModel.encode, []
+
+    def counted(self: Any, features: np.ndarray) -> Any:
+        encoded.append((self is ours, features.shape[-1]))
+        return encode(self, features)
+
+    monkeypatch.setattr(WhisperModel, "encode", counted)
+    want, want_info = library.transcribe(audio, beam_size=5)
+    want = list(want)
+    with ours.decoding() as decode:
+        got, got_info = ours.transcribe(audio, beam_size=5)
+        got = list(got)
+    assert [n for mine, n in encoded if not mine] == [3000, 3000]  # the library: twice
+    frames = [n for mine, n in encoded if mine]
+    assert len(frames) == 1 and decode.fallbacks == 0, frames
+    assert frames[0] < 3000 if fit is None else frames[0] == 3000
+    assert got_info.language == want_info.language == "en"
+    assert words(" ".join(s.text for s in got)) == words(" ".join(s.text for s in want))
+    if fit is not None:  # the same 30 s window: the same decode
+        assert [(s.start, s.end, s.text) for s in got] == [(s.start, s.end, s.text) for s in want]
 
 
 def test_full_mode_and_mlx_use_the_library_window() -> None:

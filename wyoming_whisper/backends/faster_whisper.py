@@ -218,12 +218,16 @@ class FasterWhisperBackend:
         self.compute_type = compute_type
         self.num_workers = num_workers
         self.cpu_threads = cpu_threads  # per worker; 0: CTranslate2's default (4, or the cores)
-        self._model_class: type | None = None
-        if encoder_window == "auto":
-            from .encoder_window import fitted_model_class
+        from .encoder_window import FULL_WINDOW, fitted_model_class
 
-            self._model_class = fitted_model_class()  # None: this faster-whisper broke the contract
-        self.encoder_window = "auto" if self._model_class is not None else "full"
+        # None: this faster-whisper broke the contract (the library's own class, 30 s windows).
+        # With ``full`` the class keeps every window at 30 s and only reuses the language
+        # detection's encoding of the opening window.
+        self._model_class = fitted_model_class()
+        self._fit = FULL_WINDOW if encoder_window != "auto" else None
+        self.encoder_window = (
+            "auto" if self._model_class is not None and self._fit is None else "full"
+        )
         problems = long_form_problems()
         if problems:
             _LOGGER.warning("Long audio is decoded sequentially: %s", "; ".join(problems))
@@ -253,6 +257,7 @@ class FasterWhisperBackend:
         # first model so no request pays for it (and unloading a model leaves it in place).
         load_silero()
 
+        fit = {"fit": self._fit} if self._model_class is not None and self._fit else {}
         model = (self._model_class or WhisperModel)(
             model_path,
             device=self.device,
@@ -261,6 +266,7 @@ class FasterWhisperBackend:
             num_workers=self.replicas,
             cpu_threads=self.cpu_threads,
             local_files_only=True,
+            **fit,
         )
         # Converting the stored weights to the compute type leaves ~15 MB of freed heap behind
         # (tiny.en, int8): hand it back now rather than at the first idle moment.

@@ -226,14 +226,20 @@ def window_problems() -> list[str]:
                 "segment = pad_or_trim(segment)",
                 "encoder_output = self.encode(segment)",
                 "self.generate_with_fallback(encoder_output, prompt, tokenizer, options)",
+                # the opening window holds all frames but the last (detection reuses it)
+                "content_frames = features.shape[-1] - 1",
+                "segment = features[:, seek : seek + segment_size]",
             ],
             "detect_language": ["self.encode(", "pad_or_trim("],
-            "transcribe": ["self.generate_segments("],
+            "transcribe": ["self.generate_segments(", "features=features[..., seek:]"],
         },
     )
     params = list(inspect.signature(WhisperModel.generate_with_fallback).parameters)
     if params != ["self", "encoder_output", "prompt", "tokenizer", "options"]:
         problems.append(f"generate_with_fallback takes {params}")
+    params = list(inspect.signature(WhisperModel.detect_language).parameters)[:3]
+    if params != ["self", "audio", "features"]:
+        problems.append(f"detect_language takes {params}")
     fields = {f.name for f in dataclasses.fields(TranscriptionOptions)}
     wanted = {
         "temperatures",
