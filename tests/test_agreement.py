@@ -74,6 +74,19 @@ def test_an_early_decode_of_the_whole_utterance_confirms_after_every_word() -> N
     assert a.update(words("one two three four five six"), whole=True) == ["five"]
 
 
+def test_a_decode_up_to_a_pause_confirms_all_its_words() -> None:
+    """An early decode follows a pause of the speaker's: its words are finished, so it confirms
+    them even where the last live decode guessed others (tiny.en on a short command)."""
+    a = Agreement()
+    a.update(words("at the top."))
+    assert a.update(words("hit the taren wick block")) == []
+    new = a.update(words("Shut the tauron wick blind."), whole=True, paused=True)
+    assert new == words("Shut the tauron wick blind.") and a.pending == []
+    # ... but never over words already confirmed that it rewrites
+    b = Agreement(confirmed=words("turn on"), held=2)
+    assert b.update(words("burn off the lamp"), whole=True, paused=True) == []
+
+
 def test_pieces_and_the_rest_of_the_final() -> None:
     assert piece(["And", "so"], first=True) == "And so"
     assert piece(["my"], first=False) == " my"

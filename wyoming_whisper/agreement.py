@@ -68,18 +68,25 @@ class Agreement:
     pending: list[str] = field(default_factory=list)
     covered: int | None = None
 
-    def update(self, hypothesis: Sequence[str], *, whole: bool = False) -> list[str]:
+    def update(
+        self, hypothesis: Sequence[str], *, whole: bool = False, paused: bool = False
+    ) -> list[str]:
         """The words this hypothesis confirms (appended to ``confirmed``).
 
         ``hypothesis`` decodes the window; with ``whole`` it decodes the utterance from its
         start (an early decode), so it repeats every confirmed word, not only the held ones.
+        With ``paused`` it decodes audio that ends in a pause of the speaker's (an early
+        decode starts after one): its words are finished, so it confirms them all, as a second
+        hypothesis would (a short command's live decodes often disagree on its first words
+        until it ends: tiny.en heard "at the top." and "hit the taren wick block" before the
+        early decode's "Shut the tauron wick blind.").
         """
         start = align(hypothesis, self.confirmed if whole else self.window)
         self.covered = start
         if start is None:
             return []  # it disagrees with what was confirmed: wait for one that does not
         fresh = list(hypothesis[start:])
-        n = common_prefix(fresh, self.pending)
+        n = len(fresh) if paused else common_prefix(fresh, self.pending)
         new, self.pending = fresh[:n], fresh[n:]
         self.confirmed.extend(new)
         self.held += len(new)

@@ -157,10 +157,10 @@ class LiveDecodes:
             await self._tell(new)
 
     async def confirm_whole(self, result: Result) -> None:
-        """An early decode is also a hypothesis that may confirm what the last live decode
-        guessed (it decodes the whole utterance)."""
+        """An early decode confirms its words: it decodes the whole utterance up to a pause of
+        the speaker's (``Agreement.update``'s ``paused``)."""
         if self.on_partial is not None and not self._audio.ended:
-            new = self.agreement.update(split(result.text), whole=True)
+            new = self.agreement.update(split(result.text), whole=True, paused=True)
             if new:
                 await self._tell(new)
 
