@@ -1,11 +1,13 @@
 """Long audio decoded in batches by a faster-whisper model's CTranslate2 Whisper (the model's side
 of ``long_form``: chunks, lanes and the library's rules are planned there).
 
-Each batch is encoded at once (``Whisper.encode``) and decoded at once (``Whisper.generate``,
-one prompt per chunk: its lane's text so far), at the request's first temperature with its beam
-size; a chunk whose decode fails the library's thresholds is decoded again alone at the next
-temperatures. Segments are handed to ``on_segment`` in time order as soon as every chunk before
-theirs is decoded; the cancel token is read before each batch.
+On the CPU, where the model has a replica per lane, each lane decodes its chunks one after
+another on a replica of its own (``_Run.apart``); elsewhere each batch (the next chunk of every
+lane) is encoded at once (``Whisper.encode``) and decoded at once (``Whisper.generate``). Either
+way a chunk is prompted with its lane's text so far and decoded at the request's first
+temperature with its beam size; a chunk whose decode fails the library's thresholds is decoded
+again alone at the next temperatures. Segments are handed to ``on_segment`` in time order as soon
+as every chunk before theirs is decoded; the cancel token is read before each chunk or batch.
 """
 
 from __future__ import annotations
