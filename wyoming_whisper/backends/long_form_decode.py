@@ -55,8 +55,8 @@ from .long_form import (
 )
 
 HOP = 160  # samples per log-Mel frame (a segment's ``seek`` counts frames, as the library's)
-# Threads that decode a batch's other chunks on the model's other replicas (CPU): CTranslate2
-# shares the weights between replicas, so a second core costs no memory.
+# Threads that decode the lanes after the first on the model's other replicas (CPU, ``apart``):
+# CTranslate2 shares the weights between replicas, so a second core costs no memory.
 _REPLICAS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="long-form")
 
 
