@@ -194,13 +194,20 @@ def test_connection_settings() -> None:
 
 
 def test_cpu_threads() -> None:
-    """One CTranslate2 thread per two cores a worker has, 1 to 4, unless set."""
+    """One CTranslate2 thread per two cores a worker has (per core with every window at 30 s),
+    1 to 4, unless set."""
     assert [default_threads(1, cores) for cores in (1, 2, 3, 4, 8, 64)] == [1, 1, 1, 2, 4, 4]
     assert default_threads(4, 8) == 1 and default_threads(2, 16) == 4 and default_threads(3, 8) == 1
+    full = [default_threads(1, cores, window="full") for cores in (1, 2, 3, 4, 8)]
+    assert full == [1, 2, 3, 4, 4] and default_threads(2, 4, window="full") == 2
     cfg = load_config(["--max-concurrency", "1"], {"WHISPER_CPU_THREADS": "3"})
     assert cfg.cpu_threads == 3 and cfg.threads == 3
     cfg = load_config(["--max-concurrency", "1"], {})
     assert cfg.cpu_threads is None and cfg.threads == default_threads(1)
+    cfg = load_config(["--max-concurrency", "1", "--encoder-window", "full"], {})
+    assert cfg.threads == default_threads(1, window="full")
+    cfg = load_config(["--encoder-window", "full"], {"WHISPER_CPU_THREADS": "1"})
+    assert cfg.threads == 1
 
 
 def test_language_is_read_as_a_request_language_is() -> None:

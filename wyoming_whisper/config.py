@@ -52,7 +52,7 @@ class Config:
     max_upload_mb: float = 200.0
     max_queue: int = 8
     max_concurrency: int = field(default_factory=lambda: default_concurrency())
-    cpu_threads: int | None = None  # None: default_threads(max_concurrency)
+    cpu_threads: int | None = None  # None: default_threads(max_concurrency, encoder_window)
     max_audio_seconds: float = 3600.0
     max_stream_seconds: float = 300.0
     wyoming_idle_timeout: float = 30.0
@@ -84,7 +84,7 @@ class Config:
     @property
     def threads(self) -> int:
         """CTranslate2 threads inside each inference worker on the CPU."""
-        return self.cpu_threads or default_threads(self.max_concurrency)
+        return self.cpu_threads or default_threads(self.max_concurrency, window=self.encoder_window)
 
     @property
     def stream_seconds(self) -> float:
@@ -97,17 +97,21 @@ def default_concurrency() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
 
-def default_threads(workers: int, cores: int | None = None) -> int:
-    """CTranslate2 threads per worker: one per two cores a worker has, 1 to 4.
+def default_threads(workers: int, cores: int | None = None, window: str = "auto") -> int:
+    """CTranslate2 threads per worker: one per two cores a worker has (one per core when every
+    window is 30 s, ``--encoder-window full``), 1 to 4.
 
     At batch one a decoder step is a chain of small products, and a second OpenMP thread costs
     more in synchronisation than it saves: tiny.en on 2 vCPUs decodes a command in 0.26 s with
     one thread and 0.38-0.46 s with two (CTranslate2's default, docs/reliability.md). The cores
     left over run the server's own threads (event loop, VAD, audio conversion) without taking
-    them from a decode.
+    them from a decode. A 30 s encoder pass is one large product that a second thread nearly
+    halves (tiny.en, AMD EPYC: 0.455 -> 0.250 s), so with every window at 30 s the encoder
+    outweighs what the decoder loses: a command 0.559 -> 0.477 s (docs/reliability.md).
     """
     cores = cores or os.cpu_count() or 2
-    return max(1, min(4, cores // (2 * max(1, workers))))
+    per_thread = 1 if window == "full" else 2
+    return max(1, min(4, cores // (per_thread * max(1, workers))))
 
 
 _LIST_FLAGS = {"model": "models", "cors_origins": "cors_origins"}

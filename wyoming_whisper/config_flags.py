@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         metavar="N",
         help="CTranslate2 threads inside each worker on the CPU (default: one per two cores a "
-        "worker has, 1 to 4)",
+        "worker has, one per core with --encoder-window full, 1 to 4)",
     )
     add(
         "--max-audio-seconds",
