@@ -9,7 +9,7 @@ import platform
 import psutil
 import pytest
 
-from wyoming_whisper.malloc import cap_arenas, trim
+from wyoming_whisper.malloc import IdleTrim, cap_arenas, trim
 
 from .harness import PLATFORM_ONLY
 
@@ -45,3 +45,16 @@ def test_trim_returns_freed_heap_pages() -> None:
     after = process.memory_info().rss
     libc.free(top)
     assert before - after > 48 * 1024 * 1024, (before >> 20, after >> 20)
+
+
+def test_idle_trim_only_after_audio_longer_than_a_command() -> None:
+    """Commands keep their scratch mapped (a trim costs the next one its page faults); a long
+    recording's is handed back once, at the next idle moment."""
+    policy = IdleTrim(30 * 16000)
+    assert not policy.due()
+    policy.note(3 * 16000)
+    policy.note(30 * 16000)
+    assert not policy.due()
+    policy.note(31 * 16000)
+    policy.note(2 * 16000)
+    assert policy.due() and not policy.due()

@@ -315,7 +315,7 @@ async def test_resources_flat_after_many_requests(start_server, tmp_path: Path) 
 
     rss_before = Resources.of(srv.proc.pid).rss_mb
     await _run(120, wyoming)
-    await asyncio.sleep(0.5)  # idle: the server trims freed heap pages
+    await asyncio.sleep(0.5)  # idle (a command's scratch stays mapped: malloc.IdleTrim)
     rss_after = Resources.of(srv.proc.pid).rss_mb
     print(f"RSS {rss_before:.1f} MB -> {rss_after:.1f} MB after 120 Wyoming requests")
     print(f"resources before {before} after {after}")

@@ -41,6 +41,9 @@ from .models.manager import ModelManager, ModelState
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
 AUDIO_THREADS = 2  # each job is milliseconds long; two keep one slow client from stalling others
+# An idle server hands freed heap back only after audio longer than one encoder window: a
+# command's scratch stays mapped for the next (malloc.IdleTrim).
+TRIM_AFTER_SECONDS = 30.0
 
 # OpenAI's model names: clients written for OpenAI send these; they mean "the default model".
 OPENAI_MODEL_ALIASES = frozenset(
@@ -81,6 +84,7 @@ class Engine:
         # PCM conversion and resampling, the streams' voice activity detection, the idle trim.
         self._audio = ThreadPoolExecutor(AUDIO_THREADS, thread_name_prefix="audio")
         self.metrics = Metrics()
+        self._idle_trim = malloc.IdleTrim(int(TRIM_AFTER_SECONDS * SAMPLE_RATE))
         self.admission = Admission(
             manager.models,
             config.max_concurrency,
@@ -162,7 +166,9 @@ class Engine:
         return self.admission.readiness(self.manager.models[self.config.default_model])
 
     def _trim(self) -> None:
-        """The last request left: give the decodes' scratch memory back, off the loop."""
+        """The last request left: give a long decode's scratch memory back, off the loop."""
+        if not self._idle_trim.due():
+            return
         with contextlib.suppress(RuntimeError):  # no loop, or it is shutting down
             asyncio.get_running_loop().run_in_executor(self._audio, malloc.trim)
 
@@ -179,7 +185,9 @@ class Engine:
         """An upload's samples, read on the worker pool no further than --max-audio-seconds
         (TooLarge as soon as it is known to be longer)."""
         limit = int(self.config.max_audio_seconds * SAMPLE_RATE)
-        return await self.run_on_workers(audio_mod.read_file, path, limit)
+        samples = await self.run_on_workers(audio_mod.read_file, path, limit)
+        self._idle_trim.note(samples.shape[0])
+        return samples
 
     async def transcribe(
         self,
@@ -206,6 +214,7 @@ class Engine:
             def relay(segment: Segment) -> None:
                 loop.call_soon_threadsafe(callback, segment)
 
+        self._idle_trim.note(samples.shape[0])
         async with self.manager.use(model) as loaded:
             if not loaded.is_multilingual:  # a model whose name did not say it (a local dir)
                 check_language(model, options.language, options.task, english_only=True)
