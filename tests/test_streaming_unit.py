@@ -5,11 +5,17 @@ The incremental VAD is checked against faster-whisper's own one-shot Silero run 
 
 from __future__ import annotations
 
+import gc
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
 import numpy as np
 import pytest
 
 from wyoming_whisper.http.websocket import split_eos
-from wyoming_whisper.streaming import WINDOW, SileroStream, SpeechTracker, final_end
+from wyoming_whisper.streaming import WINDOW, LiveText, SileroStream, SpeechTracker, final_end
+from wyoming_whisper.streaming.live import Partial
 from wyoming_whisper.transcript_chunks import ChunkText
 
 from .harness import clip
@@ -93,3 +99,38 @@ def test_eos_alone_or_glued_to_the_last_audio() -> None:
     # Even PCM that happens to end in the marker's bytes is audio.
     assert split_eos(b"\x00EOS", 0) == (b"\x00EOS", False)
     assert split_eos(b"\x00\x00", 0) == (b"\x00\x00", False)
+
+
+async def test_an_utterance_is_freed_when_its_door_lets_go() -> None:
+    """The door's record holds the stream, the stream holds ``LiveText.told``: the record is
+    held weakly there, so the record and its audio go as soon as the door drops them, not at the
+    next full garbage collection (which a busy server runs rarely: 36 utterances' buffers were
+    found alive after 40 commands)."""
+
+    @dataclass
+    class Record:
+        live: LiveText
+        told: Any  # what a stream holds: its partial callback
+        heard: list[str] = field(default_factory=list)
+
+    async def listener(record: Record, partial: Partial) -> None:
+        record.heard.append(record.live.take(partial))
+
+    live = LiveText()
+    record = Record(live, live.told)
+    live.listen(listener, record)
+    await record.told(Partial(text="turn on", committed="turn on", delta="turn on"))
+    assert record.heard == ["turn on"] and live.sent == ["turn", "on"]
+
+    gone = weakref.ref(record)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        del record
+        assert gone() is None
+    finally:
+        if enabled:
+            gc.enable()
+    await live.told(
+        Partial(text="turn on the", committed="turn on the", delta="the")
+    )  # no record: nothing to tell

@@ -11,7 +11,6 @@ and its events; this owns what an utterance is and what it says on the connectio
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -87,7 +86,7 @@ class Utterances:
         live = LiveText()
         stream = Stream.open(engine, req, endpoint_silence=endpoint, on_partial=live.told)
         utt = Utterance(req.model, stream, req.language, follows_answer=follows_answer, live=live)
-        live.listen(functools.partial(self.live, utt))
+        live.listen(self.live, utt)
         utt.home = engine.assist.home(asked.transcript_names or ())
         return utt
 

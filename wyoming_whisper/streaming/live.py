@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from itertools import accumulate
-from typing import Any
+from typing import Any, TypeVar
 
 from ..agreement import Agreement, piece, rest
 from ..backends.base import SAMPLE_RATE, CancelToken, Result, Segment, TranscribeOptions
@@ -42,6 +43,7 @@ class Partial:
 
 
 PartialCallback = Callable[[Partial], Awaitable[None]]
+T = TypeVar("T")
 
 
 class LiveDecodes:
@@ -208,15 +210,23 @@ class LiveText:
 
     def __init__(self) -> None:
         self.sent: list[str] = []  # confirmed words sent while the speaker talked
-        self._listener: PartialCallback | None = None
+        self._listener: Callable[[Any, Partial], Awaitable[None]] | None = None
+        self._record: weakref.ref[Any] | None = None
 
-    def listen(self, listener: PartialCallback) -> None:
+    def listen(self, listener: Callable[[T, Partial], Awaitable[None]], record: T) -> None:
+        """Hand each partial to ``listener`` with the door's ``record`` of the utterance.
+
+        The record holds the stream, which holds ``told``: held here weakly, it is freed (with
+        its audio) as soon as the door lets go of it, not at the next full garbage collection.
+        """
         self._listener = listener
+        self._record = weakref.ref(record)
 
     async def told(self, partial: Partial) -> None:
         """The stream's partial callback: hands the partial to the door's listener."""
-        if self._listener is not None:
-            await self._listener(partial)
+        record = self._record() if self._record is not None else None
+        if self._listener is not None and record is not None:
+            await self._listener(record, partial)
 
     def take(self, partial: Partial) -> str:
         """The piece of ``partial`` to send now ("" when none), recorded as sent."""

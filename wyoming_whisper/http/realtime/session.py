@@ -17,7 +17,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import functools
 import itertools
 import logging
 import uuid
@@ -327,7 +326,7 @@ class Session:
             on_partial=live.told,
         )
         item = Item("item_" + uuid.uuid4().hex[:20], stream, int(self._received_ms), live=live)
-        live.listen(functools.partial(self._live, item))
+        live.listen(self._live, item)
         self._item = item
         return item
 
