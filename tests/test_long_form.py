@@ -17,6 +17,7 @@ from wyoming_whisper.backends.long_form import (
     batch_size,
     compression_ratio,
     fails,
+    joined_spans,
     lanes,
     loops,
     plan_chunks,
@@ -25,6 +26,7 @@ from wyoming_whisper.backends.long_form import (
     silent,
     sparse,
     split_tokens,
+    vad_parts,
     window_frames,
 )
 
@@ -205,3 +207,21 @@ def test_prompts_as_the_library_builds_them() -> None:
     assert prompt(50360, sot, [3], [7, 8]) == [50360, 7, 8, 3, *sot]
     long = list(range(1000))
     assert prompt(50360, sot, long, [])[1:-2] == long[-PROMPT_TOKENS:]
+
+
+def test_a_long_recording_s_vad_runs_in_two_overlapping_parts_on_silero_s_grid() -> None:
+    assert vad_parts(119 * 16000) is None
+    second_start, first_end = vad_parts(200 * 16000) or (0, 0)
+    assert second_start % 512 == 0 and first_end % 512 == 0
+    assert second_start < 100 * 16000 < first_end and first_end - second_start >= 16 * 16000
+
+
+def test_two_parts_spans_join_at_a_pause_both_heard() -> None:
+    """Each side's own spans, cut in a moment of silence in both parts; none when speech fills
+    the overlap (the caller runs the VAD once over the whole recording then)."""
+    first = [(0, 100), (180, 260), (300, 420)]
+    second = [(190, 260), (300, 420), (500, 600)]
+    assert joined_spans(first, second, 150, 350) == [(0, 100), (190, 260), (300, 420), (500, 600)]
+    assert joined_spans(first, second, 265, 290) == [(0, 100), (180, 260), (300, 420), (500, 600)]
+    assert joined_spans([(0, 1000)], [(0, 1000)], 100, 900) is None
+    assert joined_spans([], [], 100, 200) == []

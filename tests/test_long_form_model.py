@@ -148,3 +148,33 @@ def test_two_lanes_decode_apart_on_two_replicas(
     cancelled = model.transcribe(audio, TranscribeOptions(), lambda _: token.cancel(), token)
     assert cancelled.segments and cancelled.segments[-1].end <= 31.0
     model.unload()
+
+
+def test_a_long_recording_s_vad_runs_in_two_parts_at_once_and_hears_the_same_speech(
+    recording: tuple[np.ndarray, list[tuple[float, float]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past two minutes the second half's VAD runs on another thread while the first half's
+    runs; the spans cover the speech the whole recording's single pass hears (Silero's state
+    differs from a window or two where the second part starts)."""
+    audio = np.concatenate([recording[0], recording[0]])  # 130 s
+    whole = [
+        (s["start"], s["end"])
+        for s in long_form_decode.speech_spans(audio, **long_form.VAD_OPTIONS)
+    ]
+    calls: list[tuple[int, str]] = []
+    real = long_form_decode.speech_spans
+
+    def spy(part: np.ndarray, **vad: Any) -> list[dict[str, int]]:
+        calls.append((len(part), threading.current_thread().name))
+        return real(part, **vad)
+
+    monkeypatch.setattr(long_form_decode, "speech_spans", spy)
+    joined = long_form_decode._spans(audio)
+    second_start, first_end = long_form.vad_parts(len(audio)) or (0, 0)
+    assert sorted(n for n, _ in calls) == sorted([first_end, len(audio) - second_start])
+    assert len({thread for _, thread in calls}) == 2
+    speech = sum(e - s for s, e in whole)
+    assert abs(sum(e - s for s, e in joined) - speech) < 0.02 * speech
+    for s, e in whole:
+        assert any(js < e and s < je for js, je in joined), (s, e)
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(joined))

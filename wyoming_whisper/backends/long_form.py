@@ -48,6 +48,48 @@ VAD_OPTIONS = {
     "max_speech_duration_s": MAX_CHUNK_SECONDS - 2 * EDGE_SECONDS,
 }
 
+# A recording this long has its VAD run in two overlapping parts at once (two cores: Silero is a
+# recurrent model, one window after another, 0.56 s for 254 s on one core): the second part
+# starts VAD_OVERLAP_SECONDS before the middle, and its spans count from a pause both parts heard
+# within half that of the middle, so its state has settled for seconds by then.
+SPLIT_VAD_SECONDS = 120.0
+VAD_OVERLAP_SECONDS = 10.0
+VAD_WINDOW = 512  # Silero's window: the second part starts on the whole recording's grid
+
+
+def vad_parts(total: int) -> tuple[int, int] | None:
+    """Where the second part starts and the first ends (samples) when ``total`` samples are
+    split for the VAD; None for a recording too short to be worth it."""
+    if total < SPLIT_VAD_SECONDS * SAMPLE_RATE:
+        return None
+    overlap = round(VAD_OVERLAP_SECONDS * SAMPLE_RATE / VAD_WINDOW) * VAD_WINDOW
+    middle = total // 2 // VAD_WINDOW * VAD_WINDOW
+    return middle - overlap, middle + overlap
+
+
+def joined_spans(
+    first: Sequence[tuple[int, int]],
+    second: Sequence[tuple[int, int]],
+    low: int,
+    high: int,
+) -> list[tuple[int, int]] | None:
+    """One recording's speech spans from two parts' (``second``'s counted from the recording's
+    start): the first's before a pause that both heard between ``low`` and ``high``, the
+    second's after it. None when no moment there is silent in both (speech throughout)."""
+    inside = sorted((s, e) for s, e in [*first, *second] if s < high and e > low)
+    cut, position = None, low
+    for start, end in inside:
+        if start > position:
+            cut = (position + start) // 2
+            break
+        position = max(position, end)
+    if cut is None and position < high:
+        cut = (position + high) // 2
+    if cut is None:
+        return None
+    return [(s, e) for s, e in first if e <= cut] + [(s, e) for s, e in second if s >= cut]
+
+
 # A batch is encoded as long as its longest chunk and this margin, never under the floor (the
 # encoder window's fit, docs/encoder-window.md): a chunk's rest or a short chunk costs less.
 ENCODE_MARGIN_SECONDS = 4.0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +45,7 @@ from .long_form import (
     Piece,
     compression_ratio,
     fails,
+    joined_spans,
     loops,
     plan_chunks,
     plan_lanes,
@@ -51,12 +53,14 @@ from .long_form import (
     silent,
     sparse,
     split_tokens,
+    vad_parts,
     window_frames,
 )
 
 HOP = 160  # samples per log-Mel frame (a segment's ``seek`` counts frames, as the library's)
 # Threads that decode the lanes after the first on the model's other replicas (CPU, ``apart``):
-# CTranslate2 shares the weights between replicas, so a second core costs no memory.
+# CTranslate2 shares the weights between replicas, so a second core costs no memory. One also
+# runs the VAD over the second half of a long recording (``_spans``).
 _REPLICAS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="long-form")
 
 
@@ -97,7 +101,7 @@ class LongForm:
     ) -> Result | None:
         """The recording decoded in batches; None when the VAD hears no speech in it (the
         caller decodes it the library's way, which decides what silence says)."""
-        spans = [(s["start"], s["end"]) for s in speech_spans(audio, **VAD_OPTIONS)]
+        spans = _spans(audio)
         if not plan_chunks(spans, len(audio)):
             return None
         run = _Run(self, audio, plan_lanes(spans, len(audio), self.batch), options, language)
@@ -108,6 +112,25 @@ class LongForm:
             while not (cancel is not None and cancel.cancelled) and run.step():
                 pass
         return run.result()
+
+
+def _spans(audio: np.ndarray) -> list[tuple[int, int]]:
+    """Silero's speech spans in ``audio``; in a long recording, its two halves' at once."""
+
+    def heard(start: int, end: int) -> list[tuple[int, int]]:
+        found = speech_spans(audio[start:end], **VAD_OPTIONS)
+        return [(start + s["start"], start + s["end"]) for s in found]
+
+    parts = vad_parts(len(audio))
+    if parts is None or (os.cpu_count() or 1) < 2:
+        return heard(0, len(audio))
+    second_start, first_end = parts
+    second = _REPLICAS.submit(heard, second_start, len(audio))
+    first = heard(0, first_end)
+    middle = (second_start + first_end) // 2
+    quarter = (first_end - second_start) // 4
+    joined = joined_spans(first, second.result(), middle - quarter, middle + quarter)
+    return joined if joined is not None else heard(0, len(audio))
 
 
 class _Run:
