@@ -4,8 +4,11 @@ glibc gives each thread that meets contention its own arena (up to 8 per core), 
 in one arena is not handed back to the others or to the system. Decoding threads, the VAD
 executor and the event loop each churn through audio-sized buffers, so the resident size of a busy
 server wanders by tens of MB from request to request although nothing leaks (measured: +/-30 MB
-over 500 Wyoming requests; flat within 3 MB with two arenas, at the same speed). Two arenas is what
-``MALLOC_ARENA_MAX=2`` gives, the usual setting for Python servers; a value the user set wins.
+over 500 Wyoming requests; flat within 3 MB with two arenas, at the same speed). One arena holds
+one decode's scratch where two held it twice, once for each CTranslate2 replica that ran a
+command (tiny.en under 4 clients: peak 249-252 -> 231-234 MB; the same time for 40 commands and
+for a long recording's two lanes at once, AMD EPYC): ``MALLOC_ARENA_MAX=1``. A value the user set
+wins.
 
 glibc also keeps freed pages mapped. ``trim`` hands them back (about 2 ms), and the next decode
 pays for them again in page faults. ``IdleTrim`` says when that is worth it: a command's scratch
@@ -25,7 +28,7 @@ import platform
 _LOGGER = logging.getLogger(__name__)
 
 M_ARENA_MAX = -8  # from glibc's malloc.h
-DEFAULT_ARENAS = 2
+DEFAULT_ARENAS = 1
 
 
 def _glibc() -> ctypes.CDLL | None:
