@@ -211,9 +211,12 @@ def test_prompts_as_the_library_builds_them() -> None:
 
 def test_a_long_recording_s_vad_runs_in_two_overlapping_parts_on_silero_s_grid() -> None:
     assert vad_parts(119 * 16000) is None
-    second_start, first_end = vad_parts(200 * 16000) or (0, 0)
+    parts = vad_parts(200 * 16000)
+    assert parts is not None
+    second_start, first_end = parts.second_start, parts.first_end
     assert second_start % 512 == 0 and first_end % 512 == 0
     assert second_start < 100 * 16000 < first_end and first_end - second_start >= 16 * 16000
+    assert second_start < parts.low < 100 * 16000 < parts.high < first_end
 
 
 def test_two_parts_spans_join_at_a_pause_both_heard() -> None:

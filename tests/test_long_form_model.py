@@ -170,8 +170,9 @@ def test_a_long_recording_s_vad_runs_in_two_parts_at_once_and_hears_the_same_spe
 
     monkeypatch.setattr(long_form_decode, "speech_spans", spy)
     joined = long_form_decode._spans(audio)
-    second_start, first_end = long_form.vad_parts(len(audio)) or (0, 0)
-    assert sorted(n for n, _ in calls) == sorted([first_end, len(audio) - second_start])
+    parts = long_form.vad_parts(len(audio))
+    assert parts is not None
+    assert sorted(n for n, _ in calls) == sorted([parts.first_end, len(audio) - parts.second_start])
     assert len({thread for _, thread in calls}) == 2
     speech = sum(e - s for s, e in whole)
     assert abs(sum(e - s for s, e in joined) - speech) < 0.02 * speech

@@ -19,6 +19,7 @@ import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .base import SAMPLE_RATE
 
@@ -57,14 +58,26 @@ VAD_OVERLAP_SECONDS = 10.0
 VAD_WINDOW = 512  # Silero's window: the second part starts on the whole recording's grid
 
 
-def vad_parts(total: int) -> tuple[int, int] | None:
-    """Where the second part starts and the first ends (samples) when ``total`` samples are
-    split for the VAD; None for a recording too short to be worth it."""
+class VadParts(NamedTuple):
+    """A long recording's VAD in two parts (samples): the first ``[0, first_end)``, the second
+    ``[second_start, total)``; their spans join at a pause both heard in ``[low, high)``."""
+
+    second_start: int
+    first_end: int
+    low: int
+    high: int
+
+
+def vad_parts(total: int) -> VadParts | None:
+    """How ``total`` samples are split for the VAD; None for a recording too short to be worth
+    it."""
     if total < SPLIT_VAD_SECONDS * SAMPLE_RATE:
         return None
     overlap = round(VAD_OVERLAP_SECONDS * SAMPLE_RATE / VAD_WINDOW) * VAD_WINDOW
     middle = total // 2 // VAD_WINDOW * VAD_WINDOW
-    return middle - overlap, middle + overlap
+    return VadParts(
+        middle - overlap, middle + overlap, middle - overlap // 2, middle + overlap // 2
+    )
 
 
 def joined_spans(

@@ -124,12 +124,9 @@ def _spans(audio: np.ndarray) -> list[tuple[int, int]]:
     parts = vad_parts(len(audio))
     if parts is None or (os.cpu_count() or 1) < 2:
         return heard(0, len(audio))
-    second_start, first_end = parts
-    second = _REPLICAS.submit(heard, second_start, len(audio))
-    first = heard(0, first_end)
-    middle = (second_start + first_end) // 2
-    quarter = (first_end - second_start) // 4
-    joined = joined_spans(first, second.result(), middle - quarter, middle + quarter)
+    second = _REPLICAS.submit(heard, parts.second_start, len(audio))
+    first = heard(0, parts.first_end)
+    joined = joined_spans(first, second.result(), parts.low, parts.high)
     return joined if joined is not None else heard(0, len(audio))
 
 
